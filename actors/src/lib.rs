@@ -1,0 +1,1 @@
+//! Live entities of ONE MEDI: supervised actors, the fleet index and dispatch.

@@ -1,0 +1,1 @@
+//! ONE MEDI server library: configuration, persistence, HTTP API and real-time sessions.

@@ -1,0 +1,2 @@
+//! The `onemedi` command line: serve, migrate, seed demo data, manage users.
+fn main() {}
