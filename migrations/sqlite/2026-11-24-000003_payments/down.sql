@@ -1,0 +1,9 @@
+DROP INDEX refunds_status_idx;
+DROP INDEX refunds_payment_idx;
+DROP TABLE refunds;
+DROP INDEX payment_events_payment_idx;
+DROP TABLE payment_events;
+DROP INDEX payments_status_idx;
+DROP INDEX payments_reference_idx;
+DROP INDEX payments_user_idx;
+DROP TABLE payments;

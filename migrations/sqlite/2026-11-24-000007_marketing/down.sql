@@ -1,0 +1,13 @@
+DROP INDEX notifications_campaign_idx;
+DROP INDEX notifications_unread_idx;
+DROP INDEX notifications_user_idx;
+DROP TABLE notifications;
+DROP INDEX campaigns_status_idx;
+DROP TABLE campaigns;
+DROP INDEX offers_coupon_idx;
+DROP INDEX offers_active_idx;
+DROP TABLE offers;
+DROP INDEX banners_placement_idx;
+DROP TABLE banners;
+DROP INDEX coupons_active_idx;
+DROP TABLE coupons;

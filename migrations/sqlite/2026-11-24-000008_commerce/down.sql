@@ -1,0 +1,12 @@
+DROP INDEX coupon_redemptions_by_user_idx;
+DROP INDEX coupon_redemptions_user_idx;
+DROP TABLE coupon_redemptions;
+DROP INDEX order_items_medicine_idx;
+DROP TABLE order_items;
+DROP INDEX orders_coupon_idx;
+DROP INDEX orders_rider_idx;
+DROP INDEX orders_status_idx;
+DROP INDEX orders_user_idx;
+DROP TABLE orders;
+DROP INDEX cart_items_medicine_idx;
+DROP TABLE cart_items;
