@@ -1,0 +1,247 @@
+//! The ambulance request lifecycle, from the call to the hand-over at the hospital.
+//!
+//! ```text
+//! requested ─offer─▶ offered ─assign─▶ assigned ─depart─▶ en_route ─arrive─▶ on_scene
+//!    ▲   │             │ (offer again)                                          │ start_transport
+//!    └───┴─offer_lapsed┘                                                        ▼
+//! closed ◀─close─ handed_over ◀─hand_over─ at_destination ◀─reach_destination─ transporting
+//! requested|offered ─no_unit─▶ no_unit_available ─escalate─▶ escalated ─assign─▶ assigned
+//! cancel: from requested, offered, assigned, en_route, no_unit_available, escalated
+//! ```
+
+use serde::{Deserialize, Serialize};
+
+use super::{EntityKind, TransitionError};
+use crate::ids::UnitId;
+
+/// Where an ambulance request is. Unit-bearing states name the unit, so "assigned without a unit"
+/// cannot be represented.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "status", content = "unit", rename_all = "snake_case")]
+pub enum AmbulanceStatus {
+    /// Waiting for the dispatcher to find a unit.
+    Requested,
+    /// Offered to one unit's crew, awaiting their answer.
+    Offered(UnitId),
+    /// A unit was claimed for the request.
+    Assigned(UnitId),
+    /// The unit is driving to the patient.
+    EnRoute(UnitId),
+    /// The crew is with the patient.
+    OnScene(UnitId),
+    /// Carrying the patient to a hospital.
+    Transporting(UnitId),
+    /// Arrived at the hospital.
+    AtDestination(UnitId),
+    /// The patient was handed over to hospital staff.
+    HandedOver(UnitId),
+    /// Finished (terminal).
+    Closed,
+    /// Called off (terminal).
+    Cancelled,
+    /// Nobody could be found, even after widening the search.
+    NoUnitAvailable,
+    /// A human dispatcher took over.
+    Escalated,
+}
+
+/// What can happen to an ambulance request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "event", content = "unit", rename_all = "snake_case")]
+pub enum AmbulanceEvent {
+    /// Offer the job to a unit (also replaces a declined or lapsed offer).
+    Offer(UnitId),
+    /// The current offer was declined or timed out, and no replacement is ready yet.
+    OfferLapsed,
+    /// The unit was claimed in the store.
+    Assign(UnitId),
+    /// The crew set off.
+    Depart,
+    /// The crew reached the patient.
+    Arrive,
+    /// The patient is loaded.
+    StartTransport,
+    /// The unit reached the hospital.
+    ReachDestination,
+    /// Hospital staff took over.
+    HandOver,
+    /// Paperwork done.
+    Close,
+    /// Caller or dispatcher called it off.
+    Cancel,
+    /// The search found nobody.
+    NoUnit,
+    /// Hand the request to a human dispatcher.
+    Escalate,
+}
+
+impl AmbulanceEvent {
+    /// The event's snake_case name.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::Offer(_) => "offer",
+            Self::OfferLapsed => "offer_lapsed",
+            Self::Assign(_) => "assign",
+            Self::Depart => "depart",
+            Self::Arrive => "arrive",
+            Self::StartTransport => "start_transport",
+            Self::ReachDestination => "reach_destination",
+            Self::HandOver => "hand_over",
+            Self::Close => "close",
+            Self::Cancel => "cancel",
+            Self::NoUnit => "no_unit",
+            Self::Escalate => "escalate",
+        }
+    }
+}
+
+impl AmbulanceStatus {
+    /// The state's snake_case name.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::Requested => "requested",
+            Self::Offered(_) => "offered",
+            Self::Assigned(_) => "assigned",
+            Self::EnRoute(_) => "en_route",
+            Self::OnScene(_) => "on_scene",
+            Self::Transporting(_) => "transporting",
+            Self::AtDestination(_) => "at_destination",
+            Self::HandedOver(_) => "handed_over",
+            Self::Closed => "closed",
+            Self::Cancelled => "cancelled",
+            Self::NoUnitAvailable => "no_unit_available",
+            Self::Escalated => "escalated",
+        }
+    }
+
+    /// The unit serving the request, if one is offered or assigned.
+    pub fn unit(&self) -> Option<UnitId> {
+        match *self {
+            Self::Offered(u)
+            | Self::Assigned(u)
+            | Self::EnRoute(u)
+            | Self::OnScene(u)
+            | Self::Transporting(u)
+            | Self::AtDestination(u)
+            | Self::HandedOver(u) => Some(u),
+            _ => None,
+        }
+    }
+
+    /// The transition function.
+    pub fn transition(&self, event: &AmbulanceEvent) -> Result<Self, TransitionError> {
+        use AmbulanceEvent as E;
+        use AmbulanceStatus as S;
+        let next = match (*self, *event) {
+            (S::Requested | S::Offered(_), E::Offer(u)) => S::Offered(u),
+            (S::Offered(_), E::OfferLapsed) => S::Requested,
+            (S::Requested | S::Offered(_) | S::NoUnitAvailable | S::Escalated, E::Assign(u)) => {
+                S::Assigned(u)
+            }
+            (S::Assigned(u), E::Depart) => S::EnRoute(u),
+            (S::EnRoute(u), E::Arrive) => S::OnScene(u),
+            (S::OnScene(u), E::StartTransport) => S::Transporting(u),
+            (S::Transporting(u), E::ReachDestination) => S::AtDestination(u),
+            (S::AtDestination(u), E::HandOver) => S::HandedOver(u),
+            (S::HandedOver(_), E::Close) => S::Closed,
+            (
+                S::Requested
+                | S::Offered(_)
+                | S::Assigned(_)
+                | S::EnRoute(_)
+                | S::NoUnitAvailable
+                | S::Escalated,
+                E::Cancel,
+            ) => S::Cancelled,
+            (S::Requested | S::Offered(_), E::NoUnit) => S::NoUnitAvailable,
+            (S::NoUnitAvailable, E::Escalate) => S::Escalated,
+            (state, event) => {
+                return Err(TransitionError::Illegal {
+                    kind: EntityKind::AmbulanceRequest,
+                    state: state.name(),
+                    event: event.name(),
+                });
+            }
+        };
+        Ok(next)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const UNIT: UnitId = UnitId(9);
+
+    #[test]
+    fn a_request_walks_the_whole_happy_path_to_closed() {
+        let path = [
+            AmbulanceEvent::Offer(UNIT),
+            AmbulanceEvent::Assign(UNIT),
+            AmbulanceEvent::Depart,
+            AmbulanceEvent::Arrive,
+            AmbulanceEvent::StartTransport,
+            AmbulanceEvent::ReachDestination,
+            AmbulanceEvent::HandOver,
+            AmbulanceEvent::Close,
+        ];
+        let end = path
+            .iter()
+            .try_fold(AmbulanceStatus::Requested, |s, e| s.transition(e))
+            .unwrap();
+        assert_eq!(end, AmbulanceStatus::Closed);
+    }
+
+    #[test]
+    fn a_request_cannot_skip_from_requested_to_on_scene() {
+        let err = AmbulanceStatus::Requested
+            .transition(&AmbulanceEvent::Arrive)
+            .unwrap_err();
+        assert_eq!(
+            err,
+            TransitionError::Illegal {
+                kind: EntityKind::AmbulanceRequest,
+                state: "requested",
+                event: "arrive"
+            }
+        );
+    }
+
+    #[test]
+    fn a_patient_on_scene_can_no_longer_be_cancelled() {
+        assert!(
+            AmbulanceStatus::OnScene(UNIT)
+                .transition(&AmbulanceEvent::Cancel)
+                .is_err()
+        );
+        assert_eq!(
+            AmbulanceStatus::EnRoute(UNIT).transition(&AmbulanceEvent::Cancel),
+            Ok(AmbulanceStatus::Cancelled)
+        );
+    }
+
+    #[test]
+    fn an_escalated_request_can_be_assigned_by_hand() {
+        let s = AmbulanceStatus::Requested
+            .transition(&AmbulanceEvent::NoUnit)
+            .unwrap();
+        let s = s.transition(&AmbulanceEvent::Escalate).unwrap();
+        assert_eq!(
+            s.transition(&AmbulanceEvent::Assign(UNIT)),
+            Ok(AmbulanceStatus::Assigned(UNIT))
+        );
+    }
+
+    #[test]
+    fn closed_and_cancelled_are_terminal() {
+        for terminal in [AmbulanceStatus::Closed, AmbulanceStatus::Cancelled] {
+            for event in [
+                AmbulanceEvent::Offer(UNIT),
+                AmbulanceEvent::Cancel,
+                AmbulanceEvent::Assign(UNIT),
+            ] {
+                assert!(terminal.transition(&event).is_err());
+            }
+        }
+    }
+}
