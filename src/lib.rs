@@ -1,1 +1,226 @@
 //! ONE MEDI server library: configuration, persistence, HTTP API and real-time sessions.
+
+pub mod api;
+pub mod auth;
+pub mod config;
+pub mod db;
+pub mod domain;
+pub mod error;
+pub mod integrations;
+pub mod metrics;
+pub mod middleware;
+pub mod ratelimit;
+pub mod state;
+pub mod telemetry;
+
+use std::{net::TcpListener, sync::Arc, time::Duration};
+
+use actix_cors::Cors;
+use actix_web::{
+    App, HttpRequest, HttpResponse, HttpServer,
+    dev::{Server, ServerHandle},
+    http::{Method, header},
+    middleware::from_fn,
+    web,
+};
+use anyhow::Context;
+use tracing_actix_web::TracingLogger;
+use utoipa::OpenApi;
+use utoipa_actix_web::AppExt;
+use utoipa_swagger_ui::SwaggerUi;
+
+use crate::{
+    auth::JwtKeys,
+    config::Settings,
+    db::Db,
+    error::{ApiError, ErrorCode},
+    integrations::sms::OutboxSms,
+    ratelimit::RateLimiter,
+    state::AppState,
+};
+
+/// How often stale idempotency records are deleted.
+const IDEMPOTENCY_PURGE_INTERVAL: Duration = Duration::from_secs(3600);
+
+/// A built server: the listener is bound (so the port is known) but not yet serving.
+pub struct Application {
+    port: u16,
+    server: Server,
+    state: web::Data<AppState>,
+}
+
+impl Application {
+    /// Connects the database (migrating it) and Redis, binds the listener and assembles the routes.
+    pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+        let state = web::Data::new(build_state(settings).await?);
+        let listener = TcpListener::bind(state.settings.server.bind)
+            .with_context(|| format!("binding {}", state.settings.server.bind))?;
+        let port = listener.local_addr()?.port();
+        let server = serve(listener, state.clone())?;
+        Ok(Self { port, server, state })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    pub fn state(&self) -> web::Data<AppState> {
+        self.state.clone()
+    }
+
+    /// A handle to stop the server gracefully.
+    pub fn handle(&self) -> ServerHandle {
+        self.server.handle()
+    }
+
+    /// Serves until SIGINT/SIGTERM or [`ServerHandle::stop`], then drains in-flight requests.
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        let state = self.state.clone();
+        let purge = actix_web::rt::spawn(async move {
+            let mut tick = tokio::time::interval(IDEMPOTENCY_PURGE_INTERVAL);
+            loop {
+                tick.tick().await;
+                purge_idempotency(&state).await;
+            }
+        });
+        let result = self.server.await;
+        purge.abort();
+        result
+    }
+}
+
+/// Connects everything the handlers share.
+pub async fn build_state(settings: Settings) -> anyhow::Result<AppState> {
+    let data_dir = settings.server.data_dir.clone();
+    std::fs::create_dir_all(&data_dir)
+        .with_context(|| format!("creating data dir {}", data_dir.display()))?;
+    let url = settings.database.effective_url(&data_dir);
+    let db = Db::connect(&url, settings.database.max_connections)
+        .await
+        .context("opening the database")?;
+    let redis = match settings.redis.url() {
+        Some(url) => {
+            let client = redis::Client::open(url).context("parsing REDIS_URL")?;
+            let conn = tokio::time::timeout(Duration::from_secs(5), client.get_connection_manager())
+                .await
+                .context("connecting to Redis timed out")?
+                .context("connecting to Redis")?;
+            Some(conn)
+        }
+        None => None,
+    };
+    let limiter = match &redis {
+        Some(conn) => RateLimiter::Redis {
+            conn: conn.clone(),
+            prefix: settings.redis.key_prefix.clone(),
+        },
+        None => RateLimiter::local(),
+    };
+    let jwt = JwtKeys::from_settings(&settings.auth, &data_dir)?;
+    let sms = Arc::new(OutboxSms::new(data_dir.join("outbox")));
+    tracing::info!(
+        backend = db.backend().name(),
+        redis = redis.is_some(),
+        "dependencies connected"
+    );
+    Ok(AppState {
+        settings,
+        db,
+        redis,
+        jwt,
+        limiter,
+        sms,
+        metrics: Default::default(),
+    })
+}
+
+fn serve(listener: TcpListener, state: web::Data<AppState>) -> anyhow::Result<Server> {
+    let shutdown_secs = state.settings.server.shutdown_timeout_secs;
+    let server = HttpServer::new(move || {
+        let settings = &state.settings.server;
+        let (app, openapi) = App::new()
+            .into_utoipa_app()
+            .openapi(api::docs::ApiDoc::openapi())
+            .app_data(state.clone())
+            .app_data(
+                web::JsonConfig::default()
+                    .limit(settings.body_limit_bytes)
+                    .error_handler(error::json_error_handler),
+            )
+            .app_data(web::PayloadConfig::new(settings.body_limit_bytes))
+            .app_data(web::QueryConfig::default().error_handler(error::query_error_handler))
+            .app_data(web::PathConfig::default().error_handler(error::path_error_handler))
+            .configure(api::configure)
+            .split_for_parts();
+        app.service(SwaggerUi::new("/docs/{_:.*}").url("/api-docs/openapi.json", openapi))
+            .route("/docs", web::get().to(|| async { redirect("/docs/") }))
+            .default_service(web::to(fallback))
+            .wrap(from_fn(middleware::idempotency::handle))
+            .wrap(from_fn(middleware::rate_limit::limit))
+            .wrap(from_fn(middleware::metrics::record))
+            .wrap(cors(&settings.cors_origins))
+            .wrap(TracingLogger::default())
+    })
+    .listen(listener)?
+    .shutdown_timeout(shutdown_secs)
+    .run();
+    Ok(server)
+}
+
+fn cors(origins: &[String]) -> Cors {
+    let mut cors = Cors::default()
+        .allowed_methods([
+            Method::GET,
+            Method::POST,
+            Method::PUT,
+            Method::PATCH,
+            Method::DELETE,
+        ])
+        .allowed_headers([header::AUTHORIZATION, header::CONTENT_TYPE, header::ACCEPT])
+        .allowed_header("idempotency-key")
+        .expose_headers([
+            "x-request-id",
+            "retry-after",
+            "x-ratelimit-remaining",
+            "idempotency-replayed",
+        ])
+        .max_age(3600);
+    for origin in origins {
+        cors = cors.allowed_origin(origin);
+    }
+    cors
+}
+
+fn redirect(to: &'static str) -> HttpResponse {
+    HttpResponse::Found()
+        .insert_header((header::LOCATION, to))
+        .finish()
+}
+
+/// No route matched: 405 when the path exists with other methods, else 404 — both as JSON errors.
+async fn fallback(req: HttpRequest) -> Result<HttpResponse, ApiError> {
+    if req.resource_map().has_resource(req.path()) {
+        Err(ApiError::new(
+            ErrorCode::MethodNotAllowed,
+            format!("{} is not allowed here", req.method()),
+        ))
+    } else {
+        Err(ApiError::new(
+            ErrorCode::NotFound,
+            format!("no route {}", req.path()),
+        ))
+    }
+}
+
+async fn purge_idempotency(state: &AppState) {
+    let ttl = chrono::TimeDelta::seconds(state.settings.idempotency.ttl_secs as i64);
+    let purged = async {
+        let mut conn = state.db.write().await?;
+        Ok::<_, db::DbError>(db::idempotency::purge(&mut conn, db::now() - ttl).await?)
+    };
+    match purged.await {
+        Ok(n) if n > 0 => tracing::info!(purged = n, "expired idempotency records deleted"),
+        Ok(_) => {}
+        Err(error) => tracing::warn!(error = %error, "idempotency purge failed"),
+    }
+}

@@ -1,0 +1,41 @@
+//! The OpenAPI document's frame (title, security scheme); paths are collected from the routes.
+
+use utoipa::{
+    Modify, OpenApi,
+    openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme},
+};
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "ONE MEDI API",
+        description = "Medicines, lab tests, doctors, home care, insurance and emergency dispatch. \
+            Errors are `{\"error\":{\"code\",\"message\",\"details\"}}`; mutating routes honour `Idempotency-Key`.",
+    ),
+    modifiers(&BearerAuth),
+    components(schemas(crate::error::ErrorBody, crate::error::ErrorCode)),
+    tags(
+        (name = "auth", description = "Registration, login, OTP"),
+        (name = "users", description = "Profile and addresses"),
+        (name = "admin", description = "Administration"),
+        (name = "operations", description = "Health, readiness, metrics"),
+    )
+)]
+pub struct ApiDoc;
+
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("JWT")
+                    .build(),
+            ),
+        );
+    }
+}

@@ -1,0 +1,220 @@
+//! The REST API under `/api/v1`: one module per area, plus the conventions every route shares.
+
+pub mod admin;
+pub mod auth;
+pub mod docs;
+pub mod health;
+pub mod users;
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use utoipa::{IntoParams, ToSchema};
+use utoipa_actix_web::{scope, service_config::ServiceConfig};
+
+use crate::error::{ApiError, ErrorCode};
+
+/// Largest page a client may ask for.
+pub const MAX_PER_PAGE: u32 = 100;
+const DEFAULT_PER_PAGE: u32 = 20;
+
+/// `?page=&per_page=` (1-based; `per_page` at most 100).
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct PageQuery {
+    pub page: Option<u32>,
+    pub per_page: Option<u32>,
+}
+
+/// A validated page request.
+#[derive(Debug, Clone, Copy)]
+pub struct PageRequest {
+    pub page: u32,
+    pub per_page: u32,
+}
+
+impl PageQuery {
+    pub fn validate(&self) -> Result<PageRequest, ApiError> {
+        let mut problems = Problems::default();
+        let page = self.page.unwrap_or(1);
+        let per_page = self.per_page.unwrap_or(DEFAULT_PER_PAGE);
+        if page == 0 {
+            problems.add("page", "must be 1 or more");
+        }
+        if !(1..=MAX_PER_PAGE).contains(&per_page) {
+            problems.add("per_page", format!("must be between 1 and {MAX_PER_PAGE}"));
+        }
+        problems.finish()?;
+        Ok(PageRequest { page, per_page })
+    }
+}
+
+impl PageRequest {
+    pub fn limit(self) -> i64 {
+        i64::from(self.per_page)
+    }
+
+    pub fn offset(self) -> i64 {
+        i64::from(self.page - 1) * i64::from(self.per_page)
+    }
+
+    pub fn wrap<T>(self, items: Vec<T>, total: i64) -> Page<T> {
+        Page {
+            items,
+            page: self.page,
+            per_page: self.per_page,
+            total,
+        }
+    }
+}
+
+/// One page of a list.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    pub page: u32,
+    pub per_page: u32,
+    pub total: i64,
+}
+
+/// Collects per-field validation problems so a client learns about all of them at once.
+#[derive(Debug, Default)]
+pub struct Problems(Map<String, Value>);
+
+impl Problems {
+    pub fn add(&mut self, field: &str, problem: impl Into<String>) {
+        self.0
+            .entry(field.to_owned())
+            .or_insert_with(|| Value::String(problem.into()));
+    }
+
+    /// Records the error of a parse and returns the value when it succeeded.
+    pub fn check<T, E: ToString>(&mut self, field: &str, parsed: Result<T, E>) -> Option<T> {
+        match parsed {
+            Ok(value) => Some(value),
+            Err(problem) => {
+                self.add(field, problem.to_string());
+                None
+            }
+        }
+    }
+
+    /// Checks an optional free-text field's length after trimming; returns the trimmed text.
+    pub fn text(&mut self, field: &str, raw: &str, max_chars: usize) -> Option<String> {
+        let text = raw.trim();
+        if text.is_empty() {
+            self.add(field, "must not be empty");
+            None
+        } else if text.chars().count() > max_chars {
+            self.add(field, format!("must be at most {max_chars} characters"));
+            None
+        } else if text.chars().any(char::is_control) {
+            self.add(field, "must not contain control characters");
+            None
+        } else {
+            Some(text.to_owned())
+        }
+    }
+
+    /// 400 `validation_failed` with every problem in `details`, or Ok when there were none.
+    pub fn finish(self) -> Result<(), ApiError> {
+        if self.0.is_empty() {
+            return Ok(());
+        }
+        let fields: Vec<&str> = self.0.keys().map(String::as_str).collect();
+        let message = format!("invalid fields: {}", fields.join(", "));
+        Err(ApiError::new(ErrorCode::ValidationFailed, message).with_details(Value::Object(self.0)))
+    }
+}
+
+/// Every `/api/v1` route.
+pub fn configure(config: &mut ServiceConfig) {
+    config.service(
+        scope::scope("/api/v1")
+            .service(auth::register)
+            .service(auth::login)
+            .service(auth::me)
+            .service(auth::otp_request)
+            .service(auth::otp_verify)
+            .service(users::get_profile)
+            .service(users::update_profile)
+            .service(users::list_addresses)
+            .service(users::create_address)
+            .service(users::update_address)
+            .service(users::delete_address)
+            .service(admin::list_users)
+            .service(admin::change_role)
+            .service(admin::audit_log),
+    );
+    config
+        .service(health::health)
+        .service(health::ready)
+        .service(health::metrics);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pages_are_bounded_and_offsets_follow() {
+        let ok = PageQuery {
+            page: Some(3),
+            per_page: Some(10),
+        }
+        .validate()
+        .unwrap();
+        assert_eq!((ok.limit(), ok.offset()), (10, 20));
+        assert!(
+            PageQuery {
+                page: Some(0),
+                per_page: None
+            }
+            .validate()
+            .is_err()
+        );
+        assert!(
+            PageQuery {
+                page: None,
+                per_page: Some(101)
+            }
+            .validate()
+            .is_err()
+        );
+        assert!(
+            PageQuery {
+                page: None,
+                per_page: Some(0)
+            }
+            .validate()
+            .is_err()
+        );
+    }
+}
+
+/// Writes an audit row for a sensitive action, with the request id and client address of `req`.
+pub async fn record_audit(
+    conn: &mut crate::db::Conn,
+    req: &actix_web::HttpRequest,
+    actor: Option<i64>,
+    action: &str,
+    subject: (&str, Option<String>),
+    details: Value,
+) -> Result<(), ApiError> {
+    use actix_web::HttpMessage;
+    let request_id = req
+        .extensions()
+        .get::<tracing_actix_web::RequestId>()
+        .map(|id| id.to_string());
+    let entry = crate::db::audit::NewAuditEntry {
+        actor_user_id: actor,
+        action,
+        subject_type: subject.0,
+        subject_id: subject.1,
+        details: details.to_string(),
+        ip: req.peer_addr().map(|addr| addr.ip().to_string()),
+        request_id,
+        created_at: crate::db::now(),
+    };
+    crate::db::audit::record(conn, &entry).await?;
+    Ok(())
+}

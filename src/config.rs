@@ -1,0 +1,184 @@
+//! Layered, typed configuration: embedded defaults → `config/{env}.toml` → environment variables.
+
+use std::{net::SocketAddr, path::PathBuf};
+
+use anyhow::Context;
+use secrecy::{ExposeSecret, SecretString};
+use serde::Deserialize;
+
+/// The defaults compiled into the binary, so it runs from any directory.
+const DEFAULT_TOML: &str = include_str!("../config/default.toml");
+
+/// Everything the server reads at start.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    pub server: ServerSettings,
+    pub database: DatabaseSettings,
+    pub redis: RedisSettings,
+    pub auth: AuthSettings,
+    pub rate_limit: RateLimitSettings,
+    pub idempotency: IdempotencySettings,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerSettings {
+    /// Address the HTTP listener binds; port 0 picks a free port (tests).
+    pub bind: SocketAddr,
+    /// Where the SQLite file, generated secrets, outbox and uploads live.
+    pub data_dir: PathBuf,
+    /// Largest accepted request body for JSON routes, in bytes.
+    pub body_limit_bytes: usize,
+    /// Origins allowed by CORS and for websocket handshakes.
+    pub cors_origins: Vec<String>,
+    /// Take the client address from `X-Forwarded-For` (only behind a trusted proxy).
+    pub trust_forwarded_for: bool,
+    /// Seconds given to in-flight requests and sessions at shutdown.
+    pub shutdown_timeout_secs: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DatabaseSettings {
+    /// Empty selects the embedded SQLite file; `postgres://…` selects PostgreSQL.
+    pub url: SecretString,
+    /// Pool size (PostgreSQL) or reader pool size (SQLite, which has one writer).
+    pub max_connections: usize,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RedisSettings {
+    /// Empty keeps cache, rate limits and the event bus in-process.
+    pub url: SecretString,
+    /// Prefix of every key and channel, so several deployments (or tests) share one Redis.
+    pub key_prefix: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthSettings {
+    /// HS256 signing secret; empty generates one into `{data_dir}/jwt_secret` on first run.
+    pub jwt_secret: SecretString,
+    /// `iss` claim written and required.
+    pub issuer: String,
+    /// `aud` claim written and required.
+    pub audience: String,
+    /// Access token lifetime (`exp - iat`).
+    pub token_ttl_secs: u64,
+    /// How long an OTP code stays valid.
+    pub otp_ttl_secs: u64,
+    /// Wrong guesses allowed for one OTP code before it is dead.
+    pub otp_max_attempts: i32,
+    /// OTP codes one phone may request per window.
+    pub otp_max_requests: i64,
+    /// Length of that window.
+    pub otp_request_window_secs: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RateLimitSettings {
+    pub enabled: bool,
+    /// Requests per minute per client (user id when authenticated, else IP).
+    pub per_minute: u32,
+    /// Requests per minute per IP on login, register and OTP routes.
+    pub auth_per_minute: u32,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IdempotencySettings {
+    /// How long a stored response is replayed for the same `Idempotency-Key`.
+    pub ttl_secs: u64,
+}
+
+impl Settings {
+    /// Loads the layers for `ONEMEDI_ENV` (default `local`) from `ONEMEDI_CONFIG_DIR` (default `config`).
+    pub fn load() -> anyhow::Result<Self> {
+        let env = std::env::var("ONEMEDI_ENV").unwrap_or_else(|_| "local".to_owned());
+        Self::load_env(&env)
+    }
+
+    /// Loads the layers for a named environment.
+    pub fn load_env(env: &str) -> anyhow::Result<Self> {
+        let dir = std::env::var("ONEMEDI_CONFIG_DIR").unwrap_or_else(|_| "config".to_owned());
+        let mut builder = config::Config::builder()
+            .add_source(config::File::from_str(DEFAULT_TOML, config::FileFormat::Toml))
+            .add_source(config::File::from(PathBuf::from(&dir).join(env)).required(false))
+            .add_source(
+                config::Environment::with_prefix("ONEMEDI")
+                    .prefix_separator("__")
+                    .separator("__")
+                    .list_separator(",")
+                    .with_list_parse_key("server.cors_origins")
+                    .try_parsing(true),
+            );
+        if let Ok(url) = std::env::var("DATABASE_URL") {
+            builder = builder.set_override("database.url", url)?;
+        }
+        if let Ok(url) = std::env::var("REDIS_URL") {
+            builder = builder.set_override("redis.url", url)?;
+        }
+        builder
+            .build()
+            .context("reading configuration")?
+            .try_deserialize()
+            .context("configuration has a missing, unknown or mistyped key")
+    }
+}
+
+impl DatabaseSettings {
+    /// The connection URL: the configured one, or the SQLite file inside `data_dir`.
+    pub fn effective_url(&self, data_dir: &std::path::Path) -> String {
+        let url = self.url.expose_secret().trim();
+        if url.is_empty() {
+            data_dir.join("onemedi.sqlite").to_string_lossy().into_owned()
+        } else {
+            url.to_owned()
+        }
+    }
+}
+
+impl RedisSettings {
+    /// The Redis URL, if one is configured.
+    pub fn url(&self) -> Option<&str> {
+        let url = self.url.expose_secret().trim();
+        (!url.is_empty()).then_some(url)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_embedded_defaults_parse_into_settings() {
+        let settings: Settings = config::Config::builder()
+            .add_source(config::File::from_str(DEFAULT_TOML, config::FileFormat::Toml))
+            .build()
+            .unwrap()
+            .try_deserialize()
+            .unwrap();
+        assert_eq!(settings.server.bind.port(), 8080);
+        assert!(settings.redis.url().is_none());
+        assert!(
+            settings
+                .database
+                .effective_url(std::path::Path::new("d"))
+                .ends_with("onemedi.sqlite")
+        );
+    }
+
+    #[test]
+    fn an_unknown_key_is_refused() {
+        let text = format!("{DEFAULT_TOML}\n[mystery]\nx = 1\n");
+        let parsed: Result<Settings, _> = config::Config::builder()
+            .add_source(config::File::from_str(&text, config::FileFormat::Toml))
+            .build()
+            .unwrap()
+            .try_deserialize();
+        assert!(parsed.is_err());
+    }
+}

@@ -1,0 +1,73 @@
+//! The demo city: a few accounts per role and the catalog, fleet and facilities around Bengaluru.
+
+use super::{Conn, users};
+use crate::{auth::password, domain::Role};
+
+/// The password of every demo account (printed at start in demo mode).
+pub const DEMO_PASSWORD: &str = "onemedi-demo";
+
+/// The demo accounts: (email local part, display name, role).
+pub const DEMO_USERS: &[(&str, &str, Role)] = &[
+    ("admin", "Aarav Admin", Role::Admin),
+    ("staff", "Sneha Staff", Role::Staff),
+    ("partner", "Prakash Partner", Role::Partner),
+    ("dispatcher", "Divya Dispatcher", Role::Dispatcher),
+    ("doctor1", "Dr. Meera Rao", Role::Doctor),
+    ("doctor2", "Dr. Arjun Iyer", Role::Doctor),
+    ("doctor3", "Dr. Kavya Nair", Role::Doctor),
+    ("doctor4", "Dr. Rohan Shetty", Role::Doctor),
+    ("paramedic1", "Imran Khan", Role::Paramedic),
+    ("paramedic2", "Lakshmi Devi", Role::Paramedic),
+    ("paramedic3", "Suresh Gowda", Role::Paramedic),
+    ("paramedic4", "Anitha Reddy", Role::Paramedic),
+    ("paramedic5", "Naveen Kumar", Role::Paramedic),
+    ("paramedic6", "Farah Ali", Role::Paramedic),
+    ("phlebotomist1", "Ravi Prasad", Role::Phlebotomist),
+    ("phlebotomist2", "Geetha M", Role::Phlebotomist),
+    ("phlebotomist3", "Manoj Pillai", Role::Phlebotomist),
+    ("rider1", "Kiran Rider", Role::Rider),
+    ("rider2", "Vijay Rider", Role::Rider),
+    ("rider3", "Salma Rider", Role::Rider),
+    ("rider4", "Deepak Rider", Role::Rider),
+    ("customer1", "Asha Customer", Role::Customer),
+    ("customer2", "Rahul Customer", Role::Customer),
+];
+
+pub const DEMO_DOMAIN: &str = "demo.onemedi.in";
+
+/// Creates the demo accounts and city unless they exist. Returns false when already seeded.
+pub async fn seed(conn: &mut Conn) -> anyhow::Result<bool> {
+    let admin = format!("admin@{DEMO_DOMAIN}");
+    if users::find_by_email(conn, &admin).await?.is_some() {
+        return Ok(false);
+    }
+    // One hash for the shared demo password: demo accounts are for trying the product, not for secrecy.
+    let hash = password::hash(DEMO_PASSWORD.to_owned()).await?;
+    let now = super::now();
+    for (local, name, role) in DEMO_USERS {
+        let email = format!("{local}@{DEMO_DOMAIN}");
+        let new = users::NewUser {
+            email: Some(&email),
+            phone: None,
+            name,
+            password_hash: Some(&hash),
+            role: role.as_str(),
+            created_at: now,
+            updated_at: now,
+        };
+        users::insert(conn, &new).await?;
+    }
+    Ok(true)
+}
+
+/// The printable list of demo logins.
+pub fn logins() -> String {
+    let mut text = format!("Demo accounts (password for all: {DEMO_PASSWORD}):\n");
+    for (local, name, role) in DEMO_USERS {
+        text.push_str(&format!(
+            "  {:<14} {local}@{DEMO_DOMAIN:<28} {name}\n",
+            role.as_str()
+        ));
+    }
+    text
+}

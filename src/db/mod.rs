@@ -1,0 +1,218 @@
+//! Persistence: connection pools for the two backends, migrations, and the macro that runs one Diesel
+//! body on either backend.
+//!
+//! PostgreSQL gets one pool. SQLite gets one *writer* connection and a pool of readers: SQLite allows one
+//! writer at a time, and funnelling writes through one connection turns lock contention (`SQLITE_BUSY`)
+//! into an orderly queue while readers proceed in parallel under WAL.
+
+pub mod addresses;
+pub mod audit;
+pub mod demo;
+pub mod idempotency;
+pub mod migrate;
+pub mod otp;
+pub mod schema;
+pub mod users;
+
+use std::time::Duration;
+
+use diesel::{ConnectionError, SqliteConnection};
+use diesel_async::{
+    AsyncConnection, AsyncPgConnection, SimpleAsyncConnection,
+    pooled_connection::{
+        AsyncDieselConnectionManager, ManagerConfig,
+        deadpool::{Object, Pool},
+    },
+    sync_connection_wrapper::SyncConnectionWrapper,
+};
+use futures_util::FutureExt;
+
+/// The SQLite connection type used through diesel-async (each query runs on the blocking pool).
+pub type SqliteConn = SyncConnectionWrapper<SqliteConnection>;
+
+/// How long a request waits for a free connection before answering 503.
+const POOL_WAIT_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long SQLite waits on a lock held by another process before failing a statement.
+const SQLITE_BUSY_TIMEOUT_MS: u32 = 5_000;
+
+/// Which database the URL selected.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Postgres,
+    Sqlite,
+}
+
+impl Backend {
+    /// `postgres://` or `postgresql://` selects PostgreSQL; anything else is an SQLite path.
+    pub fn from_url(url: &str) -> Self {
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Self::Postgres
+        } else {
+            Self::Sqlite
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Postgres => "postgres",
+            Self::Sqlite => "sqlite",
+        }
+    }
+}
+
+/// Failures below the HTTP edge.
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    #[error("database unavailable: {0}")]
+    Unavailable(anyhow::Error),
+    #[error(transparent)]
+    Query(#[from] diesel::result::Error),
+    #[error("migration failed: {0}")]
+    Migration(anyhow::Error),
+}
+
+/// A cloneable handle on the database.
+#[derive(Clone)]
+pub enum Db {
+    Postgres(Pool<AsyncPgConnection>),
+    Sqlite {
+        /// The only connection that writes; size 1.
+        writer: Pool<SqliteConn>,
+        /// Read-only work runs here in parallel.
+        readers: Pool<SqliteConn>,
+    },
+}
+
+/// A checked-out connection of either backend. Use [`on_conn!`](crate::on_conn) to run a query on it.
+pub enum Conn {
+    Pg(Object<AsyncPgConnection>),
+    Sqlite(Object<SqliteConn>),
+}
+
+/// Runs the same Diesel body on whichever backend `$conn` holds; `$c` is a `&mut` connection of the
+/// concrete type inside each arm, so the body type-checks once per backend with no trait bounds.
+#[macro_export]
+macro_rules! on_conn {
+    ($conn:expr, $c:ident => $body:expr) => {
+        match $conn {
+            $crate::db::Conn::Pg(pooled) => {
+                let $c: &mut ::diesel_async::AsyncPgConnection = &mut *pooled;
+                $body
+            }
+            $crate::db::Conn::Sqlite(pooled) => {
+                let $c: &mut $crate::db::SqliteConn = &mut *pooled;
+                $body
+            }
+        }
+    };
+}
+
+impl Db {
+    /// Opens the pools for `url` (creating the SQLite file's folder) and applies pending migrations.
+    pub async fn connect(url: &str, max_connections: usize) -> Result<Self, DbError> {
+        migrate::run_pending(url).await?;
+        Self::open(url, max_connections)
+    }
+
+    /// Opens the pools without migrating.
+    pub fn open(url: &str, max_connections: usize) -> Result<Self, DbError> {
+        let unavailable = |e: deadpool::managed::BuildError| DbError::Unavailable(e.into());
+        match Backend::from_url(url) {
+            Backend::Postgres => {
+                let manager = AsyncDieselConnectionManager::<AsyncPgConnection>::new(url);
+                let pool = Pool::builder(manager)
+                    .max_size(max_connections.max(1))
+                    .wait_timeout(Some(POOL_WAIT_TIMEOUT))
+                    .create_timeout(Some(POOL_WAIT_TIMEOUT))
+                    .runtime(deadpool::Runtime::Tokio1)
+                    .build()
+                    .map_err(unavailable)?;
+                Ok(Self::Postgres(pool))
+            }
+            Backend::Sqlite => {
+                let build = |size: usize| {
+                    let mut config = ManagerConfig::<SqliteConn>::default();
+                    config.custom_setup = Box::new(|url| establish_sqlite(url.to_owned()).boxed());
+                    let manager = AsyncDieselConnectionManager::new_with_config(url, config);
+                    Pool::builder(manager)
+                        .max_size(size)
+                        .wait_timeout(Some(POOL_WAIT_TIMEOUT))
+                        .runtime(deadpool::Runtime::Tokio1)
+                        .build()
+                        .map_err(unavailable)
+                };
+                Ok(Self::Sqlite {
+                    writer: build(1)?,
+                    readers: build(max_connections.clamp(1, 8))?,
+                })
+            }
+        }
+    }
+
+    pub fn backend(&self) -> Backend {
+        match self {
+            Self::Postgres(_) => Backend::Postgres,
+            Self::Sqlite { .. } => Backend::Sqlite,
+        }
+    }
+
+    /// A connection for work that may write (and for any transaction).
+    pub async fn write(&self) -> Result<Conn, DbError> {
+        match self {
+            Self::Postgres(pool) => Ok(Conn::Pg(pool.get().await.map_err(pool_error)?)),
+            Self::Sqlite { writer, .. } => Ok(Conn::Sqlite(writer.get().await.map_err(pool_error)?)),
+        }
+    }
+
+    /// A connection for read-only work.
+    pub async fn read(&self) -> Result<Conn, DbError> {
+        match self {
+            Self::Postgres(pool) => Ok(Conn::Pg(pool.get().await.map_err(pool_error)?)),
+            Self::Sqlite { readers, .. } => Ok(Conn::Sqlite(readers.get().await.map_err(pool_error)?)),
+        }
+    }
+
+    /// A round trip to the database, for health checks.
+    pub async fn ping(&self) -> Result<(), DbError> {
+        let mut conn = self.read().await?;
+        on_conn!(&mut conn, c => c.batch_execute("SELECT 1").await)?;
+        Ok(())
+    }
+}
+
+fn pool_error(error: deadpool::managed::PoolError<diesel_async::pooled_connection::PoolError>) -> DbError {
+    DbError::Unavailable(anyhow::anyhow!("{error}"))
+}
+
+/// Opens an SQLite connection with the settings every connection needs: WAL for concurrent readers,
+/// a busy timeout, enforced foreign keys.
+async fn establish_sqlite(url: String) -> diesel::ConnectionResult<SqliteConn> {
+    let mut conn = SqliteConn::establish(&url).await?;
+    conn.batch_execute(&format!(
+        "PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}; PRAGMA journal_mode = WAL; \
+         PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;"
+    ))
+    .await
+    .map_err(ConnectionError::CouldntSetupConfiguration)?;
+    Ok(conn)
+}
+
+/// True when `error` is a unique-constraint violation on `table.column` (SQLite names the column in
+/// its message, PostgreSQL names the constraint `table_column_key`).
+pub fn is_unique_violation(error: &diesel::result::Error, table: &str, column: &str) -> bool {
+    use diesel::result::{DatabaseErrorKind, Error};
+    match error {
+        Error::DatabaseError(DatabaseErrorKind::UniqueViolation, info) => {
+            let dotted = format!("{table}.{column}");
+            let constraint = format!("{table}_{column}_key");
+            info.message().contains(&dotted) || info.constraint_name().is_some_and(|name| name == constraint)
+        }
+        _ => false,
+    }
+}
+
+/// The current time as stored in TIMESTAMP columns (UTC, microsecond precision on both backends).
+pub fn now() -> chrono::NaiveDateTime {
+    let now = chrono::Utc::now().naive_utc();
+    chrono::DurationRound::duration_trunc(now, chrono::TimeDelta::microseconds(1)).unwrap_or(now)
+}

@@ -1,0 +1,318 @@
+//! The one error type of the HTTP edge: a stable snake_case code, the status derived from it, the cause
+//! kept for logs only.
+
+use std::fmt;
+
+use actix_web::{
+    HttpResponse, ResponseError,
+    http::{StatusCode, header},
+};
+use serde::Serialize;
+use serde_json::Value;
+use utoipa::ToSchema;
+
+/// Every error code a client can see. The serialised name is the contract; never rename one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCode {
+    /// A field failed validation; `details` names each field.
+    ValidationFailed,
+    /// The body is not JSON, or not the JSON shape the route takes.
+    MalformedJson,
+    /// No (or an unusable) bearer token.
+    Unauthorized,
+    /// Login failed; the same answer for an unknown email and a wrong password.
+    InvalidCredentials,
+    /// The OTP code is wrong, expired or already used.
+    OtpInvalid,
+    /// Authenticated, but the role may not do this.
+    Forbidden,
+    /// No such resource, or not one this user may see.
+    NotFound,
+    /// The route exists but not with this method.
+    MethodNotAllowed,
+    /// Register with an email that already has an account.
+    EmailTaken,
+    /// Register or profile update with a phone that already has an account.
+    PhoneTaken,
+    /// The `Idempotency-Key` was used before with a different request.
+    IdempotencyKeyReused,
+    /// A request with the same `Idempotency-Key` is still being processed.
+    IdempotencyInFlight,
+    /// The body exceeds the route's limit.
+    PayloadTooLarge,
+    /// The body's content type is not one the route takes.
+    UnsupportedMediaType,
+    /// Too many requests; `Retry-After` says when to come back.
+    RateLimited,
+    /// A dependency (database, Redis) is down.
+    ServiceUnavailable,
+    /// A bug or an unexpected failure; details are in the log under the request id.
+    Internal,
+}
+
+impl ErrorCode {
+    pub fn status(self) -> StatusCode {
+        match self {
+            Self::ValidationFailed | Self::MalformedJson => StatusCode::BAD_REQUEST,
+            Self::Unauthorized | Self::InvalidCredentials | Self::OtpInvalid => StatusCode::UNAUTHORIZED,
+            Self::Forbidden => StatusCode::FORBIDDEN,
+            Self::NotFound => StatusCode::NOT_FOUND,
+            Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            Self::EmailTaken | Self::PhoneTaken | Self::IdempotencyInFlight => StatusCode::CONFLICT,
+            Self::IdempotencyKeyReused => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Self::RateLimited => StatusCode::TOO_MANY_REQUESTS,
+            Self::ServiceUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// All codes, for documentation and the test that every code is produced somewhere.
+    pub const ALL: &'static [ErrorCode] = &[
+        Self::ValidationFailed,
+        Self::MalformedJson,
+        Self::Unauthorized,
+        Self::InvalidCredentials,
+        Self::OtpInvalid,
+        Self::Forbidden,
+        Self::NotFound,
+        Self::MethodNotAllowed,
+        Self::EmailTaken,
+        Self::PhoneTaken,
+        Self::IdempotencyKeyReused,
+        Self::IdempotencyInFlight,
+        Self::PayloadTooLarge,
+        Self::UnsupportedMediaType,
+        Self::RateLimited,
+        Self::ServiceUnavailable,
+        Self::Internal,
+    ];
+}
+
+/// An error answered to a client.
+pub struct ApiError {
+    pub code: ErrorCode,
+    pub message: String,
+    pub details: Option<Value>,
+    /// Seconds for the `Retry-After` header (429 and 503).
+    pub retry_after: Option<u64>,
+    /// The underlying cause, logged, never sent.
+    pub cause: Option<anyhow::Error>,
+}
+
+/// The body shape of every error: `{"error": {...}}`.
+#[derive(Serialize, ToSchema)]
+pub struct ErrorBody {
+    pub error: ErrorPayload,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct ErrorPayload {
+    pub code: ErrorCode,
+    pub message: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Object)]
+    pub details: Option<Value>,
+}
+
+impl ApiError {
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        Self {
+            code,
+            message: message.into(),
+            details: None,
+            retry_after: None,
+            cause: None,
+        }
+    }
+
+    pub fn with_details(mut self, details: Value) -> Self {
+        self.details = Some(details);
+        self
+    }
+
+    pub fn with_retry_after(mut self, secs: u64) -> Self {
+        self.retry_after = Some(secs);
+        self
+    }
+
+    /// A 400 naming one invalid field.
+    pub fn field(field: &str, problem: impl Into<String>) -> Self {
+        let problem = problem.into();
+        Self::new(ErrorCode::ValidationFailed, format!("{field}: {problem}"))
+            .with_details(serde_json::json!({ field: problem }))
+    }
+
+    pub fn not_found(what: &str) -> Self {
+        Self::new(ErrorCode::NotFound, format!("{what} not found"))
+    }
+
+    pub fn forbidden() -> Self {
+        Self::new(ErrorCode::Forbidden, "your role may not do this")
+    }
+
+    pub fn unauthorized(message: impl Into<String>) -> Self {
+        Self::new(ErrorCode::Unauthorized, message)
+    }
+
+    /// An unexpected failure: the client sees a generic message, the log gets the cause.
+    pub fn internal(cause: impl Into<anyhow::Error>) -> Self {
+        let mut error = Self::new(
+            ErrorCode::Internal,
+            "internal error; quote the x-request-id header",
+        );
+        error.cause = Some(cause.into());
+        error
+    }
+
+    pub fn unavailable(cause: impl Into<anyhow::Error>) -> Self {
+        let mut error = Self::new(
+            ErrorCode::ServiceUnavailable,
+            "a backing service is unavailable; retry",
+        );
+        error.cause = Some(cause.into());
+        error.with_retry_after(1)
+    }
+
+    pub fn body(&self) -> ErrorBody {
+        ErrorBody {
+            error: ErrorPayload {
+                code: self.code,
+                message: self.message.clone(),
+                details: self.details.clone(),
+            },
+        }
+    }
+}
+
+impl fmt::Debug for ApiError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:?}: {}", self.code, self.message)?;
+        if let Some(cause) = &self.cause {
+            write!(f, " ({cause:#})")?;
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Display for ApiError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(self, f)
+    }
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        self.code.status()
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        if let Some(cause) = &self.cause {
+            if self.code == ErrorCode::Internal {
+                tracing::error!(code = ?self.code, cause = format!("{cause:#}"), "request failed");
+            } else {
+                tracing::warn!(code = ?self.code, cause = format!("{cause:#}"), "request failed");
+            }
+        }
+        let mut response = HttpResponse::build(self.status_code());
+        if let Some(secs) = self.retry_after {
+            response.insert_header((header::RETRY_AFTER, secs.to_string()));
+        }
+        response.json(self.body())
+    }
+}
+
+impl From<crate::db::DbError> for ApiError {
+    fn from(error: crate::db::DbError) -> Self {
+        match error {
+            crate::db::DbError::Unavailable(cause) => Self::unavailable(cause),
+            other => Self::internal(other),
+        }
+    }
+}
+
+impl From<diesel::result::Error> for ApiError {
+    fn from(error: diesel::result::Error) -> Self {
+        match error {
+            diesel::result::Error::NotFound => Self::not_found("resource"),
+            other => Self::from(crate::db::DbError::from(other)),
+        }
+    }
+}
+
+/// Turns actix-web's JSON extractor failures into our codes (400 / 413 / 415), never a 500.
+pub fn json_error_handler(
+    error: actix_web::error::JsonPayloadError,
+    _: &actix_web::HttpRequest,
+) -> actix_web::Error {
+    use actix_web::error::JsonPayloadError as E;
+    let api = match &error {
+        E::OverflowKnownLength { .. } | E::Overflow { .. } => {
+            ApiError::new(ErrorCode::PayloadTooLarge, "request body is too large")
+        }
+        E::ContentType => ApiError::new(
+            ErrorCode::UnsupportedMediaType,
+            "send Content-Type: application/json",
+        ),
+        E::Deserialize(inner) if inner.is_data() => {
+            ApiError::new(ErrorCode::ValidationFailed, inner.to_string())
+                .with_details(serde_json::json!({ "body": inner.to_string() }))
+        }
+        E::Deserialize(inner) => ApiError::new(ErrorCode::MalformedJson, format!("malformed JSON: {inner}")),
+        other => ApiError::new(ErrorCode::MalformedJson, other.to_string()),
+    };
+    api.into()
+}
+
+/// Query-string failures (`?page=abc`) are validation errors.
+pub fn query_error_handler(
+    error: actix_web::error::QueryPayloadError,
+    _: &actix_web::HttpRequest,
+) -> actix_web::Error {
+    ApiError::new(ErrorCode::ValidationFailed, error.to_string())
+        .with_details(serde_json::json!({ "query": error.to_string() }))
+        .into()
+}
+
+/// Path failures (`/addresses/abc`) are answered as "no such resource".
+pub fn path_error_handler(
+    error: actix_web::error::PathError,
+    _: &actix_web::HttpRequest,
+) -> actix_web::Error {
+    ApiError::new(ErrorCode::NotFound, format!("no such resource: {error}")).into()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_error_code_is_produced_somewhere() {
+        let mut sources = String::new();
+        let mut stack = vec![std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("src")];
+        while let Some(dir) = stack.pop() {
+            for entry in std::fs::read_dir(dir).unwrap() {
+                let path = entry.unwrap().path();
+                if path.is_dir() {
+                    stack.push(path);
+                } else if path.extension().is_some_and(|e| e == "rs") {
+                    sources.push_str(&std::fs::read_to_string(&path).unwrap());
+                }
+            }
+        }
+        for code in ErrorCode::ALL {
+            let name = format!("ErrorCode::{code:?}");
+            assert!(sources.contains(&name), "{name} is never used");
+        }
+    }
+
+    #[test]
+    fn codes_serialise_as_snake_case() {
+        assert_eq!(
+            serde_json::to_value(ErrorCode::IdempotencyKeyReused).unwrap(),
+            "idempotency_key_reused"
+        );
+    }
+}
