@@ -133,7 +133,7 @@ CREATE TABLE service_bookings (
     h3_cell BIGINT,
     slot_date DATE NOT NULL,
     slot_window TEXT NOT NULL,
-    units INTEGER NOT NULL DEFAULT 1 CHECK (units > 0),
+    quantity INTEGER NOT NULL DEFAULT 1 CHECK (quantity > 0),
     price_paise BIGINT NOT NULL CHECK (price_paise >= 0),
     payment_id BIGINT REFERENCES payments (id) ON DELETE SET NULL,
     status TEXT NOT NULL DEFAULT 'requested' CHECK (status IN ('requested', 'confirmed', 'assigned',
