@@ -449,6 +449,7 @@ diesel::table! {
         call_sign -> Text,
         kind -> Text,
         status -> Text,
+        capabilities -> Integer,
         request_kind -> Nullable<Text>,
         request_id -> Nullable<BigInt>,
         vehicle_number -> Nullable<Text>,
@@ -514,9 +515,11 @@ diesel::table! {
         id -> BigInt,
         entity_type -> Text,
         entity_id -> BigInt,
+        event -> Text,
         from_status -> Nullable<Text>,
         to_status -> Text,
         actor_user_id -> Nullable<BigInt>,
+        actor_unit_id -> Nullable<BigInt>,
         reason -> Nullable<Text>,
         command_id -> Nullable<Text>,
         details -> Text,
@@ -686,7 +689,7 @@ diesel::table! {
         lng -> Nullable<Double>,
         h3_cell -> Nullable<BigInt>,
         urgency -> Text,
-        needed_by -> Nullable<Timestamp>,
+        expires_at -> Timestamp,
         notes -> Nullable<Text>,
         status -> Text,
         units_reserved -> Integer,
@@ -927,6 +930,7 @@ diesel::joinable!(unit_crew -> users (user_id));
 diesel::joinable!(unit_positions -> units (unit_id));
 diesel::joinable!(dispatch_offers -> units (unit_id));
 diesel::joinable!(entity_transitions -> users (actor_user_id));
+diesel::joinable!(entity_transitions -> units (actor_unit_id));
 diesel::joinable!(phlebotomists -> users (user_id));
 diesel::joinable!(phlebotomists -> units (unit_id));
 diesel::joinable!(lab_collections -> users (user_id));

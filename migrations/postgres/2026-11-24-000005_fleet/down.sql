@@ -7,6 +7,7 @@ DROP INDEX lab_collections_user_idx;
 DROP TABLE lab_collections;
 DROP INDEX phlebotomists_h3_idx;
 DROP TABLE phlebotomists;
+DROP INDEX entity_transitions_actor_unit_idx;
 DROP INDEX entity_transitions_actor_idx;
 DROP INDEX entity_transitions_entity_idx;
 DROP INDEX entity_transitions_command_uidx;

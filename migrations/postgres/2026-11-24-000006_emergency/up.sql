@@ -109,7 +109,8 @@ CREATE TABLE blood_requests (
     lng DOUBLE PRECISION CHECK (lng BETWEEN -180 AND 180),
     h3_cell BIGINT,
     urgency TEXT NOT NULL DEFAULT 'urgent' CHECK (urgency IN ('routine', 'urgent', 'critical')),
-    needed_by TIMESTAMP,
+    -- The request lapses (status 'expired') at this time unless fulfilled first.
+    expires_at TIMESTAMP NOT NULL,
     notes TEXT,
     status TEXT NOT NULL DEFAULT 'open' CHECK (status IN ('open', 'partially_reserved', 'reserved', 'fulfilled',
         'cancelled', 'expired')),

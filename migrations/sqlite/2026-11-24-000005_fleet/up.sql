@@ -4,15 +4,18 @@
 -- A unit is claimed with one conditional write:
 -- UPDATE units SET status = 'assigned', request_kind = $k, request_id = $r, version = version + 1
 --   WHERE id = $u AND status = 'available'.
--- (request_kind, request_id) names the current assignment: an ambulance request, a medicine order,
--- a lab collection or a blood request, so request_id carries no foreign key.
+-- (request_kind, request_id) names the current assignment (an ambulance request, a medicine order's
+-- delivery, a lab collection or a blood request, as the actors' EntityKind names them), so request_id
+-- carries no foreign key.
 CREATE TABLE units (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     call_sign TEXT NOT NULL UNIQUE,
     kind TEXT NOT NULL CHECK (kind IN ('als', 'bls', 'rider', 'phlebotomist')),
     status TEXT NOT NULL DEFAULT 'off_duty' CHECK (status IN ('off_duty', 'available', 'offered', 'assigned',
-        'en_route', 'on_scene', 'transporting', 'at_destination', 'unavailable')),
-    request_kind TEXT CHECK (request_kind IN ('ambulance', 'order', 'lab_collection', 'blood')),
+        'en_route', 'on_scene', 'transporting', 'at_destination', 'busy', 'unavailable')),
+    -- Equipment and skills as a bit set (defibrillator, ventilator, neonatal, cold chain, ...).
+    capabilities INTEGER NOT NULL DEFAULT 0 CHECK (capabilities >= 0),
+    request_kind TEXT CHECK (request_kind IN ('ambulance_request', 'order', 'lab_collection', 'blood_request')),
     request_id BIGINT,
     vehicle_number TEXT,
     station_name TEXT,
@@ -60,7 +63,8 @@ CREATE INDEX unit_positions_unit_idx ON unit_positions (unit_id, recorded_at);
 -- An offer of one request to one unit; a unit is never offered the same request twice.
 CREATE TABLE dispatch_offers (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
-    request_kind TEXT NOT NULL CHECK (request_kind IN ('ambulance', 'order', 'lab_collection', 'blood')),
+    request_kind TEXT NOT NULL CHECK (request_kind IN ('ambulance_request', 'order', 'lab_collection',
+        'blood_request')),
     request_id BIGINT NOT NULL,
     unit_id BIGINT NOT NULL REFERENCES units (id) ON DELETE CASCADE,
     status TEXT NOT NULL DEFAULT 'offered' CHECK (status IN ('offered', 'accepted', 'declined', 'expired',
@@ -77,15 +81,18 @@ CREATE TABLE dispatch_offers (
 CREATE INDEX dispatch_offers_unit_idx ON dispatch_offers (unit_id, status);
 CREATE INDEX dispatch_offers_status_idx ON dispatch_offers (status, expires_at);
 
--- Audit timeline of every state machine (orders, ambulance requests, units, collections, ...).
--- A command retried with the same command_id hits the unique index and is recognised as a replay.
+-- Audit timeline of every state machine (ambulance_request, blood_request, order, doctor_slot,
+-- lab_collection, unit, ...). A command retried with the same command_id hits the unique index and is
+-- recognised as a replay. The actor is a user, a unit's crew device, or neither (the system).
 CREATE TABLE entity_transitions (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     entity_type TEXT NOT NULL,
     entity_id BIGINT NOT NULL,
+    event TEXT NOT NULL,
     from_status TEXT,
     to_status TEXT NOT NULL,
     actor_user_id BIGINT REFERENCES users (id) ON DELETE SET NULL,
+    actor_unit_id BIGINT REFERENCES units (id) ON DELETE SET NULL,
     reason TEXT,
     command_id TEXT,
     details TEXT NOT NULL DEFAULT '{}',
@@ -94,6 +101,7 @@ CREATE TABLE entity_transitions (
 CREATE UNIQUE INDEX entity_transitions_command_uidx ON entity_transitions (entity_type, entity_id, command_id);
 CREATE INDEX entity_transitions_entity_idx ON entity_transitions (entity_type, entity_id, at);
 CREATE INDEX entity_transitions_actor_idx ON entity_transitions (actor_user_id);
+CREATE INDEX entity_transitions_actor_unit_idx ON entity_transitions (actor_unit_id);
 
 -- working hours are minutes after local midnight; capacity is collections per slot window.
 CREATE TABLE phlebotomists (
