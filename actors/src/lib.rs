@@ -3,6 +3,7 @@
 //! See `ARCHITECTURE.md` beside this crate's `Cargo.toml` for the code map and the ports' contracts.
 
 pub mod events;
+pub mod fleet;
 pub mod ids;
 pub mod machines;
 pub mod ports;

@@ -1,0 +1,349 @@
+//! [`FleetIndex`]: units bucketed by H3 cell per kind, with an exact ring-by-ring nearest search.
+
+use std::{collections::HashMap, time::Duration};
+
+use chrono::{DateTime, Utc};
+use geo::Haversine;
+use h3o::{CellIndex, Resolution};
+
+use super::{
+    Capabilities, Unit, UnitKind, UnitStatus, fast_hash::BuildKeyHasher, ring_bound::ring_lower_bound_m,
+    speed::eta_for,
+};
+use crate::{ids::UnitId, position::Position};
+
+/// Bucket resolution chosen by the `fleet_nearest` benchmark (see `bench-results/actors-fleet-nearest.md`):
+/// resolution 9 (edge ≈ 174 m) holds about a dozen units per cell at city density, so a nearest-10
+/// search reads two rings (19 cells) instead of dozens of near-empty cells at resolution 10 or a few
+/// hundred units per cell at resolution 8.
+pub const DEFAULT_RESOLUTION: Resolution = Resolution::Nine;
+
+/// A unit that has not reported for this long is never offered (GPS lost, app killed, phone off).
+pub const DEFAULT_STALE_AFTER: Duration = Duration::from_secs(90);
+
+/// Once a search would read more cells than this multiple of the occupied buckets, it scans all
+/// buckets instead: cheaper, and exact for any radius (sparse fleets, continental radii).
+const FULL_SCAN_CELL_RATIO: usize = 2;
+
+/// One unit's hot data inside a bucket, laid out for the scan.
+#[derive(Debug, Clone, Copy)]
+struct Slot {
+    id: UnitId,
+    /// Position on the unit sphere; squared chord length ranks like great-circle distance.
+    xyz: [f64; 3],
+    status: UnitStatus,
+    capabilities: Capabilities,
+    last_seen_ms: i64,
+}
+
+/// Where a unit lives in the index.
+#[derive(Debug, Clone, Copy)]
+struct Entry {
+    unit: Unit,
+    cell: CellIndex,
+    /// Position inside the bucket's vector.
+    slot: usize,
+}
+
+/// Extra conditions of a search.
+#[derive(Debug, Clone, Default)]
+pub struct SearchFilter {
+    /// Capabilities a unit must have (all of them).
+    pub required: Capabilities,
+    /// Units never to return (e.g. they declined this job, or hold an offer elsewhere).
+    pub exclude: Vec<UnitId>,
+}
+
+/// One search result.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Nearby {
+    /// The unit.
+    pub unit: UnitId,
+    /// Where it is.
+    pub position: Position,
+    /// Great-circle distance to the search point, metres (haversine, `geo`).
+    pub distance_m: f64,
+    /// Estimated arrival time from the kind's speed profile.
+    pub eta: Duration,
+}
+
+/// The in-memory fleet index.
+#[derive(Debug)]
+pub struct FleetIndex {
+    resolution: Resolution,
+    stale_after_ms: i64,
+    units: HashMap<UnitId, Entry, BuildKeyHasher>,
+    /// Per kind ([`UnitKind::index`]): cell → units in that cell.
+    buckets: [HashMap<CellIndex, Vec<Slot>, BuildKeyHasher>; 4],
+}
+
+/// Why a unit could not be indexed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum IndexError {
+    /// The position could not be placed in an H3 cell.
+    #[error("position cannot be indexed")]
+    Unindexable,
+}
+
+impl Default for FleetIndex {
+    fn default() -> Self {
+        Self::new(DEFAULT_RESOLUTION, DEFAULT_STALE_AFTER)
+    }
+}
+
+impl FleetIndex {
+    /// An empty index bucketing at `resolution`, never offering units silent for `stale_after`.
+    pub fn new(resolution: Resolution, stale_after: Duration) -> Self {
+        Self {
+            resolution,
+            stale_after_ms: i64::try_from(stale_after.as_millis()).unwrap_or(i64::MAX),
+            units: HashMap::default(),
+            buckets: Default::default(),
+        }
+    }
+
+    /// The bucket resolution.
+    pub fn resolution(&self) -> Resolution {
+        self.resolution
+    }
+
+    /// Number of indexed units.
+    pub fn len(&self) -> usize {
+        self.units.len()
+    }
+
+    /// Whether no unit is indexed.
+    pub fn is_empty(&self) -> bool {
+        self.units.is_empty()
+    }
+
+    /// The latest known state of a unit.
+    pub fn get(&self, id: UnitId) -> Option<&Unit> {
+        self.units.get(&id).map(|e| &e.unit)
+    }
+
+    /// Every indexed unit, in no particular order.
+    pub fn units(&self) -> impl Iterator<Item = &Unit> {
+        self.units.values().map(|e| &e.unit)
+    }
+
+    /// Inserts or replaces a unit (a location ping or a status change), moving it between cells as needed.
+    pub fn upsert(&mut self, unit: Unit) -> Result<(), IndexError> {
+        let cell = unit
+            .position
+            .to_h3()
+            .map_err(|_| IndexError::Unindexable)?
+            .to_cell(self.resolution);
+        let slot = Slot {
+            id: unit.id,
+            xyz: unit.position.unit_vector(),
+            status: unit.status,
+            capabilities: unit.capabilities,
+            last_seen_ms: unit.last_seen.timestamp_millis(),
+        };
+        if let Some(entry) = self.units.get_mut(&unit.id) {
+            if entry.cell == cell && entry.unit.kind == unit.kind {
+                entry.unit = unit;
+                if let Some(s) = self.buckets[unit.kind.index()]
+                    .get_mut(&cell)
+                    .and_then(|b| b.get_mut(entry.slot))
+                {
+                    *s = slot;
+                }
+                return Ok(());
+            }
+        }
+        self.remove(unit.id);
+        let bucket = self.buckets[unit.kind.index()].entry(cell).or_default();
+        bucket.push(slot);
+        let slot = bucket.len() - 1;
+        self.units.insert(unit.id, Entry { unit, cell, slot });
+        Ok(())
+    }
+
+    /// Changes a unit's status in place; `false` if the unit is unknown.
+    pub fn set_status(&mut self, id: UnitId, status: UnitStatus) -> bool {
+        let Some(entry) = self.units.get_mut(&id) else {
+            return false;
+        };
+        entry.unit.status = status;
+        if let Some(s) = self.buckets[entry.unit.kind.index()]
+            .get_mut(&entry.cell)
+            .and_then(|b| b.get_mut(entry.slot))
+        {
+            s.status = status;
+        }
+        true
+    }
+
+    /// Removes a unit; returns its last state.
+    pub fn remove(&mut self, id: UnitId) -> Option<Unit> {
+        let entry = self.units.remove(&id)?;
+        let buckets = &mut self.buckets[entry.unit.kind.index()];
+        if let Some(bucket) = buckets.get_mut(&entry.cell) {
+            bucket.swap_remove(entry.slot);
+            if let Some(moved) = bucket.get(entry.slot) {
+                if let Some(moved_entry) = self.units.get_mut(&moved.id) {
+                    moved_entry.slot = entry.slot;
+                }
+            }
+            if bucket.is_empty() {
+                buckets.remove(&entry.cell);
+            }
+        }
+        Some(entry.unit)
+    }
+
+    /// The `k` nearest units of `kind` that are available, fresh (seen within the stale limit before
+    /// `now`), match `filter`, and lie within `max_radius_m` of `point`; nearest first.
+    ///
+    /// Exact: the ring search stops only once the unsearched grid is provably farther than the k-th
+    /// best distance found (or than the radius), so the answer equals a brute-force scan.
+    pub fn nearest_available(
+        &self,
+        kind: UnitKind,
+        point: Position,
+        k: usize,
+        max_radius_m: f64,
+        filter: &SearchFilter,
+        now: DateTime<Utc>,
+    ) -> Vec<Nearby> {
+        let buckets = &self.buckets[kind.index()];
+        if k == 0 || buckets.is_empty() || max_radius_m.is_nan() || max_radius_m < 0.0 {
+            return Vec::new();
+        }
+        let mut search = Search::new(self, point, k, max_radius_m, filter, now);
+        let Ok(origin) = point.to_h3().map(|p| p.to_cell(self.resolution)) else {
+            return Vec::new();
+        };
+        let full_scan_after = buckets.len().saturating_mul(FULL_SCAN_CELL_RATIO);
+        let mut cells_read = 0_usize;
+        let mut ring = Vec::new();
+        for distance in 0_u32.. {
+            let ring_cells = if distance == 0 { 1 } else { 6 * distance as usize };
+            if cells_read + ring_cells > full_scan_after {
+                search.clear();
+                buckets.values().for_each(|bucket| search.scan(bucket));
+                break;
+            }
+            ring.clear();
+            ring.extend(origin.grid_ring::<Vec<_>>(distance));
+            for cell in &ring {
+                if let Some(bucket) = buckets.get(cell) {
+                    search.scan(bucket);
+                }
+            }
+            cells_read += ring.len();
+            let unsearched_m = ring_lower_bound_m(self.resolution, distance);
+            if unsearched_m > max_radius_m || search.kth_distance_m().is_some_and(|d| d <= unsearched_m) {
+                break;
+            }
+        }
+        search.finish(kind)
+    }
+}
+
+/// Squared chord length on the unit sphere for a great-circle distance in metres.
+fn chord2_of_m(distance_m: f64) -> f64 {
+    let angle = (distance_m / Haversine.radius()).min(std::f64::consts::PI);
+    let chord = 2.0 * (angle / 2.0).sin();
+    chord * chord
+}
+
+/// Great-circle distance in metres for a squared chord length on the unit sphere.
+fn m_of_chord2(chord2: f64) -> f64 {
+    let half_chord = (chord2.max(0.0).sqrt() / 2.0).min(1.0);
+    2.0 * half_chord.asin() * Haversine.radius()
+}
+
+/// The state of one nearest search: the best `k` so far, kept sorted by (distance, id).
+struct Search<'a> {
+    index: &'a FleetIndex,
+    query: [f64; 3],
+    point: Position,
+    k: usize,
+    /// Squared chord of the radius, slightly widened so float rounding never drops a unit exactly on it.
+    max_chord2: f64,
+    filter: &'a SearchFilter,
+    fresh_after_ms: i64,
+    best: Vec<(f64, UnitId)>,
+}
+
+impl<'a> Search<'a> {
+    fn new(
+        index: &'a FleetIndex,
+        point: Position,
+        k: usize,
+        max_radius_m: f64,
+        filter: &'a SearchFilter,
+        now: DateTime<Utc>,
+    ) -> Self {
+        Self {
+            index,
+            query: point.unit_vector(),
+            point,
+            k,
+            max_chord2: chord2_of_m(max_radius_m) * (1.0 + 1e-9),
+            filter,
+            fresh_after_ms: now.timestamp_millis().saturating_sub(index.stale_after_ms),
+            best: Vec::with_capacity(k + 1),
+        }
+    }
+
+    fn clear(&mut self) {
+        self.best.clear();
+    }
+
+    fn scan(&mut self, bucket: &[Slot]) {
+        let [qx, qy, qz] = self.query;
+        for slot in bucket {
+            if slot.status != UnitStatus::Available {
+                continue;
+            }
+            let (dx, dy, dz) = (slot.xyz[0] - qx, slot.xyz[1] - qy, slot.xyz[2] - qz);
+            let chord2 = dx * dx + dy * dy + dz * dz;
+            if chord2 > self.max_chord2 {
+                continue;
+            }
+            if self.best.len() == self.k {
+                if let Some(&(worst, worst_id)) = self.best.last() {
+                    if chord2 > worst || (chord2 == worst && slot.id > worst_id) {
+                        continue;
+                    }
+                }
+            }
+            if slot.last_seen_ms < self.fresh_after_ms
+                || !slot.capabilities.contains(self.filter.required)
+                || self.filter.exclude.contains(&slot.id)
+            {
+                continue;
+            }
+            let at = self
+                .best
+                .partition_point(|&(d, id)| d < chord2 || (d == chord2 && id < slot.id));
+            self.best.insert(at, (chord2, slot.id));
+            self.best.truncate(self.k);
+        }
+    }
+
+    /// The k-th best distance, once k units have been found.
+    fn kth_distance_m(&self) -> Option<f64> {
+        (self.best.len() == self.k).then(|| self.best.last().map_or(0.0, |&(c, _)| m_of_chord2(c)))
+    }
+
+    fn finish(self, kind: UnitKind) -> Vec<Nearby> {
+        self.best
+            .iter()
+            .filter_map(|&(_, id)| self.index.get(id))
+            .map(|unit| {
+                let distance_m = self.point.distance_m(unit.position);
+                Nearby {
+                    unit: unit.id,
+                    position: unit.position,
+                    distance_m,
+                    eta: eta_for(kind, distance_m),
+                }
+            })
+            .collect()
+    }
+}
