@@ -7,7 +7,6 @@
 use std::collections::BTreeMap;
 
 use anyhow::{Context, Result, anyhow, ensure};
-
 use diesel::{
     Connection, QueryableByName, RunQueryDsl,
     backend::Backend,
@@ -26,6 +25,50 @@ const POSTGRES_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/po
 
 /// The Diesel description of every table, read from the source so the test needs no server module.
 const SCHEMA_RS: &str = include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/src/db/schema.rs"));
+
+/// The demo city, loaded by the seeding code after it creates the demo accounts.
+const DEMO_CITY_SQL: &str = include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/src/db/demo_city.sql"));
+
+/// The demo accounts demo_city.sql refers to: (email local part, role).
+const DEMO_ACCOUNTS: &[(&str, &str)] = &[
+    ("admin", "admin"),
+    ("staff", "staff"),
+    ("partner", "partner"),
+    ("dispatcher", "dispatcher"),
+    ("doctor1", "doctor"),
+    ("doctor2", "doctor"),
+    ("doctor3", "doctor"),
+    ("doctor4", "doctor"),
+    ("paramedic1", "paramedic"),
+    ("paramedic2", "paramedic"),
+    ("paramedic3", "paramedic"),
+    ("paramedic4", "paramedic"),
+    ("paramedic5", "paramedic"),
+    ("paramedic6", "paramedic"),
+    ("phlebotomist1", "phlebotomist"),
+    ("phlebotomist2", "phlebotomist"),
+    ("phlebotomist3", "phlebotomist"),
+    ("rider1", "rider"),
+    ("rider2", "rider"),
+    ("rider3", "rider"),
+    ("rider4", "rider"),
+    ("customer1", "customer"),
+    ("customer2", "customer"),
+];
+
+/// Row counts the demo city must produce, whatever the backend.
+const DEMO_COUNTS: &str = "\
+    SELECT 'hospitals ' || count(*) AS item FROM hospitals \
+    UNION ALL SELECT 'ambulances ' || count(*) FROM units WHERE kind IN ('als', 'bls') AND status = 'available' \
+    UNION ALL SELECT 'riders ' || count(*) FROM units WHERE kind = 'rider' \
+    UNION ALL SELECT 'crewed units ' || count(DISTINCT unit_id) FROM unit_crew \
+    UNION ALL SELECT 'phlebotomists ' || count(*) FROM phlebotomists WHERE unit_id IS NOT NULL \
+    UNION ALL SELECT 'blood stock ' || count(*) FROM blood_stock \
+    UNION ALL SELECT 'medicines ' || count(*) FROM medicines WHERE brand_id IS NOT NULL \
+    UNION ALL SELECT 'lab packages ' || count(*) FROM lab_tests WHERE is_package \
+    UNION ALL SELECT 'doctors ' || count(*) FROM doctors WHERE hospital_id IS NOT NULL \
+    UNION ALL SELECT 'coupons ' || count(*) FROM coupons \
+    ORDER BY 1";
 
 /// A sync Postgres connection without libpq: diesel-async's connection driven by a blocking wrapper.
 type PgWrapper = AsyncConnectionWrapper<AsyncPgConnection>;
@@ -354,6 +397,56 @@ fn both_backends_ship_the_same_migrations() -> Result<()> {
     Ok(())
 }
 
+/// Creates the demo accounts the way the seeding code does (plain rows), then loads the demo city.
+fn load_demo_city(conn: &mut impl SimpleConnection) -> Result<()> {
+    let accounts: Vec<String> = DEMO_ACCOUNTS
+        .iter()
+        .map(|(local, role)| format!("('{local}@demo.onemedi.in', '{local}', '{role}')"))
+        .collect();
+    conn.batch_execute(&format!(
+        "INSERT INTO users (email, name, role) VALUES {}",
+        accounts.join(", ")
+    ))?;
+    conn.batch_execute(DEMO_CITY_SQL)
+        .context("demo_city.sql failed")?;
+    Ok(())
+}
+
+fn assert_demo_counts(counts: &[String]) -> Result<()> {
+    let expected = [
+        "ambulances 12",
+        "blood stock 128",
+        "coupons 2",
+        "crewed units 13",
+        "doctors 4",
+        "hospitals 6",
+        "lab packages 2",
+        "medicines 30",
+        "phlebotomists 3",
+        "riders 4",
+    ];
+    ensure!(
+        counts == expected,
+        "demo city rows: {counts:?}, expected {expected:?}"
+    );
+    Ok(())
+}
+
+#[test]
+fn the_demo_city_loads_on_sqlite() -> Result<()> {
+    let (_dir, mut conn) = sqlite_file()?;
+    conn.run_pending_migrations(SQLITE_MIGRATIONS)
+        .map_err(|e| anyhow!("{e}"))?;
+    load_demo_city(&mut conn)?;
+    assert_demo_counts(&snapshot(&mut conn, DEMO_COUNTS)?)?;
+    let violations = snapshot(
+        &mut conn,
+        "SELECT \"table\" || ' ' || \"parent\" AS item FROM pragma_foreign_key_check",
+    )?;
+    ensure!(violations.is_empty(), "foreign key violations: {violations:?}");
+    Ok(())
+}
+
 /// A throwaway Postgres database for one test; dropped when the test ends, pass or fail.
 struct ScratchPg {
     admin_url: String,
@@ -429,6 +522,17 @@ async fn schema_rs_describes_every_postgres_column_exactly() -> Result<()> {
         conn.run_pending_migrations(POSTGRES_MIGRATIONS)
             .map_err(|e| anyhow!("{e}"))?;
         assert_schema_rs_matches(&postgres_columns(conn)?, "PostgreSQL")
+    })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_demo_city_loads_on_postgres() -> Result<()> {
+    with_scratch_postgres(|conn| {
+        conn.run_pending_migrations(POSTGRES_MIGRATIONS)
+            .map_err(|e| anyhow!("{e}"))?;
+        load_demo_city(conn)?;
+        assert_demo_counts(&snapshot(conn, DEMO_COUNTS)?)
     })
     .await
 }
