@@ -25,15 +25,56 @@ pub const DEFAULT_STALE_AFTER: Duration = Duration::from_secs(90);
 /// buckets instead: cheaper, and exact for any radius (sparse fleets, continental radii).
 const FULL_SCAN_CELL_RATIO: usize = 2;
 
-/// One unit's hot data inside a bucket, laid out for the scan.
+/// One unit's hot data inside a bucket, laid out for the scan (48 bytes).
 #[derive(Debug, Clone, Copy)]
 struct Slot {
-    id: UnitId,
     /// Position on the unit sphere; squared chord length ranks like great-circle distance.
     xyz: [f64; 3],
-    status: UnitStatus,
-    capabilities: Capabilities,
+    id: UnitId,
     last_seen_ms: i64,
+    capabilities: Capabilities,
+    status: UnitStatus,
+}
+
+/// The units of one kind in one cell, with the cell's geometry cached for the search.
+#[derive(Debug)]
+struct Bucket {
+    /// The cell's centre on the unit sphere.
+    centre: [f64; 3],
+    /// Largest chord from `centre` to any unit ever placed here (never shrinks), so
+    /// `|query − centre| − reach` is a lower bound on the chord to every unit of the bucket.
+    reach: f64,
+    /// The cells at grid distance 1 and then 2, computed once when the bucket is created;
+    /// `None` when H3 needs its slow path here (next to a pentagon).
+    near: Option<(Box<[CellIndex]>, usize)>,
+    slots: Vec<Slot>,
+    /// `positions[i]` is where `slots[i]` is; kept apart so the scan reads less memory.
+    positions: Vec<Position>,
+}
+
+impl Bucket {
+    fn new(cell: CellIndex) -> Self {
+        let centre = h3o::LatLng::from(cell);
+        let centre = Position::new(centre.lat(), centre.lng()).map_or([0.0; 3], Position::unit_vector);
+        let ring1: Option<Vec<CellIndex>> = cell.grid_ring_fast(1).collect();
+        let ring2: Option<Vec<CellIndex>> = cell.grid_ring_fast(2).collect();
+        let near = ring1.zip(ring2).map(|(mut r1, r2)| {
+            let ring1_len = r1.len();
+            r1.extend(r2);
+            (r1.into_boxed_slice(), ring1_len)
+        });
+        Self { centre, reach: 0.0, near, slots: Vec::new(), positions: Vec::new() }
+    }
+
+    /// The cached ring at grid distance 1 or 2.
+    fn cached_ring(&self, distance: u32) -> Option<&[CellIndex]> {
+        let (cells, ring1_len) = self.near.as_ref()?;
+        match distance {
+            1 => cells.get(..*ring1_len),
+            2 => cells.get(*ring1_len..),
+            _ => None,
+        }
+    }
 }
 
 /// Where a unit lives in the index.
@@ -74,7 +115,9 @@ pub struct FleetIndex {
     stale_after_ms: i64,
     units: HashMap<UnitId, Entry, BuildKeyHasher>,
     /// Per kind ([`UnitKind::index`]): cell → units in that cell.
-    buckets: [HashMap<CellIndex, Vec<Slot>, BuildKeyHasher>; 4],
+    /// Buckets are kept when they empty out (their geometry is costly to rebuild); see
+    /// [`FleetIndex::drop_empty_buckets`].
+    buckets: [HashMap<CellIndex, Bucket, BuildKeyHasher>; 4],
 }
 
 /// Why a unit could not be indexed.
@@ -135,28 +178,33 @@ impl FleetIndex {
             .map_err(|_| IndexError::Unindexable)?
             .to_cell(self.resolution);
         let slot = Slot {
-            id: unit.id,
             xyz: unit.position.unit_vector(),
-            status: unit.status,
-            capabilities: unit.capabilities,
+            id: unit.id,
             last_seen_ms: unit.last_seen.timestamp_millis(),
+            capabilities: unit.capabilities,
+            status: unit.status,
         };
         if let Some(entry) = self.units.get_mut(&unit.id) {
             if entry.cell == cell && entry.unit.kind == unit.kind {
                 entry.unit = unit;
-                if let Some(s) = self.buckets[unit.kind.index()]
-                    .get_mut(&cell)
-                    .and_then(|b| b.get_mut(entry.slot))
-                {
-                    *s = slot;
+                if let Some(bucket) = self.buckets[unit.kind.index()].get_mut(&cell) {
+                    bucket.reach = bucket.reach.max(chord(bucket.centre, slot.xyz));
+                    if let Some(s) = bucket.slots.get_mut(entry.slot) {
+                        *s = slot;
+                    }
+                    if let Some(p) = bucket.positions.get_mut(entry.slot) {
+                        *p = unit.position;
+                    }
                 }
                 return Ok(());
             }
         }
         self.remove(unit.id);
-        let bucket = self.buckets[unit.kind.index()].entry(cell).or_default();
-        bucket.push(slot);
-        let slot = bucket.len() - 1;
+        let bucket = self.buckets[unit.kind.index()].entry(cell).or_insert_with(|| Bucket::new(cell));
+        bucket.reach = bucket.reach.max(chord(bucket.centre, slot.xyz));
+        bucket.slots.push(slot);
+        bucket.positions.push(unit.position);
+        let slot = bucket.slots.len() - 1;
         self.units.insert(unit.id, Entry { unit, cell, slot });
         Ok(())
     }
@@ -167,9 +215,8 @@ impl FleetIndex {
             return false;
         };
         entry.unit.status = status;
-        if let Some(s) = self.buckets[entry.unit.kind.index()]
-            .get_mut(&entry.cell)
-            .and_then(|b| b.get_mut(entry.slot))
+        if let Some(s) =
+            self.buckets[entry.unit.kind.index()].get_mut(&entry.cell).and_then(|b| b.slots.get_mut(entry.slot))
         {
             s.status = status;
         }
@@ -181,17 +228,22 @@ impl FleetIndex {
         let entry = self.units.remove(&id)?;
         let buckets = &mut self.buckets[entry.unit.kind.index()];
         if let Some(bucket) = buckets.get_mut(&entry.cell) {
-            bucket.swap_remove(entry.slot);
-            if let Some(moved) = bucket.get(entry.slot) {
+            bucket.slots.swap_remove(entry.slot);
+            bucket.positions.swap_remove(entry.slot);
+            if let Some(moved) = bucket.slots.get(entry.slot) {
                 if let Some(moved_entry) = self.units.get_mut(&moved.id) {
                     moved_entry.slot = entry.slot;
                 }
             }
-            if bucket.is_empty() {
-                buckets.remove(&entry.cell);
-            }
         }
         Some(entry.unit)
+    }
+
+    /// Forgets buckets without units (their cached geometry), e.g. once a day; searches stay exact either way.
+    pub fn drop_empty_buckets(&mut self) {
+        for buckets in &mut self.buckets {
+            buckets.retain(|_, bucket| !bucket.slots.is_empty());
+        }
     }
 
     /// The `k` nearest units of `kind` that are available, fresh (seen within the stale limit before
@@ -212,10 +264,11 @@ impl FleetIndex {
         if k == 0 || buckets.is_empty() || max_radius_m.is_nan() || max_radius_m < 0.0 {
             return Vec::new();
         }
-        let mut search = Search::new(self, point, k, max_radius_m, filter, now);
+        let mut search = Search::new(self.stale_after_ms, point, k, max_radius_m, filter, now);
         let Ok(origin) = point.to_h3().map(|p| p.to_cell(self.resolution)) else {
             return Vec::new();
         };
+        let origin_bucket = buckets.get(&origin);
         let full_scan_after = buckets.len().saturating_mul(FULL_SCAN_CELL_RATIO);
         let mut cells_read = 0_usize;
         let mut ring = Vec::new();
@@ -226,14 +279,27 @@ impl FleetIndex {
                 buckets.values().for_each(|bucket| search.scan(bucket));
                 break;
             }
-            ring.clear();
-            ring.extend(origin.grid_ring::<Vec<_>>(distance));
-            for cell in &ring {
-                if let Some(bucket) = buckets.get(cell) {
+            let cached = origin_bucket.and_then(|b| b.cached_ring(distance));
+            let cells = match cached {
+                Some(cells) => cells,
+                None => {
+                    ring.clear();
+                    ring.extend(origin.grid_ring::<Vec<_>>(distance));
+                    ring.as_slice()
+                }
+            };
+            if distance == 0 {
+                if let Some(bucket) = origin_bucket {
                     search.scan(bucket);
                 }
+            } else {
+                for cell in cells {
+                    if let Some(bucket) = buckets.get(cell) {
+                        search.scan(bucket);
+                    }
+                }
             }
-            cells_read += ring.len();
+            cells_read += ring_cells;
             let unsearched_m = ring_lower_bound_m(self.resolution, distance);
             if unsearched_m > max_radius_m || search.kth_distance_m().is_some_and(|d| d <= unsearched_m) {
                 break;
@@ -241,6 +307,17 @@ impl FleetIndex {
         }
         search.finish(kind)
     }
+}
+
+/// Chord length between two points of the unit sphere.
+fn chord(a: [f64; 3], b: [f64; 3]) -> f64 {
+    chord2(a, b).sqrt()
+}
+
+/// Squared chord length between two points of the unit sphere.
+fn chord2(a: [f64; 3], b: [f64; 3]) -> f64 {
+    let (dx, dy, dz) = (a[0] - b[0], a[1] - b[1], a[2] - b[2]);
+    dx * dx + dy * dy + dz * dz
 }
 
 /// Squared chord length on the unit sphere for a great-circle distance in metres.
@@ -258,7 +335,6 @@ fn m_of_chord2(chord2: f64) -> f64 {
 
 /// The state of one nearest search: the best `k` so far, kept sorted by (distance, id).
 struct Search<'a> {
-    index: &'a FleetIndex,
     query: [f64; 3],
     point: Position,
     k: usize,
@@ -266,12 +342,13 @@ struct Search<'a> {
     max_chord2: f64,
     filter: &'a SearchFilter,
     fresh_after_ms: i64,
-    best: Vec<(f64, UnitId)>,
+    /// The best units so far: (squared chord, id, position), sorted.
+    best: Vec<(f64, UnitId, Position)>,
 }
 
 impl<'a> Search<'a> {
     fn new(
-        index: &'a FleetIndex,
+        stale_after_ms: i64,
         point: Position,
         k: usize,
         max_radius_m: f64,
@@ -279,13 +356,12 @@ impl<'a> Search<'a> {
         now: DateTime<Utc>,
     ) -> Self {
         Self {
-            index,
             query: point.unit_vector(),
             point,
             k,
             max_chord2: chord2_of_m(max_radius_m) * (1.0 + 1e-9),
             filter,
-            fresh_after_ms: now.timestamp_millis().saturating_sub(index.stale_after_ms),
+            fresh_after_ms: now.timestamp_millis().saturating_sub(stale_after_ms),
             best: Vec::with_capacity(k + 1),
         }
     }
@@ -294,9 +370,22 @@ impl<'a> Search<'a> {
         self.best.clear();
     }
 
-    fn scan(&mut self, bucket: &[Slot]) {
+    /// The squared chord a unit must beat to enter the result.
+    fn threshold(&self) -> f64 {
+        if self.best.len() == self.k { self.best.last().map_or(self.max_chord2, |&(c, _, _)| c) } else { self.max_chord2 }
+    }
+
+    fn scan(&mut self, bucket: &Bucket) {
+        if bucket.slots.is_empty() {
+            return;
+        }
+        // Triangle inequality in 3-D: every unit here is at least |q − centre| − reach away.
+        let gap = chord(self.query, bucket.centre) - bucket.reach;
+        if gap > 0.0 && gap * gap > self.threshold() {
+            return;
+        }
         let [qx, qy, qz] = self.query;
-        for slot in bucket {
+        for (i, slot) in bucket.slots.iter().enumerate() {
             if slot.status != UnitStatus::Available {
                 continue;
             }
@@ -306,7 +395,7 @@ impl<'a> Search<'a> {
                 continue;
             }
             if self.best.len() == self.k {
-                if let Some(&(worst, worst_id)) = self.best.last() {
+                if let Some(&(worst, worst_id, _)) = self.best.last() {
                     if chord2 > worst || (chord2 == worst && slot.id > worst_id) {
                         continue;
                     }
@@ -318,31 +407,25 @@ impl<'a> Search<'a> {
             {
                 continue;
             }
-            let at = self
-                .best
-                .partition_point(|&(d, id)| d < chord2 || (d == chord2 && id < slot.id));
-            self.best.insert(at, (chord2, slot.id));
+            let at = self.best.partition_point(|&(d, id, _)| d < chord2 || (d == chord2 && id < slot.id));
+            let position = bucket.positions.get(i).copied().unwrap_or(self.point);
+            self.best.insert(at, (chord2, slot.id, position));
             self.best.truncate(self.k);
         }
     }
 
     /// The k-th best distance, once k units have been found.
     fn kth_distance_m(&self) -> Option<f64> {
-        (self.best.len() == self.k).then(|| self.best.last().map_or(0.0, |&(c, _)| m_of_chord2(c)))
+        (self.best.len() == self.k).then(|| self.best.last().map_or(0.0, |&(c, _, _)| m_of_chord2(c)))
     }
 
     fn finish(self, kind: UnitKind) -> Vec<Nearby> {
         self.best
             .iter()
-            .filter_map(|&(_, id)| self.index.get(id))
-            .map(|unit| {
-                let distance_m = self.point.distance_m(unit.position);
-                Nearby {
-                    unit: unit.id,
-                    position: unit.position,
-                    distance_m,
-                    eta: eta_for(kind, distance_m),
-                }
+            .map(|&(chord2, unit, position)| {
+                // The same great circle as `geo::Haversine` (same sphere radius), from the chord already computed.
+                let distance_m = m_of_chord2(chord2);
+                Nearby { unit, position, distance_m, eta: eta_for(kind, distance_m) }
             })
             .collect()
     }

@@ -25,7 +25,9 @@ pub fn speed_of(kind: UnitKind) -> f64 {
 
 /// Estimated travel time for a unit of `kind` over `distance_m` metres of great circle.
 pub fn eta_for(kind: UnitKind, distance_m: f64) -> Duration {
-    Duration::from_secs_f64((distance_m.max(0.0) * ROAD_DETOUR_FACTOR / speed_of(kind)).min(1e9))
+    let millis = (distance_m.max(0.0) * ROAD_DETOUR_FACTOR / speed_of(kind) * 1000.0).min(1e15);
+    // Saturating float-to-int cast; sub-millisecond precision is meaningless for an ETA.
+    Duration::from_millis(millis as u64)
 }
 
 #[cfg(test)]
