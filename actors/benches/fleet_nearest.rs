@@ -3,7 +3,10 @@
 
 mod common;
 
-use std::{hint::black_box, time::{Duration, Instant}};
+use std::{
+    hint::black_box,
+    time::{Duration, Instant},
+};
 
 use common::{CITY_RADIUS_M, Rng, city_fleet, city_point, machine, now, percentiles, row, write_results};
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
@@ -19,7 +22,12 @@ const K: usize = 10;
 const QUERIES: usize = 20_000;
 /// Search radius: the whole city; the ring rule stops long before.
 const RADIUS_M: f64 = 30_000.0;
-const RESOLUTIONS: [Resolution; 4] = [Resolution::Seven, Resolution::Eight, Resolution::Nine, Resolution::Ten];
+const RESOLUTIONS: [Resolution; 4] = [
+    Resolution::Seven,
+    Resolution::Eight,
+    Resolution::Nine,
+    Resolution::Ten,
+];
 
 type Point3 = GeomWithData<[f64; 3], i64>;
 
@@ -64,8 +72,15 @@ fn setup() -> Setup {
     let flat: Vec<([f64; 3], i64)> = fleet.iter().map(|u| (unit_vector(u.position), u.id.0)).collect();
     let rtree = RTree::bulk_load(flat.iter().map(|&(p, id)| GeomWithData::new(p, id)).collect());
     let mut rng = Rng::new(99);
-    let queries = (0..QUERIES).map(|_| city_point(&mut rng, CITY_RADIUS_M * 0.95)).collect();
-    Setup { indexes, rtree, flat, queries }
+    let queries = (0..QUERIES)
+        .map(|_| city_point(&mut rng, CITY_RADIUS_M * 0.95))
+        .collect();
+    Setup {
+        indexes,
+        rtree,
+        flat,
+        queries,
+    }
 }
 
 fn self_timed(s: &Setup) {
@@ -105,7 +120,13 @@ fn self_timed(s: &Setup) {
         .map(|&q| {
             let v = unit_vector(q);
             let start = Instant::now();
-            black_box(s.rtree.nearest_neighbor_iter(&v).take(K).map(|p| p.data).collect::<Vec<_>>());
+            black_box(
+                s.rtree
+                    .nearest_neighbor_iter(&v)
+                    .take(K)
+                    .map(|p| p.data)
+                    .collect::<Vec<_>>(),
+            );
             start.elapsed()
         })
         .collect();
@@ -147,7 +168,14 @@ fn bench(c: &mut Criterion) {
             let mut i = 0;
             b.iter(|| {
                 i = (i + 1) % s.queries.len();
-                index.nearest_available(UnitKind::AmbulanceAls, black_box(s.queries[i]), K, RADIUS_M, &filter, t)
+                index.nearest_available(
+                    UnitKind::AmbulanceAls,
+                    black_box(s.queries[i]),
+                    K,
+                    RADIUS_M,
+                    &filter,
+                    t,
+                )
             });
         });
     }
@@ -156,7 +184,11 @@ fn bench(c: &mut Criterion) {
         b.iter(|| {
             i = (i + 1) % s.queries.len();
             let v = unit_vector(black_box(s.queries[i]));
-            s.rtree.nearest_neighbor_iter(&v).take(K).map(|p| p.data).collect::<Vec<_>>()
+            s.rtree
+                .nearest_neighbor_iter(&v)
+                .take(K)
+                .map(|p| p.data)
+                .collect::<Vec<_>>()
         });
     });
     group.bench_function(BenchmarkId::new("brute_force", "scan"), |b| {

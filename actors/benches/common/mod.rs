@@ -1,6 +1,9 @@
 //! Shared fixtures of the benchmarks: a deterministic city-sized fleet and a results writer.
 
-#![allow(dead_code, reason = "each benchmark binary uses a different part of the fixtures")]
+#![allow(
+    dead_code,
+    reason = "each benchmark binary uses a different part of the fixtures"
+)]
 
 use std::{fmt::Write as _, path::PathBuf, time::Duration};
 
@@ -96,7 +99,10 @@ pub fn percentiles(mut samples: Vec<Duration>) -> Percentiles {
 
 /// `bench-results/actors-<name>.<ext>` at the workspace root.
 pub fn result_path(name: &str, ext: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..").join("bench-results").join(format!("actors-{name}.{ext}"))
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("..")
+        .join("bench-results")
+        .join(format!("actors-{name}.{ext}"))
 }
 
 /// Writes the summary files; a failure to write is reported, not fatal.
@@ -124,5 +130,8 @@ pub fn row(cells: &[String]) -> String {
 
 /// Machine description for the reports.
 pub fn machine() -> String {
-    format!("{} cores available, release profile, criterion + self-timed percentiles", std::thread::available_parallelism().map_or(0, |n| n.get()))
+    format!(
+        "{} cores available, release profile, criterion + self-timed percentiles",
+        std::thread::available_parallelism().map_or(0, |n| n.get())
+    )
 }

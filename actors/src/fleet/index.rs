@@ -63,7 +63,13 @@ impl Bucket {
             r1.extend(r2);
             (r1.into_boxed_slice(), ring1_len)
         });
-        Self { centre, reach: 0.0, near, slots: Vec::new(), positions: Vec::new() }
+        Self {
+            centre,
+            reach: 0.0,
+            near,
+            slots: Vec::new(),
+            positions: Vec::new(),
+        }
     }
 
     /// The cached ring at grid distance 1 or 2.
@@ -200,7 +206,9 @@ impl FleetIndex {
             }
         }
         self.remove(unit.id);
-        let bucket = self.buckets[unit.kind.index()].entry(cell).or_insert_with(|| Bucket::new(cell));
+        let bucket = self.buckets[unit.kind.index()]
+            .entry(cell)
+            .or_insert_with(|| Bucket::new(cell));
         bucket.reach = bucket.reach.max(chord(bucket.centre, slot.xyz));
         bucket.slots.push(slot);
         bucket.positions.push(unit.position);
@@ -215,8 +223,9 @@ impl FleetIndex {
             return false;
         };
         entry.unit.status = status;
-        if let Some(s) =
-            self.buckets[entry.unit.kind.index()].get_mut(&entry.cell).and_then(|b| b.slots.get_mut(entry.slot))
+        if let Some(s) = self.buckets[entry.unit.kind.index()]
+            .get_mut(&entry.cell)
+            .and_then(|b| b.slots.get_mut(entry.slot))
         {
             s.status = status;
         }
@@ -372,7 +381,11 @@ impl<'a> Search<'a> {
 
     /// The squared chord a unit must beat to enter the result.
     fn threshold(&self) -> f64 {
-        if self.best.len() == self.k { self.best.last().map_or(self.max_chord2, |&(c, _, _)| c) } else { self.max_chord2 }
+        if self.best.len() == self.k {
+            self.best.last().map_or(self.max_chord2, |&(c, _, _)| c)
+        } else {
+            self.max_chord2
+        }
     }
 
     fn scan(&mut self, bucket: &Bucket) {
@@ -407,7 +420,9 @@ impl<'a> Search<'a> {
             {
                 continue;
             }
-            let at = self.best.partition_point(|&(d, id, _)| d < chord2 || (d == chord2 && id < slot.id));
+            let at = self
+                .best
+                .partition_point(|&(d, id, _)| d < chord2 || (d == chord2 && id < slot.id));
             let position = bucket.positions.get(i).copied().unwrap_or(self.point);
             self.best.insert(at, (chord2, slot.id, position));
             self.best.truncate(self.k);
@@ -425,7 +440,12 @@ impl<'a> Search<'a> {
             .map(|&(chord2, unit, position)| {
                 // The same great circle as `geo::Haversine` (same sphere radius), from the chord already computed.
                 let distance_m = m_of_chord2(chord2);
-                Nearby { unit, position, distance_m, eta: eta_for(kind, distance_m) }
+                Nearby {
+                    unit,
+                    position,
+                    distance_m,
+                    eta: eta_for(kind, distance_m),
+                }
             })
             .collect()
     }
