@@ -457,7 +457,10 @@ struct ScratchPg {
 impl ScratchPg {
     /// None when `TEST_DATABASE_URL` is not set (CI always sets it).
     fn create() -> Result<Option<Self>> {
-        let Ok(admin_url) = std::env::var("TEST_DATABASE_URL") else {
+        let Some(admin_url) = std::env::var("TEST_DATABASE_URL")
+            .ok()
+            .filter(|url| !url.is_empty())
+        else {
             println!("TEST_DATABASE_URL is not set: skipping the PostgreSQL migration check");
             return Ok(None);
         };
