@@ -86,3 +86,93 @@ impl World {
         self.clock.now()
     }
 }
+
+pub mod dispatch {
+    //! A node of the dispatch system: fleet, entity registry and dispatcher over shared ports.
+
+    use std::time::Duration;
+
+    use actix::{Actor, Addr};
+    use h3o::Resolution;
+    use onemedi_actors::{
+        dispatch::{DispatchSettings, Dispatcher},
+        entity::{EntityRegistry, EntitySettings},
+        events::DomainEvent,
+        fleet::{Capabilities, FleetActor, FleetIndex, Unit, UnitKind, UnitStatus},
+        ids::UnitId,
+        machines::EntityKey,
+        ports::Ports,
+        position::Position,
+    };
+
+    pub const CITY: (f64, f64) = (12.9716, 77.5946);
+
+    /// A point `north_m` metres north of the city centre.
+    pub fn north_of_centre(north_m: f64) -> Position {
+        Position::new(CITY.0 + north_m / 111_195.0, CITY.1).unwrap()
+    }
+
+    pub fn ambulance(id: i64, at: Position, seen: chrono::DateTime<chrono::Utc>) -> Unit {
+        Unit {
+            id: UnitId(id),
+            kind: UnitKind::AmbulanceAls,
+            position: at,
+            heading_deg: 0.0,
+            speed_mps: 0.0,
+            status: UnitStatus::Available,
+            capabilities: Capabilities::DEFIBRILLATOR,
+            last_seen: seen,
+        }
+    }
+
+    pub struct Node {
+        pub fleet: Addr<FleetActor>,
+        pub registry: Addr<EntityRegistry>,
+        pub dispatcher: Addr<Dispatcher>,
+    }
+
+    impl Node {
+        pub fn start(ports: &Ports, units: &[Unit]) -> Self {
+            let mut index = FleetIndex::new(Resolution::Nine, Duration::from_secs(24 * 3600));
+            for unit in units {
+                index.upsert(*unit).unwrap();
+            }
+            let fleet = FleetActor::new(index, ports.clock.clone()).start();
+            let registry = EntityRegistry::new(ports.clone(), EntitySettings::default()).start();
+            let settings = DispatchSettings {
+                done_retention: Duration::from_secs(7 * 24 * 3600),
+                ..Default::default()
+            };
+            let dispatcher = Dispatcher::new(
+                ports.clone(),
+                fleet.clone(),
+                Some(registry.clone().recipient()),
+                settings,
+            )
+            .start();
+            Self {
+                fleet,
+                registry,
+                dispatcher,
+            }
+        }
+    }
+
+    /// Lets every actor run until nothing is ready (a few scheduler turns).
+    pub async fn settle() {
+        for _ in 0..20 {
+            tokio::task::yield_now().await;
+        }
+    }
+
+    /// The (job, unit) pairs of every offer published so far.
+    pub fn offers(events: &[(onemedi_actors::events::Topic, DomainEvent)]) -> Vec<(EntityKey, UnitId)> {
+        events
+            .iter()
+            .filter_map(|(_, e)| match e {
+                DomainEvent::OfferMade { request, unit, .. } => Some((*request, *unit)),
+                _ => None,
+            })
+            .collect()
+    }
+}

@@ -1,0 +1,495 @@
+//! [`Dispatcher`]: runs offer cascades as actor messages and timers.
+//!
+//! One step at a time per job: query the fleet for ranked candidates → record the offer in the job's
+//! timeline → announce it to the crew (`offer_made` on `unit:<id>`) and start the priority's offer
+//! timer → on accept, claim the unit through the store's conditional write (the row is the lock); on
+//! decline, timeout or a lost claim, move to the next candidate and never come back to this unit.
+//! With nobody left, widen the radius once; then record `no_unit_available`, escalate and announce.
+
+use std::{collections::HashMap, time::Duration};
+
+use actix::{
+    Actor, ActorFutureExt, Addr, AsyncContext, Context, Handler, Recipient, ResponseActFuture, WrapFuture,
+    fut,
+};
+use chrono::TimeDelta;
+
+use super::{
+    AnswerOutcome, CANDIDATE_POOL, CancelDispatch, DONE_RETENTION, Dispatch, DispatchError, DispatchOutcome,
+    DispatchPhase, DispatchStatus, OfferAnswer, WIDEN_FACTOR,
+    cascade::Cascade,
+    lifecycle::{assign_event, no_unit_events, offer_event},
+    messages::OfferExpired,
+};
+use crate::{
+    entity::{Command, EntityError, Execute},
+    events::{DomainEvent, Topic},
+    fleet::{FindNearest, FleetActor, Nearby, SearchFilter, SetUnitStatus, UnitStatus},
+    ids::{CommandId, UnitId},
+    machines::{Agent, EntityEvent, EntityKey},
+    ports::Ports,
+};
+
+/// Tunables of a dispatcher.
+#[derive(Debug, Clone, Copy)]
+pub struct DispatchSettings {
+    /// Candidates fetched per fleet query.
+    pub candidate_pool: usize,
+    /// Radius multiplier of the one widening.
+    pub widen_factor: f64,
+    /// How long finished cascades stay queryable.
+    pub done_retention: Duration,
+}
+
+impl Default for DispatchSettings {
+    fn default() -> Self {
+        Self {
+            candidate_pool: CANDIDATE_POOL,
+            widen_factor: WIDEN_FACTOR,
+            done_retention: DONE_RETENTION,
+        }
+    }
+}
+
+/// The dispatcher of one node.
+pub struct Dispatcher {
+    ports: Ports,
+    fleet: Addr<FleetActor>,
+    /// Where job state changes are recorded (the entity registry); `None` records nothing but claims.
+    entities: Option<Recipient<Execute>>,
+    settings: DispatchSettings,
+    cascades: HashMap<EntityKey, Cascade>,
+    /// Units holding one of this dispatcher's offers, and for which job: never offered two jobs at once.
+    offered: HashMap<UnitId, EntityKey>,
+}
+
+impl Dispatcher {
+    /// A dispatcher searching `fleet`, claiming through `ports.store`, recording job states through `entities`.
+    pub fn new(
+        ports: Ports,
+        fleet: Addr<FleetActor>,
+        entities: Option<Recipient<Execute>>,
+        settings: DispatchSettings,
+    ) -> Self {
+        Self {
+            ports,
+            fleet,
+            entities,
+            settings,
+            cascades: HashMap::new(),
+            offered: HashMap::new(),
+        }
+    }
+
+    /// Records `event` on the job's timeline (idempotently, under `step`); a conflict is retried once.
+    fn record(
+        &self,
+        job: EntityKey,
+        event: Option<EntityEvent>,
+        step: String,
+    ) -> impl Future<Output = Result<(), EntityError>> + 'static {
+        let entities = self.entities.clone();
+        async move {
+            let (Some(entities), Some(event)) = (entities, event) else {
+                return Ok(());
+            };
+            let id = CommandId::parse(format!("dispatch:{job}:{step}"))
+                .map_err(|_| EntityError::Unavailable(job))?;
+            let command = Command {
+                id,
+                agent: Agent::System,
+                event,
+            };
+            let mut attempt = 0;
+            loop {
+                let sent = entities
+                    .send(Execute {
+                        key: job,
+                        command: command.clone(),
+                    })
+                    .await;
+                match sent.unwrap_or(Err(EntityError::Unavailable(job))) {
+                    Ok(_) => return Ok(()),
+                    Err(EntityError::Conflict(_) | EntityError::Crashed(_)) if attempt == 0 => attempt += 1,
+                    Err(err) => return Err(err),
+                }
+            }
+        }
+    }
+
+    fn publish(&self, topic: Topic, event: DomainEvent, ctx: &mut Context<Self>) {
+        let bus = self.ports.bus.clone();
+        ctx.spawn(
+            async move {
+                if let Err(err) = bus.publish(topic, event).await {
+                    tracing::warn!(error = %err, "publishing a dispatch event failed");
+                }
+            }
+            .into_actor(self),
+        );
+    }
+
+    /// Takes the next step of a searching cascade: offer the best untried candidate, or refill the pool.
+    fn advance(&mut self, job: EntityKey, ctx: &mut Context<Self>) {
+        let Some(cascade) = self.cascades.get_mut(&job) else {
+            return;
+        };
+        if cascade.phase != DispatchPhase::Searching {
+            return;
+        }
+        while let Some(candidate) = cascade.pool.pop_front() {
+            if !cascade.tried.contains(&candidate.unit) && !self.offered.contains_key(&candidate.unit) {
+                self.offer(job, candidate, ctx);
+                return;
+            }
+        }
+        let mut exclude: Vec<UnitId> = cascade.tried.iter().copied().collect();
+        exclude.extend(self.offered.keys().copied());
+        let query = FindNearest {
+            kind: cascade.kind,
+            point: cascade.point,
+            k: self.settings.candidate_pool,
+            max_radius_m: cascade.radius_m,
+            filter: SearchFilter {
+                required: cascade.required,
+                exclude,
+            },
+        };
+        cascade.phase = DispatchPhase::Querying;
+        ctx.spawn(
+            self.fleet
+                .send(query)
+                .into_actor(self)
+                .map(move |found, act, ctx| act.on_candidates(job, found.unwrap_or_default(), ctx)),
+        );
+    }
+
+    fn on_candidates(&mut self, job: EntityKey, found: Vec<Nearby>, ctx: &mut Context<Self>) {
+        let widen_factor = self.settings.widen_factor;
+        let Some(cascade) = self.cascades.get_mut(&job) else {
+            return;
+        };
+        if cascade.phase != DispatchPhase::Querying {
+            return;
+        }
+        cascade.phase = DispatchPhase::Searching;
+        if found.is_empty() {
+            if cascade.widened {
+                self.give_up(job, ctx);
+            } else {
+                cascade.widened = true;
+                cascade.radius_m *= widen_factor;
+                self.advance(job, ctx);
+            }
+            return;
+        }
+        cascade.pool = found.into();
+        self.advance(job, ctx);
+    }
+
+    /// Records the offer, then announces it and starts its timer.
+    fn offer(&mut self, job: EntityKey, candidate: Nearby, ctx: &mut Context<Self>) {
+        let Some(cascade) = self.cascades.get_mut(&job) else {
+            return;
+        };
+        let unit = candidate.unit;
+        cascade.offer_seq += 1;
+        let seq = cascade.offer_seq;
+        cascade.tried.insert(unit);
+        cascade.phase = DispatchPhase::Recording { unit };
+        self.offered.insert(unit, job);
+        let record = self.record(job, offer_event(job, unit), format!("offer:{seq}"));
+        ctx.spawn(record.into_actor(self).map(move |recorded, act, ctx| {
+            let Some(cascade) = act.cascades.get_mut(&job) else {
+                return;
+            };
+            if cascade.phase != (DispatchPhase::Recording { unit }) || cascade.offer_seq != seq {
+                return;
+            }
+            if let Err(err) = recorded {
+                tracing::info!(%job, error = %err, "job refused the offer; stopping its cascade");
+                act.offered.remove(&unit);
+                act.finish(job, DispatchOutcome::Cancelled, ctx);
+                return;
+            }
+            let timeout = cascade.priority.offer_timeout();
+            cascade.phase = DispatchPhase::Offering { unit };
+            cascade.offer_timer = Some(ctx.notify_later(OfferExpired { job, seq }, timeout));
+            let now = act.ports.clock.now();
+            let expires_at = TimeDelta::from_std(timeout)
+                .ok()
+                .and_then(|t| now.checked_add_signed(t))
+                .unwrap_or(now);
+            let event = DomainEvent::OfferMade {
+                request: job,
+                unit,
+                distance_m: candidate.distance_m,
+                eta_s: candidate.eta.as_secs_f64(),
+                expires_at,
+            };
+            act.publish(Topic::unit(unit), event, ctx);
+        }));
+    }
+
+    /// Ends the current offer (answered or lapsed) and returns to searching.
+    fn end_offer(&mut self, job: EntityKey, unit: UnitId, ctx: &mut Context<Self>) {
+        self.offered.remove(&unit);
+        if let Some(cascade) = self.cascades.get_mut(&job) {
+            if let Some(timer) = cascade.offer_timer.take() {
+                ctx.cancel_future(timer);
+            }
+        }
+    }
+
+    /// Nobody left even after widening: record, escalate, announce.
+    fn give_up(&mut self, job: EntityKey, ctx: &mut Context<Self>) {
+        let Some(cascade) = self.cascades.get(&job) else {
+            return;
+        };
+        let radius_m = cascade.radius_m;
+        self.finish(job, DispatchOutcome::NoUnitAvailable, ctx);
+        let steps: Vec<_> = no_unit_events(job)
+            .into_iter()
+            .map(|event| self.record(job, Some(event.clone()), event.name().to_owned()))
+            .collect();
+        let record = async move {
+            for step in steps {
+                step.await?;
+            }
+            Ok::<(), EntityError>(())
+        };
+        ctx.spawn(record.into_actor(self).map(move |recorded, act, ctx| {
+            if let Err(err) = recorded {
+                tracing::warn!(%job, error = %err, "recording no_unit_available failed");
+            }
+            act.publish(
+                Topic::entity(job),
+                DomainEvent::NoUnitAvailable {
+                    request: job,
+                    radius_m,
+                },
+                ctx,
+            );
+            let reason = format!("no unit accepted within {:.0} m", radius_m);
+            act.publish(
+                Topic::dispatch(),
+                DomainEvent::Escalated { request: job, reason },
+                ctx,
+            );
+        }));
+    }
+
+    fn finish(&mut self, job: EntityKey, outcome: DispatchOutcome, ctx: &mut Context<Self>) {
+        let Some(cascade) = self.cascades.get_mut(&job) else {
+            return;
+        };
+        if let Some(timer) = cascade.offer_timer.take() {
+            ctx.cancel_future(timer);
+        }
+        if let Some(unit) = cascade.offered_unit() {
+            self.offered.remove(&unit);
+        }
+        cascade.phase = DispatchPhase::Done(outcome);
+        cascade.pool.clear();
+        ctx.run_later(self.settings.done_retention, move |act, _| {
+            if act
+                .cascades
+                .get(&job)
+                .is_some_and(|c| matches!(c.phase, DispatchPhase::Done(_)))
+            {
+                act.cascades.remove(&job);
+            }
+        });
+    }
+
+    /// The crew accepted: claim the unit. The store's conditional write decides between competing nodes.
+    fn claim(&mut self, job: EntityKey, unit: UnitId) -> ResponseActFuture<Self, AnswerOutcome> {
+        let store = self.ports.store.clone();
+        let claim = async move { store.claim_unit(unit, job).await };
+        Box::pin(claim.into_actor(self).then(
+            move |claimed, act, ctx| -> ResponseActFuture<Self, AnswerOutcome> {
+                let still_ours = act
+                    .cascades
+                    .get(&job)
+                    .is_some_and(|c| c.phase == DispatchPhase::Claiming { unit });
+                match claimed {
+                    Ok(true) if still_ours => Box::pin(act.complete_assignment(job, unit)),
+                    Ok(true) => {
+                        // The job was cancelled while the claim was in flight: give the unit back.
+                        act.release(job, unit, ctx);
+                        Box::pin(fut::ready(AnswerOutcome::Taken))
+                    }
+                    Ok(false) | Err(_) => {
+                        if let Err(err) = &claimed {
+                            tracing::warn!(%job, %unit, error = %err, "claim failed; trying the next unit");
+                        } else {
+                            // Someone else holds it: keep this node's index from offering it again.
+                            act.fleet.do_send(SetUnitStatus {
+                                unit,
+                                status: UnitStatus::Assigned,
+                            });
+                        }
+                        act.publish(
+                            Topic::unit(unit),
+                            DomainEvent::ClaimLost { request: job, unit },
+                            ctx,
+                        );
+                        if still_ours {
+                            if let Some(cascade) = act.cascades.get_mut(&job) {
+                                cascade.phase = DispatchPhase::Searching;
+                            }
+                            act.advance(job, ctx);
+                        }
+                        Box::pin(fut::ready(AnswerOutcome::Taken))
+                    }
+                }
+            },
+        ))
+    }
+
+    /// The unit is ours: record the assignment in the job's timeline, then announce it.
+    fn complete_assignment(
+        &mut self,
+        job: EntityKey,
+        unit: UnitId,
+    ) -> impl actix::ActorFuture<Self, Output = AnswerOutcome> + 'static {
+        self.fleet.do_send(SetUnitStatus {
+            unit,
+            status: UnitStatus::Assigned,
+        });
+        let record = self.record(job, assign_event(job, unit), format!("assign:{unit}"));
+        record.into_actor(self).map(move |recorded, act, ctx| match recorded {
+            Ok(()) => {
+                act.finish(job, DispatchOutcome::Assigned(unit), ctx);
+                let event = DomainEvent::UnitAssigned { request: job, unit };
+                act.publish(Topic::unit(unit), event.clone(), ctx);
+                act.publish(Topic::entity(job), event, ctx);
+                AnswerOutcome::Assigned
+            }
+            Err(err) => {
+                tracing::info!(%job, %unit, error = %err, "job refused the assignment; releasing the unit");
+                act.release(job, unit, ctx);
+                act.finish(job, DispatchOutcome::Cancelled, ctx);
+                AnswerOutcome::Taken
+            }
+        })
+    }
+
+    fn release(&mut self, job: EntityKey, unit: UnitId, ctx: &mut Context<Self>) {
+        let store = self.ports.store.clone();
+        let release = async move { store.release_unit(unit, job).await };
+        ctx.spawn(release.into_actor(self).map(move |released, act, _| {
+            if matches!(released, Ok(true)) {
+                act.fleet.do_send(SetUnitStatus {
+                    unit,
+                    status: UnitStatus::Available,
+                });
+            }
+        }));
+    }
+}
+
+impl Actor for Dispatcher {
+    type Context = Context<Self>;
+}
+
+impl Handler<Dispatch> for Dispatcher {
+    type Result = Result<(), DispatchError>;
+
+    fn handle(&mut self, msg: Dispatch, ctx: &mut Context<Self>) -> Self::Result {
+        if self
+            .cascades
+            .get(&msg.job)
+            .is_some_and(|c| !matches!(c.phase, DispatchPhase::Done(_)))
+        {
+            return Err(DispatchError::AlreadyDispatching(msg.job));
+        }
+        self.cascades.insert(msg.job, Cascade::new(&msg));
+        self.advance(msg.job, ctx);
+        Ok(())
+    }
+}
+
+impl Handler<OfferAnswer> for Dispatcher {
+    type Result = ResponseActFuture<Self, AnswerOutcome>;
+
+    fn handle(&mut self, msg: OfferAnswer, ctx: &mut Context<Self>) -> Self::Result {
+        let OfferAnswer { job, unit, accepted } = msg;
+        let open = self
+            .cascades
+            .get(&job)
+            .is_some_and(|c| c.phase == DispatchPhase::Offering { unit });
+        if !open {
+            return Box::pin(fut::ready(AnswerOutcome::NotOffered));
+        }
+        self.end_offer(job, unit, ctx);
+        let Some(cascade) = self.cascades.get_mut(&job) else {
+            return Box::pin(fut::ready(AnswerOutcome::NotOffered));
+        };
+        if accepted {
+            cascade.phase = DispatchPhase::Claiming { unit };
+            self.claim(job, unit)
+        } else {
+            cascade.phase = DispatchPhase::Searching;
+            self.publish(
+                Topic::entity(job),
+                DomainEvent::OfferDeclined { request: job, unit },
+                ctx,
+            );
+            self.advance(job, ctx);
+            Box::pin(fut::ready(AnswerOutcome::Declined))
+        }
+    }
+}
+
+impl Handler<OfferExpired> for Dispatcher {
+    type Result = ();
+
+    fn handle(&mut self, msg: OfferExpired, ctx: &mut Context<Self>) {
+        let Some(cascade) = self.cascades.get_mut(&msg.job) else {
+            return;
+        };
+        let DispatchPhase::Offering { unit } = cascade.phase else {
+            return;
+        };
+        if cascade.offer_seq != msg.seq {
+            return;
+        }
+        cascade.offer_timer = None;
+        cascade.phase = DispatchPhase::Searching;
+        self.offered.remove(&unit);
+        self.publish(
+            Topic::unit(unit),
+            DomainEvent::OfferExpired {
+                request: msg.job,
+                unit,
+            },
+            ctx,
+        );
+        self.advance(msg.job, ctx);
+    }
+}
+
+impl Handler<CancelDispatch> for Dispatcher {
+    type Result = bool;
+
+    fn handle(&mut self, msg: CancelDispatch, ctx: &mut Context<Self>) -> bool {
+        let job = msg.0;
+        match self.cascades.get(&job).map(|c| c.phase) {
+            None | Some(DispatchPhase::Done(_)) => false,
+            Some(_) => {
+                // A claim in flight notices the change of phase and releases the unit itself.
+                self.finish(job, DispatchOutcome::Cancelled, ctx);
+                true
+            }
+        }
+    }
+}
+
+impl Handler<DispatchStatus> for Dispatcher {
+    type Result = Option<DispatchPhase>;
+
+    fn handle(&mut self, msg: DispatchStatus, _: &mut Context<Self>) -> Option<DispatchPhase> {
+        self.cascades.get(&msg.0).map(|c| c.phase)
+    }
+}

@@ -1,0 +1,34 @@
+//! How a cascade's steps show up in the job's own state machine (only some kinds record offers).
+
+use crate::{
+    ids::UnitId,
+    machines::{AmbulanceEvent, EntityEvent, EntityKey, LabEvent},
+};
+
+/// The event recording "offered to `unit`", if the job's machine tracks offers.
+pub(crate) fn offer_event(job: EntityKey, unit: UnitId) -> Option<EntityEvent> {
+    match job {
+        EntityKey::AmbulanceRequest(_) => Some(EntityEvent::AmbulanceRequest(AmbulanceEvent::Offer(unit))),
+        _ => None,
+    }
+}
+
+/// The event recording "assigned to `unit`".
+pub(crate) fn assign_event(job: EntityKey, unit: UnitId) -> Option<EntityEvent> {
+    match job {
+        EntityKey::AmbulanceRequest(_) => Some(EntityEvent::AmbulanceRequest(AmbulanceEvent::Assign(unit))),
+        EntityKey::LabCollection(_) => Some(EntityEvent::LabCollection(LabEvent::Assign(unit))),
+        _ => None,
+    }
+}
+
+/// The events recording "nobody found" and the hand-over to a human dispatcher.
+pub(crate) fn no_unit_events(job: EntityKey) -> Vec<EntityEvent> {
+    match job {
+        EntityKey::AmbulanceRequest(_) => vec![
+            EntityEvent::AmbulanceRequest(AmbulanceEvent::NoUnit),
+            EntityEvent::AmbulanceRequest(AmbulanceEvent::Escalate),
+        ],
+        _ => Vec::new(),
+    }
+}

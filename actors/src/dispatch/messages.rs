@@ -1,0 +1,81 @@
+//! Messages of the dispatcher: jobs in, crew answers in, outcomes out (also as bus events).
+
+use actix::Message;
+use serde::{Deserialize, Serialize};
+
+use super::{DispatchPhase, Priority};
+use crate::{
+    fleet::{Capabilities, UnitKind},
+    ids::UnitId,
+    machines::EntityKey,
+    position::Position,
+};
+
+/// Find and claim a unit for a job. Returns once the cascade has started; its progress is published on
+/// the bus (`offer_made` to `unit:<id>`, `unit_assigned`, `no_unit_available`, `escalated`).
+#[derive(Debug, Clone, Message)]
+#[rtype(result = "Result<(), DispatchError>")]
+pub struct Dispatch {
+    /// The job (an ambulance request, a lab collection, an order's delivery).
+    pub job: EntityKey,
+    /// Which kind of unit serves it.
+    pub kind: UnitKind,
+    /// Where the unit must go.
+    pub point: Position,
+    /// Urgency: sets the offer timeout and the search radius.
+    pub priority: Priority,
+    /// Equipment the unit must carry.
+    pub required: Capabilities,
+}
+
+/// A crew's answer to an offer.
+#[derive(Debug, Clone, Copy, Message)]
+#[rtype(result = "AnswerOutcome")]
+pub struct OfferAnswer {
+    /// The job offered.
+    pub job: EntityKey,
+    /// The answering unit.
+    pub unit: UnitId,
+    /// Accept (`true`) or decline (`false`).
+    pub accepted: bool,
+}
+
+/// What became of a crew's answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AnswerOutcome {
+    /// Accepted and claimed: the job is yours.
+    Assigned,
+    /// Accepted, but the unit had been claimed elsewhere first (or the job was withdrawn).
+    Taken,
+    /// Declined; you will not be offered this job again.
+    Declined,
+    /// There is no open offer of this job to this unit (it lapsed, or was never made).
+    NotOffered,
+}
+
+/// The job was called off: stop the cascade, release a claim it may hold.
+#[derive(Debug, Clone, Copy, Message)]
+#[rtype(result = "bool")]
+pub struct CancelDispatch(pub EntityKey);
+
+/// Where a job's cascade is, if this dispatcher runs or recently ran one.
+#[derive(Debug, Clone, Copy, Message)]
+#[rtype(result = "Option<DispatchPhase>")]
+pub struct DispatchStatus(pub EntityKey);
+
+/// The lapse of one offer (the cascade's own timer).
+#[derive(Debug, Clone, Copy, Message)]
+#[rtype(result = "()")]
+pub(crate) struct OfferExpired {
+    pub(crate) job: EntityKey,
+    pub(crate) seq: u64,
+}
+
+/// Why a job could not be dispatched.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DispatchError {
+    /// A cascade for this job is already running here.
+    #[error("{0} is already being dispatched")]
+    AlreadyDispatching(EntityKey),
+}
