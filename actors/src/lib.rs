@@ -2,6 +2,7 @@
 //!
 //! See `ARCHITECTURE.md` beside this crate's `Cargo.toml` for the code map and the ports' contracts.
 
+pub mod batch;
 pub mod dispatch;
 pub mod entity;
 pub mod events;

@@ -69,7 +69,7 @@ impl Position {
     }
 
     /// The point on the unit sphere; chord lengths between such vectors rank like great-circle distances.
-    pub(crate) fn unit_vector(self) -> [f64; 3] {
+    pub fn unit_vector(self) -> [f64; 3] {
         let (lat, lng) = (self.lat.to_radians(), self.lng.to_radians());
         let (sin_lat, cos_lat) = lat.sin_cos();
         let (sin_lng, cos_lng) = lng.sin_cos();

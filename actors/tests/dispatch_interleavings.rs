@@ -50,19 +50,31 @@ async fn simulate(units_m: Vec<f64>, jobs: usize, script: Vec<Move>) {
     tokio::time::pause();
     let world = World::new();
     let ports = world.ports();
-    let fleet: Vec<_> =
-        units_m.iter().enumerate().map(|(i, &d)| ambulance(i as i64 + 1, north_of_centre(d), world.now())).collect();
+    let fleet: Vec<_> = units_m
+        .iter()
+        .enumerate()
+        .map(|(i, &d)| ambulance(i as i64 + 1, north_of_centre(d), world.now()))
+        .collect();
     let nodes = [Node::start(&ports, &fleet), Node::start(&ports, &fleet)];
     let mut bus = world.bus.subscribe();
-    let jobs: Vec<EntityKey> = (0..jobs).map(|i| EntityKey::AmbulanceRequest(AmbulanceRequestId(i as i64 + 1))).collect();
+    let jobs: Vec<EntityKey> = (0..jobs)
+        .map(|i| EntityKey::AmbulanceRequest(AmbulanceRequestId(i as i64 + 1)))
+        .collect();
     let owner = |job: &EntityKey| &nodes[(job.raw_id() % 2) as usize];
     for job in &jobs {
-        world.store.inner.insert_entity(*job, EntityState::AmbulanceRequest(AmbulanceStatus::Requested));
+        world
+            .store
+            .inner
+            .insert_entity(*job, EntityState::AmbulanceRequest(AmbulanceStatus::Requested));
         let dispatch = Dispatch {
             job: *job,
             kind: UnitKind::AmbulanceAls,
             point: north_of_centre(0.0),
-            priority: if job.raw_id() % 3 == 0 { Priority::Category3 } else { Priority::Category1 },
+            priority: if job.raw_id() % 3 == 0 {
+                Priority::Category3
+            } else {
+                Priority::Category1
+            },
             required: Capabilities::NONE,
         };
         owner(job).dispatcher.send(dispatch).await.unwrap().unwrap();
@@ -72,21 +84,27 @@ async fn simulate(units_m: Vec<f64>, jobs: usize, script: Vec<Move>) {
     for _ in 0..MAX_ROUNDS {
         settle().await;
         while let Ok((_, event)) = bus.try_recv() {
-            let DomainEvent::OfferMade { request, unit, .. } = event else { continue };
-            let answer = |accepted| OfferAnswer { job: request, unit, accepted };
+            let DomainEvent::OfferMade { request, unit, .. } = event else {
+                continue;
+            };
+            let answer = |accepted| OfferAnswer {
+                job: request,
+                unit,
+                accepted,
+            };
             match script.next().unwrap_or(Move::Ignore) {
                 Move::Accept => {
                     let _ = owner(&request).dispatcher.send(answer(true)).await.unwrap();
-                },
+                }
                 Move::Decline => {
                     let _ = owner(&request).dispatcher.send(answer(false)).await.unwrap();
-                },
+                }
                 Move::Ignore => {}
                 Move::StolenThenAccept => {
                     world.store.claim_unit(unit, thief).await.unwrap();
                     {
-                    let _ = owner(&request).dispatcher.send(answer(true)).await.unwrap();
-                };
+                        let _ = owner(&request).dispatcher.send(answer(true)).await.unwrap();
+                    };
                 }
             }
         }
@@ -109,9 +127,16 @@ async fn simulate(units_m: Vec<f64>, jobs: usize, script: Vec<Move>) {
         let stored = world.store.inner.entity(*job).unwrap().state;
         match phase {
             Some(DispatchPhase::Done(DispatchOutcome::Assigned(unit))) => {
-                assert_eq!(claims.get(&unit), Some(job), "{unit} is claimed for {job} in the store");
+                assert_eq!(
+                    claims.get(&unit),
+                    Some(job),
+                    "{unit} is claimed for {job} in the store"
+                );
                 assert!(assigned_units.insert(unit), "{unit} assigned twice");
-                assert_eq!(stored, EntityState::AmbulanceRequest(AmbulanceStatus::Assigned(unit)));
+                assert_eq!(
+                    stored,
+                    EntityState::AmbulanceRequest(AmbulanceStatus::Assigned(unit))
+                );
             }
             Some(DispatchPhase::Done(DispatchOutcome::NoUnitAvailable)) => {
                 assert_eq!(stored, EntityState::AmbulanceRequest(AmbulanceStatus::Escalated));
@@ -123,12 +148,19 @@ async fn simulate(units_m: Vec<f64>, jobs: usize, script: Vec<Move>) {
     let mut holders: HashMap<UnitId, EntityKey> = HashMap::new();
     for (unit, job) in claims {
         assert!(holders.insert(unit, job).is_none());
-        assert!(job == thief || assigned_units.contains(&unit), "{job} holds {unit} without an assignment");
+        assert!(
+            job == thief || assigned_units.contains(&unit),
+            "{job} holds {unit} without an assignment"
+        );
     }
     // No job was offered the same unit twice.
     let made = offers(&world.bus.published());
     let distinct: HashSet<_> = made.iter().collect();
-    assert_eq!(distinct.len(), made.len(), "a unit was offered the same job twice: {made:?}");
+    assert_eq!(
+        distinct.len(),
+        made.len(),
+        "a unit was offered the same job twice: {made:?}"
+    );
 }
 
 proptest! {
