@@ -161,6 +161,46 @@ proptest! {
     }
 }
 
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(128))]
+
+    #[test]
+    fn an_index_kept_up_to_date_by_pings_moves_and_removals_still_answers_exactly(
+        centre in centre(),
+        changes in prop::collection::vec(
+            (0_i64..60, kind(), -0.02..0.02_f64, -0.02..0.02_f64, status(), prop::bool::weighted(0.1)),
+            1..400,
+        ),
+        k in 1_usize..8,
+    ) {
+        let mut index = FleetIndex::new(Resolution::Nine, STALE_AFTER);
+        for &(id, kind, dlat, dlng, status, remove) in &changes {
+            if remove {
+                index.remove(UnitId(id));
+                continue;
+            }
+            // Small moves (pings inside a cell) and jumps, around a per-unit home.
+            let home = (centre.0 + (id % 7) as f64 * 0.003, centre.1 + (id % 5) as f64 * 0.003);
+            index
+                .upsert(Unit {
+                    id: UnitId(id),
+                    kind,
+                    position: near(home, dlat * (id % 3) as f64, dlng * (id % 3) as f64),
+                    heading_deg: 0.0,
+                    speed_mps: 0.0,
+                    status,
+                    capabilities: Capabilities::NONE,
+                    last_seen: now(),
+                })
+                .unwrap();
+        }
+        prop_assert_eq!(index.len(), index.units().count());
+        for kind in [UnitKind::AmbulanceAls, UnitKind::AmbulanceBls] {
+            assert_same_as_brute_force(&index, kind, near(centre, 0.0, 0.0), k, 50_000.0, &SearchFilter::default());
+        }
+    }
+}
+
 #[test]
 fn an_empty_fleet_has_no_nearest_unit() {
     let index = FleetIndex::default();

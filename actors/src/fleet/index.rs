@@ -1,4 +1,9 @@
 //! [`FleetIndex`]: units bucketed by H3 cell per kind, with an exact ring-by-ring nearest search.
+//!
+//! Layout, tuned by the `fleet_nearest` and `fleet_upsert` benchmarks: a small map from unit id to
+//! (kind, cell, slot); per kind, a map from cell to a bucket whose `slots` hold only what the search
+//! reads (48 bytes a unit) and whose `units` hold the rest. A unit leaving a bucket leaves a vacant slot
+//! that the next arrival reuses, so a move touches no other unit's entry.
 
 use std::{collections::HashMap, time::Duration};
 
@@ -7,15 +12,17 @@ use geo::Haversine;
 use h3o::{CellIndex, Resolution};
 
 use super::{
-    Capabilities, Unit, UnitKind, UnitStatus, fast_hash::BuildKeyHasher, ring_bound::ring_lower_bound_m,
+    Capabilities, Unit, UnitKind, UnitStatus,
+    fast_hash::BuildKeyHasher,
+    ring_bound::{guaranteed_inner_radius_m, ring_lower_bound_m},
     speed::eta_for,
 };
 use crate::{ids::UnitId, position::Position};
 
 /// Bucket resolution chosen by the `fleet_nearest` benchmark (see `bench-results/actors-fleet-nearest.md`):
 /// resolution 9 (edge ≈ 174 m) holds about a dozen units per cell at city density, so a nearest-10
-/// search reads two rings (19 cells) instead of dozens of near-empty cells at resolution 10 or a few
-/// hundred units per cell at resolution 8.
+/// search reads the origin cell and its first ring and prunes most of the second, where resolution 8
+/// scans ~100 units per cell and resolution 10 probes many near-empty cells.
 pub const DEFAULT_RESOLUTION: Resolution = Resolution::Nine;
 
 /// A unit that has not reported for this long is never offered (GPS lost, app killed, phone off).
@@ -33,7 +40,9 @@ struct Slot {
     id: UnitId,
     last_seen_ms: i64,
     capabilities: Capabilities,
+    /// A vacant slot reads as off duty, so the scan skips it without another check.
     status: UnitStatus,
+    occupied: bool,
 }
 
 /// The units of one kind in one cell, with the cell's geometry cached for the search.
@@ -48,8 +57,12 @@ struct Bucket {
     /// `None` when H3 needs its slow path here (next to a pentagon).
     near: Option<(Box<[CellIndex]>, usize)>,
     slots: Vec<Slot>,
-    /// `positions[i]` is where `slots[i]` is; kept apart so the scan reads less memory.
-    positions: Vec<Position>,
+    /// `units[i]` is the full record of `slots[i]`; kept apart so the scan reads less memory.
+    units: Vec<Unit>,
+    /// Vacant slot indexes, reused before the vectors grow.
+    vacant: Vec<usize>,
+    /// Occupied slots.
+    live: usize,
 }
 
 impl Bucket {
@@ -68,7 +81,9 @@ impl Bucket {
             reach: 0.0,
             near,
             slots: Vec::new(),
-            positions: Vec::new(),
+            units: Vec::new(),
+            vacant: Vec::new(),
+            live: 0,
         }
     }
 
@@ -81,14 +96,58 @@ impl Bucket {
             _ => None,
         }
     }
+
+    /// Stores a unit, in a vacant slot if there is one; returns its slot.
+    fn place(&mut self, slot: Slot, unit: Unit) -> usize {
+        self.reach = self.reach.max(chord(self.centre, slot.xyz));
+        self.live += 1;
+        match self.vacant.pop() {
+            Some(i) if i < self.slots.len() && i < self.units.len() => {
+                self.slots[i] = slot;
+                self.units[i] = unit;
+                i
+            }
+            _ => {
+                self.slots.push(slot);
+                self.units.push(unit);
+                self.slots.len() - 1
+            }
+        }
+    }
+
+    /// Overwrites an occupied slot in place.
+    fn update(&mut self, i: usize, slot: Slot, unit: Unit) {
+        self.reach = self.reach.max(chord(self.centre, slot.xyz));
+        if let (Some(s), Some(u)) = (self.slots.get_mut(i), self.units.get_mut(i)) {
+            *s = slot;
+            *u = unit;
+        }
+    }
+
+    /// Empties slot `i` for reuse.
+    fn vacate(&mut self, i: usize) {
+        if let Some(s) = self.slots.get_mut(i).filter(|s| s.occupied) {
+            s.occupied = false;
+            s.status = UnitStatus::OffDuty;
+            self.vacant.push(i);
+            self.live -= 1;
+        }
+    }
+
+    fn occupied(&self) -> impl Iterator<Item = &Unit> {
+        self.slots
+            .iter()
+            .zip(&self.units)
+            .filter(|(s, _)| s.occupied)
+            .map(|(_, u)| u)
+    }
 }
 
 /// Where a unit lives in the index.
 #[derive(Debug, Clone, Copy)]
 struct Entry {
-    unit: Unit,
+    kind: UnitKind,
     cell: CellIndex,
-    /// Position inside the bucket's vector.
     slot: usize,
 }
 
@@ -108,7 +167,7 @@ pub struct Nearby {
     pub unit: UnitId,
     /// Where it is.
     pub position: Position,
-    /// Great-circle distance to the search point, metres (haversine, `geo`).
+    /// Great-circle distance to the search point, metres (on `geo`'s `Haversine` sphere).
     pub distance_m: f64,
     /// Estimated arrival time from the kind's speed profile.
     pub eta: Duration,
@@ -119,10 +178,11 @@ pub struct Nearby {
 pub struct FleetIndex {
     resolution: Resolution,
     stale_after_ms: i64,
+    /// Squared chord of [`guaranteed_inner_radius_m`]: a position this close to a cell's centre is in that cell.
+    inner_chord2: f64,
     units: HashMap<UnitId, Entry, BuildKeyHasher>,
-    /// Per kind ([`UnitKind::index`]): cell → units in that cell.
-    /// Buckets are kept when they empty out (their geometry is costly to rebuild); see
-    /// [`FleetIndex::drop_empty_buckets`].
+    /// Per kind ([`UnitKind::index`]): cell → units in that cell. Buckets are kept when they empty out
+    /// (their cached geometry is costly to rebuild); see [`FleetIndex::drop_empty_buckets`].
     buckets: [HashMap<CellIndex, Bucket, BuildKeyHasher>; 4],
 }
 
@@ -146,6 +206,7 @@ impl FleetIndex {
         Self {
             resolution,
             stale_after_ms: i64::try_from(stale_after.as_millis()).unwrap_or(i64::MAX),
+            inner_chord2: chord2_of_m(guaranteed_inner_radius_m(resolution)),
             units: HashMap::default(),
             buckets: Default::default(),
         }
@@ -168,66 +229,84 @@ impl FleetIndex {
 
     /// The latest known state of a unit.
     pub fn get(&self, id: UnitId) -> Option<&Unit> {
-        self.units.get(&id).map(|e| &e.unit)
+        let entry = self.units.get(&id)?;
+        self.buckets[entry.kind.index()]
+            .get(&entry.cell)?
+            .units
+            .get(entry.slot)
     }
 
     /// Every indexed unit, in no particular order.
     pub fn units(&self) -> impl Iterator<Item = &Unit> {
-        self.units.values().map(|e| &e.unit)
+        self.buckets
+            .iter()
+            .flat_map(|buckets| buckets.values())
+            .flat_map(Bucket::occupied)
     }
 
     /// Inserts or replaces a unit (a location ping or a status change), moving it between cells as needed.
     pub fn upsert(&mut self, unit: Unit) -> Result<(), IndexError> {
-        let cell = unit
-            .position
-            .to_h3()
-            .map_err(|_| IndexError::Unindexable)?
-            .to_cell(self.resolution);
         let slot = Slot {
             xyz: unit.position.unit_vector(),
             id: unit.id,
             last_seen_ms: unit.last_seen.timestamp_millis(),
             capabilities: unit.capabilities,
             status: unit.status,
+            occupied: true,
         };
-        if let Some(entry) = self.units.get_mut(&unit.id) {
-            if entry.cell == cell && entry.unit.kind == unit.kind {
-                entry.unit = unit;
-                if let Some(bucket) = self.buckets[unit.kind.index()].get_mut(&cell) {
-                    bucket.reach = bucket.reach.max(chord(bucket.centre, slot.xyz));
-                    if let Some(s) = bucket.slots.get_mut(entry.slot) {
-                        *s = slot;
-                    }
-                    if let Some(p) = bucket.positions.get_mut(entry.slot) {
-                        *p = unit.position;
-                    }
+        let previous = self.units.get(&unit.id).copied();
+        let mut cell = None;
+        if let Some(old) = previous.filter(|old| old.kind == unit.kind) {
+            if let Some(bucket) = self.buckets[old.kind.index()].get_mut(&old.cell) {
+                // Well inside the old cell: no need to ask H3 (most pings move a few metres).
+                let stays = chord2(bucket.centre, slot.xyz) < self.inner_chord2;
+                let new_cell = if stays {
+                    old.cell
+                } else {
+                    cell_of(unit.position, self.resolution)?
+                };
+                if new_cell == old.cell {
+                    bucket.update(old.slot, slot, unit);
+                    return Ok(());
                 }
-                return Ok(());
+                cell = Some(new_cell);
             }
         }
-        self.remove(unit.id);
+        let cell = match cell {
+            Some(cell) => cell,
+            None => cell_of(unit.position, self.resolution)?,
+        };
+        if let Some(old) = previous {
+            if let Some(bucket) = self.buckets[old.kind.index()].get_mut(&old.cell) {
+                bucket.vacate(old.slot);
+            }
+        }
         let bucket = self.buckets[unit.kind.index()]
             .entry(cell)
             .or_insert_with(|| Bucket::new(cell));
-        bucket.reach = bucket.reach.max(chord(bucket.centre, slot.xyz));
-        bucket.slots.push(slot);
-        bucket.positions.push(unit.position);
-        let slot = bucket.slots.len() - 1;
-        self.units.insert(unit.id, Entry { unit, cell, slot });
+        let slot = bucket.place(slot, unit);
+        self.units.insert(
+            unit.id,
+            Entry {
+                kind: unit.kind,
+                cell,
+                slot,
+            },
+        );
         Ok(())
     }
 
     /// Changes a unit's status in place; `false` if the unit is unknown.
     pub fn set_status(&mut self, id: UnitId, status: UnitStatus) -> bool {
-        let Some(entry) = self.units.get_mut(&id) else {
+        let Some(entry) = self.units.get(&id) else {
             return false;
         };
-        entry.unit.status = status;
-        if let Some(s) = self.buckets[entry.unit.kind.index()]
-            .get_mut(&entry.cell)
-            .and_then(|b| b.slots.get_mut(entry.slot))
-        {
+        let Some(bucket) = self.buckets[entry.kind.index()].get_mut(&entry.cell) else {
+            return false;
+        };
+        if let (Some(s), Some(u)) = (bucket.slots.get_mut(entry.slot), bucket.units.get_mut(entry.slot)) {
             s.status = status;
+            u.status = status;
         }
         true
     }
@@ -235,23 +314,17 @@ impl FleetIndex {
     /// Removes a unit; returns its last state.
     pub fn remove(&mut self, id: UnitId) -> Option<Unit> {
         let entry = self.units.remove(&id)?;
-        let buckets = &mut self.buckets[entry.unit.kind.index()];
-        if let Some(bucket) = buckets.get_mut(&entry.cell) {
-            bucket.slots.swap_remove(entry.slot);
-            bucket.positions.swap_remove(entry.slot);
-            if let Some(moved) = bucket.slots.get(entry.slot) {
-                if let Some(moved_entry) = self.units.get_mut(&moved.id) {
-                    moved_entry.slot = entry.slot;
-                }
-            }
-        }
-        Some(entry.unit)
+        let bucket = self.buckets[entry.kind.index()].get_mut(&entry.cell)?;
+        let unit = bucket.units.get(entry.slot).copied();
+        bucket.vacate(entry.slot);
+        unit
     }
 
-    /// Forgets buckets without units (their cached geometry), e.g. once a day; searches stay exact either way.
+    /// Forgets buckets without units (and their cached geometry), e.g. once a day; searches stay exact
+    /// either way.
     pub fn drop_empty_buckets(&mut self) {
         for buckets in &mut self.buckets {
-            buckets.retain(|_, bucket| !bucket.slots.is_empty());
+            buckets.retain(|_, bucket| bucket.live > 0);
         }
     }
 
@@ -316,6 +389,14 @@ impl FleetIndex {
         }
         search.finish(kind)
     }
+}
+
+/// The H3 cell of a position at `resolution`.
+fn cell_of(position: Position, resolution: Resolution) -> Result<CellIndex, IndexError> {
+    Ok(position
+        .to_h3()
+        .map_err(|_| IndexError::Unindexable)?
+        .to_cell(resolution))
 }
 
 /// Chord length between two points of the unit sphere.
@@ -389,7 +470,7 @@ impl<'a> Search<'a> {
     }
 
     fn scan(&mut self, bucket: &Bucket) {
-        if bucket.slots.is_empty() {
+        if bucket.live == 0 {
             return;
         }
         // Triangle inequality in 3-D: every unit here is at least |q − centre| − reach away.
@@ -423,7 +504,7 @@ impl<'a> Search<'a> {
             let at = self
                 .best
                 .partition_point(|&(d, id, _)| d < chord2 || (d == chord2 && id < slot.id));
-            let position = bucket.positions.get(i).copied().unwrap_or(self.point);
+            let position = bucket.units.get(i).map_or(self.point, |u| u.position);
             self.best.insert(at, (chord2, slot.id, position));
             self.best.truncate(self.k);
         }
