@@ -1,5 +1,10 @@
 //! Batch assignment: exactness of the Hungarian path, the N > M case, kinds, and the deadline fallback.
 
+#![expect(
+    clippy::unwrap_used,
+    reason = "test helpers fail the test loudly on an impossible fixture"
+)]
+
 use std::{collections::HashSet, time::Duration};
 
 use onemedi_actors::{

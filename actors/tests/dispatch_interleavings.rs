@@ -2,6 +2,11 @@
 //! nodes) sharing one store: no unit is ever assigned twice, and every request ends assigned or with
 //! no unit available.
 
+#![expect(
+    clippy::unwrap_used,
+    reason = "test helpers fail the test loudly on an impossible fixture"
+)]
+
 mod support;
 
 use std::{

@@ -1,5 +1,10 @@
 //! `nearest_available` against a brute-force scan over random fleets, worldwide.
 
+#![expect(
+    clippy::unwrap_used,
+    reason = "test helpers fail the test loudly on an impossible fixture"
+)]
+
 use std::time::Duration;
 
 use chrono::{DateTime, TimeDelta, Utc};

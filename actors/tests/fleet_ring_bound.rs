@@ -1,5 +1,10 @@
 //! The ring search's stopping rule checked against real H3 cell boundaries, worldwide.
 
+#![expect(
+    clippy::unwrap_used,
+    reason = "test helpers fail the test loudly on an impossible fixture"
+)]
+
 use h3o::{CellIndex, LatLng, Resolution};
 use onemedi_actors::fleet::ring_lower_bound_m;
 use proptest::prelude::*;

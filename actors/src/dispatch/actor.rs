@@ -234,10 +234,10 @@ impl Dispatcher {
     /// Ends the current offer (answered or lapsed) and returns to searching.
     fn end_offer(&mut self, job: EntityKey, unit: UnitId, ctx: &mut Context<Self>) {
         self.offered.remove(&unit);
-        if let Some(cascade) = self.cascades.get_mut(&job) {
-            if let Some(timer) = cascade.offer_timer.take() {
-                ctx.cancel_future(timer);
-            }
+        if let Some(cascade) = self.cascades.get_mut(&job)
+            && let Some(timer) = cascade.offer_timer.take()
+        {
+            ctx.cancel_future(timer);
         }
     }
 

@@ -24,10 +24,10 @@ impl RecentCommands {
             return;
         }
         self.order.push_back(id);
-        if self.order.len() > RECENT_COMMANDS {
-            if let Some(oldest) = self.order.pop_front() {
-                self.members.remove(&oldest);
-            }
+        if self.order.len() > RECENT_COMMANDS
+            && let Some(oldest) = self.order.pop_front()
+        {
+            self.members.remove(&oldest);
         }
     }
 }

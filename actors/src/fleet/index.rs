@@ -256,30 +256,30 @@ impl FleetIndex {
         };
         let previous = self.units.get(&unit.id).copied();
         let mut cell = None;
-        if let Some(old) = previous.filter(|old| old.kind == unit.kind) {
-            if let Some(bucket) = self.buckets[old.kind.index()].get_mut(&old.cell) {
-                // Well inside the old cell: no need to ask H3 (most pings move a few metres).
-                let stays = chord2(bucket.centre, slot.xyz) < self.inner_chord2;
-                let new_cell = if stays {
-                    old.cell
-                } else {
-                    cell_of(unit.position, self.resolution)?
-                };
-                if new_cell == old.cell {
-                    bucket.update(old.slot, slot, unit);
-                    return Ok(());
-                }
-                cell = Some(new_cell);
+        if let Some(old) = previous.filter(|old| old.kind == unit.kind)
+            && let Some(bucket) = self.buckets[old.kind.index()].get_mut(&old.cell)
+        {
+            // Well inside the old cell: no need to ask H3 (most pings move a few metres).
+            let stays = chord2(bucket.centre, slot.xyz) < self.inner_chord2;
+            let new_cell = if stays {
+                old.cell
+            } else {
+                cell_of(unit.position, self.resolution)?
+            };
+            if new_cell == old.cell {
+                bucket.update(old.slot, slot, unit);
+                return Ok(());
             }
+            cell = Some(new_cell);
         }
         let cell = match cell {
             Some(cell) => cell,
             None => cell_of(unit.position, self.resolution)?,
         };
-        if let Some(old) = previous {
-            if let Some(bucket) = self.buckets[old.kind.index()].get_mut(&old.cell) {
-                bucket.vacate(old.slot);
-            }
+        if let Some(old) = previous
+            && let Some(bucket) = self.buckets[old.kind.index()].get_mut(&old.cell)
+        {
+            bucket.vacate(old.slot);
         }
         let bucket = self.buckets[unit.kind.index()]
             .entry(cell)
@@ -488,12 +488,11 @@ impl<'a> Search<'a> {
             if chord2 > self.max_chord2 {
                 continue;
             }
-            if self.best.len() == self.k {
-                if let Some(&(worst, worst_id, _)) = self.best.last() {
-                    if chord2 > worst || (chord2 == worst && slot.id > worst_id) {
-                        continue;
-                    }
-                }
+            if self.best.len() == self.k
+                && let Some(&(worst, worst_id, _)) = self.best.last()
+                && (chord2 > worst || (chord2 == worst && slot.id > worst_id))
+            {
+                continue;
             }
             if slot.last_seen_ms < self.fresh_after_ms
                 || !slot.capabilities.contains(self.filter.required)

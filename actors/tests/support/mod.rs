@@ -1,6 +1,7 @@
 //! Test fixtures shared by the integration tests: ports wired to in-memory fakes.
 
 #![allow(dead_code, reason = "each test binary uses a different part of the fixtures")]
+#![expect(clippy::unwrap_used, reason = "fixtures fail the test loudly when misbuilt")]
 
 use std::sync::{
     Arc,
