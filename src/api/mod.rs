@@ -19,7 +19,6 @@ const DEFAULT_PER_PAGE: u32 = 20;
 
 /// `?page=&per_page=` (1-based; `per_page` at most 100).
 #[derive(Debug, Deserialize, IntoParams)]
-#[serde(deny_unknown_fields)]
 pub struct PageQuery {
     pub page: Option<u32>,
     pub per_page: Option<u32>,

@@ -28,7 +28,52 @@ use diesel_async::{
 use futures_util::FutureExt;
 
 /// The SQLite connection type used through diesel-async (each query runs on the blocking pool).
-pub type SqliteConn = SyncConnectionWrapper<SqliteConnection>;
+pub type SqliteConn = SyncConnectionWrapper<SqliteConnection, DetachedBlocking>;
+
+/// Runs SQLite work on tokio's blocking pool and, unlike diesel-async's default, lets a query whose
+/// caller went away (a client disconnect cancels the handler) finish in the background instead of
+/// blocking the dropping thread — which panics on actix's current-thread workers. The connection sits
+/// behind a mutex taken inside the blocking task, so the next query simply waits for it, and a
+/// connection abandoned inside a transaction is reported broken and discarded by the pool.
+pub struct DetachedBlocking(tokio::runtime::Handle);
+
+impl diesel_async::sync_connection_wrapper::SpawnBlocking for DetachedBlocking {
+    fn spawn_blocking<'a, R>(
+        &mut self,
+        task: impl FnOnce() -> R + Send + 'static,
+    ) -> futures_util::future::BoxFuture<'a, Result<R, Box<dyn std::error::Error + Send + Sync + 'static>>>
+    where
+        R: Send + 'static,
+    {
+        let handle = self.0.spawn_blocking(task);
+        Box::pin(async move {
+            handle
+                .await
+                .map_err(|e| Box::new(e) as Box<dyn std::error::Error + Send + Sync>)
+        })
+    }
+
+    fn get_runtime() -> Self {
+        static FALLBACK: std::sync::OnceLock<Option<tokio::runtime::Runtime>> = std::sync::OnceLock::new();
+        if let Ok(handle) = tokio::runtime::Handle::try_current() {
+            return Self(handle);
+        }
+        // Only reached when a connection is opened outside any runtime (not done by this crate).
+        let runtime = FALLBACK.get_or_init(|| {
+            tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(1)
+                .build()
+                .ok()
+        });
+        match runtime {
+            Some(runtime) => Self(runtime.handle().clone()),
+            None => {
+                tracing::error!("no tokio runtime for SQLite work");
+                std::process::abort()
+            }
+        }
+    }
+}
 
 /// How long a request waits for a free connection before answering 503.
 const POOL_WAIT_TIMEOUT: Duration = Duration::from_secs(5);

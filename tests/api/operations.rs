@@ -1,0 +1,111 @@
+//! Health, readiness, metrics, request ids and the API documentation.
+
+use reqwest::StatusCode;
+
+use crate::helpers::{redis_url, spawn_app};
+
+#[actix_web::test]
+async fn health_reports_the_database_and_redis() {
+    let app = spawn_app().await;
+    let reply = app.get("/health", None).await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+    assert_eq!(reply.body["status"], "ok");
+    assert_eq!(reply.body["database"], "ok");
+    let expected_redis = if redis_url().is_some() { "ok" } else { "disabled" };
+    assert_eq!(reply.body["redis"], expected_redis);
+    let expected_backend = if crate::helpers::postgres_url().is_some() {
+        "postgres"
+    } else {
+        "sqlite"
+    };
+    assert_eq!(reply.body["backend"], expected_backend);
+    assert_eq!(app.get("/ready", None).await.status, StatusCode::OK);
+}
+
+#[actix_web::test]
+async fn every_response_carries_a_request_id_and_is_counted_in_metrics() {
+    let app = spawn_app().await;
+    let reply = app.get("/api/v1/auth/me", None).await;
+    let id = reply.headers["x-request-id"].to_str().unwrap();
+    assert_eq!(id.len(), 36, "a uuid: {id}");
+    let metrics = app
+        .client
+        .get(app.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains(
+            "onemedi_http_requests_total{method=\"GET\",route=\"/api/v1/auth/me\",status=\"401\"} 1"
+        ),
+        "{metrics}"
+    );
+    assert!(metrics.contains(
+        "onemedi_http_request_duration_seconds_bucket{method=\"GET\",route=\"/api/v1/auth/me\",le=\"+Inf\"} 1"
+    ));
+}
+
+#[actix_web::test]
+async fn the_openapi_document_covers_every_route() {
+    let app = spawn_app().await;
+    let doc = app.get("/api-docs/openapi.json", None).await;
+    assert_eq!(doc.status, StatusCode::OK);
+    let paths = doc.body["paths"].as_object().unwrap();
+    let expected = [
+        ("/api/v1/auth/register", "post"),
+        ("/api/v1/auth/login", "post"),
+        ("/api/v1/auth/me", "get"),
+        ("/api/v1/auth/otp/request", "post"),
+        ("/api/v1/auth/otp/verify", "post"),
+        ("/api/v1/users/profile", "get"),
+        ("/api/v1/users/profile", "put"),
+        ("/api/v1/users/addresses", "get"),
+        ("/api/v1/users/addresses", "post"),
+        ("/api/v1/users/addresses/{id}", "put"),
+        ("/api/v1/users/addresses/{id}", "delete"),
+        ("/api/v1/admin/users", "get"),
+        ("/api/v1/admin/users/{id}/role", "put"),
+        ("/api/v1/admin/audit-log", "get"),
+        ("/health", "get"),
+        ("/ready", "get"),
+        ("/metrics", "get"),
+    ];
+    for (path, method) in expected {
+        assert!(
+            paths.get(path).and_then(|p| p.get(method)).is_some(),
+            "{method} {path} missing from the OpenAPI"
+        );
+    }
+    let operations: usize = paths.values().map(|p| p.as_object().unwrap().len()).sum();
+    assert_eq!(
+        operations,
+        expected.len(),
+        "a route is documented but not listed here, or the reverse"
+    );
+    assert!(doc.body["components"]["securitySchemes"]["bearer"].is_object());
+}
+
+#[actix_web::test]
+async fn the_docs_ui_is_served_from_the_binary() {
+    let app = spawn_app().await;
+    let redirect = app.client.get(app.url("/docs")).send().await.unwrap();
+    assert_eq!(redirect.status(), StatusCode::FOUND);
+    let page = app.client.get(app.url("/docs/")).send().await.unwrap();
+    assert_eq!(page.status(), StatusCode::OK);
+    let html = page.text().await.unwrap();
+    assert!(html.contains("swagger-ui"), "{html}");
+    assert!(
+        !html.contains("https://"),
+        "the docs page must not load anything from the internet"
+    );
+    let bundle = app
+        .client
+        .get(app.url("/docs/swagger-ui-bundle.js"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bundle.status(), StatusCode::OK);
+}
