@@ -12,10 +12,8 @@ use geo::Haversine;
 use h3o::{CellIndex, Resolution};
 
 use super::{
-    Capabilities, Unit, UnitKind, UnitStatus,
-    fast_hash::BuildKeyHasher,
-    ring_bound::{guaranteed_inner_radius_m, ring_lower_bound_m},
-    speed::eta_for,
+    Capabilities, Unit, UnitKind, UnitStatus, fast_hash::BuildKeyHasher, ring_bound::ring_lower_bound_m,
+    shape::CellShape, speed::eta_for,
 };
 use crate::{ids::UnitId, position::Position};
 
@@ -56,6 +54,8 @@ struct Bucket {
     /// The cells at grid distance 1 and then 2, computed once when the bucket is created;
     /// `None` when H3 needs its slow path here (next to a pentagon).
     near: Option<(Box<[CellIndex]>, usize)>,
+    /// The cell's own shape and its first ring's, so most moves are placed without asking H3.
+    shapes: Box<[CellShape]>,
     slots: Vec<Slot>,
     /// `units[i]` is the full record of `slots[i]`; kept apart so the scan reads less memory.
     units: Vec<Unit>,
@@ -76,10 +76,15 @@ impl Bucket {
             r1.extend(r2);
             (r1.into_boxed_slice(), ring1_len)
         });
+        let shapes = std::iter::once(cell)
+            .chain(cell.grid_ring::<Vec<_>>(1))
+            .map(CellShape::of)
+            .collect();
         Self {
             centre,
             reach: 0.0,
             near,
+            shapes,
             slots: Vec::new(),
             units: Vec::new(),
             vacant: Vec::new(),
@@ -178,8 +183,6 @@ pub struct Nearby {
 pub struct FleetIndex {
     resolution: Resolution,
     stale_after_ms: i64,
-    /// Squared chord of [`guaranteed_inner_radius_m`]: a position this close to a cell's centre is in that cell.
-    inner_chord2: f64,
     units: HashMap<UnitId, Entry, BuildKeyHasher>,
     /// Per kind ([`UnitKind::index`]): cell → units in that cell. Buckets are kept when they empty out
     /// (their cached geometry is costly to rebuild); see [`FleetIndex::drop_empty_buckets`].
@@ -206,7 +209,6 @@ impl FleetIndex {
         Self {
             resolution,
             stale_after_ms: i64::try_from(stale_after.as_millis()).unwrap_or(i64::MAX),
-            inner_chord2: chord2_of_m(guaranteed_inner_radius_m(resolution)),
             units: HashMap::default(),
             buckets: Default::default(),
         }
@@ -259,12 +261,15 @@ impl FleetIndex {
         if let Some(old) = previous.filter(|old| old.kind == unit.kind)
             && let Some(bucket) = self.buckets[old.kind.index()].get_mut(&old.cell)
         {
-            // Well inside the old cell: no need to ask H3 (most pings move a few metres).
-            let stays = chord2(bucket.centre, slot.xyz) < self.inner_chord2;
-            let new_cell = if stays {
-                old.cell
-            } else {
-                cell_of(unit.position, self.resolution)?
+            // Still in the old cell, or in one of its neighbours: no need to ask H3.
+            let known = bucket
+                .shapes
+                .iter()
+                .find(|shape| shape.contains(slot.xyz))
+                .map(|shape| shape.cell);
+            let new_cell = match known {
+                Some(cell) => cell,
+                None => cell_of(unit.position, self.resolution)?,
             };
             if new_cell == old.cell {
                 bucket.update(old.slot, slot, unit);

@@ -4,11 +4,12 @@ mod actor;
 mod fast_hash;
 mod index;
 mod ring_bound;
+mod shape;
 mod speed;
 mod unit;
 
 pub use actor::{FindNearest, FleetActor, RemoveUnit, SetUnitStatus, UpsertUnit};
 pub use index::{DEFAULT_RESOLUTION, DEFAULT_STALE_AFTER, FleetIndex, IndexError, Nearby, SearchFilter};
-pub use ring_bound::{EDGE_SAFETY_FACTOR, guaranteed_inner_radius_m, ring_lower_bound_m};
+pub use ring_bound::{EDGE_SAFETY_FACTOR, ring_lower_bound_m};
 pub use speed::{ROAD_DETOUR_FACTOR, eta_for};
 pub use unit::{Capabilities, Unit, UnitKind, UnitStatus};

@@ -19,9 +19,3 @@ pub fn ring_lower_bound_m(resolution: Resolution, k: u32) -> f64 {
     let guaranteed_edge = resolution.edge_length_m() * EDGE_SAFETY_FACTOR;
     (1.5 * f64::from(k) - 0.5).max(0.0) * guaranteed_edge
 }
-
-/// Radius, metres, of a disk around any cell's centre that lies entirely inside the cell: the
-/// inscribed circle of a hexagon (√3/2 of its edge) with the same guaranteed edge length.
-pub fn guaranteed_inner_radius_m(resolution: Resolution) -> f64 {
-    resolution.edge_length_m() * EDGE_SAFETY_FACTOR * 3.0_f64.sqrt() / 2.0
-}
