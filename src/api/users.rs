@@ -9,7 +9,7 @@ use crate::{
     auth::AuthUser,
     db::{
         self,
-        addresses::{self, AddressFields, Inserted},
+        addresses::{self, AddressFields},
         users,
     },
     domain::{LatLng, PersonName, Phone},
@@ -218,8 +218,8 @@ pub async fn create_address(
     let fields = body.validate()?;
     let mut conn = state.db.write().await?;
     match addresses::insert(&mut conn, auth.id.0, &fields).await? {
-        Inserted::Created(address) => Ok(HttpResponse::Created().json(AddressView::from(address))),
-        Inserted::LimitReached => Err(ApiError::field(
+        Some(address) => Ok(HttpResponse::Created().json(AddressView::from(address))),
+        None => Err(ApiError::field(
             "addresses",
             format!(
                 "at most {} addresses; delete one first",

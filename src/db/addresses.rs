@@ -44,19 +44,14 @@ pub struct AddressFields {
 /// Most addresses one user may keep.
 pub const MAX_ADDRESSES_PER_USER: i64 = 20;
 
-/// Outcome of an insert bounded by [`MAX_ADDRESSES_PER_USER`].
-pub enum Inserted {
-    Created(Address),
-    LimitReached,
-}
-
-/// Inserts an address; a new default clears the previous default in the same transaction.
-pub async fn insert(conn: &mut Conn, user_id: i64, fields: &AddressFields) -> QueryResult<Inserted> {
+/// Inserts an address; a new default clears the previous default in the same transaction. `None` when
+/// the user already has [`MAX_ADDRESSES_PER_USER`] addresses.
+pub async fn insert(conn: &mut Conn, user_id: i64, fields: &AddressFields) -> QueryResult<Option<Address>> {
     let now = super::now();
     on_conn!(conn, c => c.transaction(async move |c| {
         let existing: i64 = addresses::table.filter(addresses::user_id.eq(user_id)).count().get_result(c).await?;
         if existing >= MAX_ADDRESSES_PER_USER {
-            return Ok(Inserted::LimitReached);
+            return Ok(None);
         }
         let make_default = fields.is_default || existing == 0;
         if make_default {
@@ -81,9 +76,9 @@ pub async fn insert(conn: &mut Conn, user_id: i64, fields: &AddressFields) -> Qu
                 .returning(Address::as_returning())
                 .get_result(c)
                 .await?;
-            return Ok(Inserted::Created(row));
+            return Ok(Some(row));
         }
-        Ok(Inserted::Created(row))
+        Ok(Some(row))
     }).await)
 }
 

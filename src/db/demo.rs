@@ -1,7 +1,13 @@
 //! The demo city: a few accounts per role and the catalog, fleet and facilities around Bengaluru.
 
+use diesel_async::{AsyncConnection, RunQueryDsl, SimpleAsyncConnection};
+
 use super::{Conn, users};
-use crate::{auth::password, domain::Role};
+use crate::{auth::password, domain::Role, on_conn};
+
+/// Hospitals, fleet, blood banks, catalog, doctors' schedules and marketing content (portable SQL that
+/// refers to the demo accounts by email).
+const DEMO_CITY_SQL: &str = include_str!("demo_city.sql");
 
 /// The password of every demo account (printed at start in demo mode).
 pub const DEMO_PASSWORD: &str = "onemedi-demo";
@@ -35,7 +41,7 @@ pub const DEMO_USERS: &[(&str, &str, Role)] = &[
 
 pub const DEMO_DOMAIN: &str = "demo.onemedi.in";
 
-/// Creates the demo accounts and city unless they exist. Returns false when already seeded.
+/// Creates the demo accounts and city, all or nothing, unless they exist. Returns false when already seeded.
 pub async fn seed(conn: &mut Conn) -> anyhow::Result<bool> {
     let admin = format!("admin@{DEMO_DOMAIN}");
     if users::find_by_email(conn, &admin).await?.is_some() {
@@ -44,19 +50,31 @@ pub async fn seed(conn: &mut Conn) -> anyhow::Result<bool> {
     // One hash for the shared demo password: demo accounts are for trying the product, not for secrecy.
     let hash = password::hash(DEMO_PASSWORD.to_owned()).await?;
     let now = super::now();
-    for (local, name, role) in DEMO_USERS {
-        let email = format!("{local}@{DEMO_DOMAIN}");
-        let new = users::NewUser {
-            email: Some(&email),
-            phone: None,
-            name,
-            password_hash: Some(&hash),
-            role: role.as_str(),
-            created_at: now,
-            updated_at: now,
-        };
-        users::insert(conn, &new).await?;
-    }
+    let accounts: Vec<(String, &str, Role)> = DEMO_USERS
+        .iter()
+        .map(|(local, name, role)| (format!("{local}@{DEMO_DOMAIN}"), *name, *role))
+        .collect();
+    let hash = &hash;
+    let accounts = &accounts;
+    on_conn!(conn, c => c.transaction(async move |c| {
+        for (email, name, role) in accounts {
+            let new = users::NewUser {
+                email: Some(email),
+                phone: None,
+                name,
+                password_hash: Some(hash),
+                role: role.as_str(),
+                created_at: now,
+                updated_at: now,
+            };
+            diesel::insert_into(super::schema::users::table)
+                .values(&new)
+                .execute(c)
+                .await?;
+        }
+        c.batch_execute(DEMO_CITY_SQL).await?;
+        Ok::<_, diesel::result::Error>(())
+    }).await)?;
     Ok(true)
 }
 

@@ -129,6 +129,10 @@ pub enum Db {
 }
 
 /// A checked-out connection of either backend. Use [`on_conn!`](crate::on_conn) to run a query on it.
+#[expect(
+    clippy::large_enum_variant,
+    reason = "held briefly on the stack per request; boxing would add an allocation to every checkout"
+)]
 pub enum Conn {
     Pg(Object<AsyncPgConnection>),
     Sqlite(Object<SqliteConn>),

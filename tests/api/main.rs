@@ -1,9 +1,15 @@
 //! The integration suite: one binary, every test on a fresh database and a random port.
 //! `cargo test` runs it on SQLite; with TEST_DATABASE_URL and TEST_REDIS_URL it runs on PostgreSQL + Redis.
+#![expect(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "test setup and helpers fail loudly; a panic is the test failure"
+)]
 
 mod admin;
 mod auth;
 mod conventions;
+mod demo;
 mod helpers;
 mod jwt;
 mod migrations;
