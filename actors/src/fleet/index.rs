@@ -13,7 +13,7 @@ use h3o::{CellIndex, Resolution};
 
 use super::{
     Capabilities, Unit, UnitKind, UnitStatus, fast_hash::BuildKeyHasher, ring_bound::ring_lower_bound_m,
-    shape::CellShape, speed::eta_for,
+    shape::CellShapes, speed::eta_for,
 };
 use crate::{ids::UnitId, position::Position};
 
@@ -55,7 +55,7 @@ struct Bucket {
     /// `None` when H3 needs its slow path here (next to a pentagon).
     near: Option<(Box<[CellIndex]>, usize)>,
     /// The cell's own shape and its first ring's, so most moves are placed without asking H3.
-    shapes: Box<[CellShape]>,
+    shapes: CellShapes,
     slots: Vec<Slot>,
     /// `units[i]` is the full record of `slots[i]`; kept apart so the scan reads less memory.
     units: Vec<Unit>,
@@ -76,10 +76,7 @@ impl Bucket {
             r1.extend(r2);
             (r1.into_boxed_slice(), ring1_len)
         });
-        let shapes = std::iter::once(cell)
-            .chain(cell.grid_ring::<Vec<_>>(1))
-            .map(CellShape::of)
-            .collect();
+        let shapes = CellShapes::of(std::iter::once(cell).chain(cell.grid_ring::<Vec<_>>(1)));
         Self {
             centre,
             reach: 0.0,
@@ -262,11 +259,7 @@ impl FleetIndex {
             && let Some(bucket) = self.buckets[old.kind.index()].get_mut(&old.cell)
         {
             // Still in the old cell, or in one of its neighbours: no need to ask H3.
-            let known = bucket
-                .shapes
-                .iter()
-                .find(|shape| shape.contains(slot.xyz))
-                .map(|shape| shape.cell);
+            let known = bucket.shapes.locate(slot.xyz);
             let new_cell = match known {
                 Some(cell) => cell,
                 None => cell_of(unit.position, self.resolution)?,
