@@ -82,10 +82,8 @@ pub async fn seed(conn: &mut Conn) -> anyhow::Result<bool> {
 pub fn logins() -> String {
     let mut text = format!("Demo accounts (password for all: {DEMO_PASSWORD}):\n");
     for (local, name, role) in DEMO_USERS {
-        text.push_str(&format!(
-            "  {:<14} {local}@{DEMO_DOMAIN:<28} {name}\n",
-            role.as_str()
-        ));
+        let email = format!("{local}@{DEMO_DOMAIN}");
+        text.push_str(&format!("  {:<14} {email:<32} {name}\n", role.as_str()));
     }
     text
 }
