@@ -4,7 +4,7 @@ use actix_web::{HttpRequest, get, put, web};
 use serde::Deserialize;
 use utoipa::{IntoParams, ToSchema};
 
-use super::{Page, PageQuery, auth::UserView, record_audit};
+use super::{Page, PageQuery, audit_entry, auth::UserView};
 use crate::{
     auth::{Authorized, extract::AdminOnly},
     db::{audit, users},
@@ -75,20 +75,17 @@ pub async fn change_role(
             "an administrator cannot demote themselves",
         ));
     }
-    let mut conn = state.db.write().await?;
-    let (before, user) = users::set_role(&mut conn, id, body.role.as_str())
-        .await?
-        .ok_or_else(|| ApiError::not_found("user"))?;
-    record_audit(
-        &mut conn,
+    let audit = audit_entry(
         &req,
         Some(admin.id.0),
         "user.role_changed",
         ("user", Some(id.to_string())),
-        serde_json::json!({ "from": before, "to": body.role }),
-    )
-    .await?;
-    tracing::info!(admin = admin.id.0, user = id, from = %before, to = %body.role, "role changed");
+    );
+    let mut conn = state.db.write().await?;
+    let user = users::set_role_audited(&mut conn, id, body.role.as_str(), audit)
+        .await?
+        .ok_or_else(|| ApiError::not_found("user"))?;
+    tracing::info!(admin = admin.id.0, user = id, to = %body.role, "role changed");
     Ok(web::Json(UserView::try_from(user)?))
 }
 

@@ -150,32 +150,26 @@ pub fn configure(config: &mut ServiceConfig) {
         .service(health::metrics);
 }
 
-/// Writes an audit row for a sensitive action, with the request id and client address of `req`.
-pub async fn record_audit(
-    conn: &mut crate::db::Conn,
+/// An audit record for a sensitive action by `actor`, stamped with the request id and client address.
+pub fn audit_entry<'a>(
     req: &actix_web::HttpRequest,
     actor: Option<i64>,
-    action: &str,
-    subject: (&str, Option<String>),
-    details: Value,
-) -> Result<(), ApiError> {
+    action: &'a str,
+    subject: (&'a str, Option<String>),
+) -> crate::db::audit::NewAuditEntry<'a> {
     use actix_web::HttpMessage;
-    let request_id = req
-        .extensions()
-        .get::<tracing_actix_web::RequestId>()
-        .map(|id| id.to_string());
-    let entry = crate::db::audit::NewAuditEntry {
+    crate::db::audit::NewAuditEntry {
         actor_user_id: actor,
         action,
         subject_type: subject.0,
         subject_id: subject.1,
-        details: details.to_string(),
         ip: req.peer_addr().map(|addr| addr.ip().to_string()),
-        request_id,
+        request_id: req
+            .extensions()
+            .get::<tracing_actix_web::RequestId>()
+            .map(|id| id.to_string()),
         created_at: crate::db::now(),
-    };
-    crate::db::audit::record(conn, &entry).await?;
-    Ok(())
+    }
 }
 
 #[cfg(test)]

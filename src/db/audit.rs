@@ -22,7 +22,7 @@ pub struct AuditEntry {
     pub created_at: NaiveDateTime,
 }
 
-/// A new audit record.
+/// A new audit record (details are set separately: `audit_log::details.eq(json)`).
 #[derive(Debug, Insertable)]
 #[diesel(table_name = audit_log)]
 pub struct NewAuditEntry<'a> {
@@ -30,14 +30,21 @@ pub struct NewAuditEntry<'a> {
     pub action: &'a str,
     pub subject_type: &'a str,
     pub subject_id: Option<String>,
-    pub details: String,
     pub ip: Option<String>,
     pub request_id: Option<String>,
     pub created_at: NaiveDateTime,
 }
 
-pub async fn record(conn: &mut Conn, entry: &NewAuditEntry<'_>) -> QueryResult<()> {
-    on_conn!(conn, c => diesel::insert_into(audit_log::table).values(entry).execute(c).await)?;
+pub async fn record(
+    conn: &mut Conn,
+    entry: &NewAuditEntry<'_>,
+    details: &serde_json::Value,
+) -> QueryResult<()> {
+    let details = details.to_string();
+    on_conn!(conn, c => diesel::insert_into(audit_log::table)
+        .values((entry, audit_log::details.eq(&details)))
+        .execute(c)
+        .await)?;
     Ok(())
 }
 

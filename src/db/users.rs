@@ -2,9 +2,12 @@
 
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
-use diesel_async::RunQueryDsl;
+use diesel_async::{AsyncConnection, RunQueryDsl};
 
-use super::{Conn, schema::users};
+use super::{
+    Conn,
+    schema::{audit_log, users},
+};
 use crate::on_conn;
 
 /// A user row.
@@ -78,17 +81,32 @@ pub async fn update_profile(conn: &mut Conn, id: i64, update: &ProfileUpdate) ->
         .await)
 }
 
-/// Sets the role; returns the row as it was before and after, or `None` when there is no such user.
-pub async fn set_role(conn: &mut Conn, id: i64, role: &str) -> QueryResult<Option<(String, User)>> {
-    let Some(before) = find(conn, id).await? else {
-        return Ok(None);
-    };
-    let after = on_conn!(conn, c => diesel::update(users::table.find(id))
-        .set((users::role.eq(role), users::version.eq(users::version + 1), users::updated_at.eq(super::now())))
-        .returning(User::as_returning())
-        .get_result(c)
-        .await)?;
-    Ok(Some((before.role, after)))
+/// Sets the role and writes `audit` (its details become `{"from", "to"}`) in one transaction, so a role
+/// never changes without its audit row. `None` when there is no such user.
+pub async fn set_role_audited(
+    conn: &mut Conn,
+    id: i64,
+    role: &str,
+    audit: super::audit::NewAuditEntry<'_>,
+) -> QueryResult<Option<User>> {
+    let now = super::now();
+    let audit = &audit;
+    on_conn!(conn, c => c.transaction(async move |c| {
+        let Some(before) = users::table.find(id).select(users::role).first::<String>(c).await.optional()? else {
+            return Ok(None);
+        };
+        let after = diesel::update(users::table.find(id))
+            .set((users::role.eq(role), users::version.eq(users::version + 1), users::updated_at.eq(now)))
+            .returning(User::as_returning())
+            .get_result(c)
+            .await?;
+        let details = serde_json::json!({ "from": before, "to": role }).to_string();
+        diesel::insert_into(audit_log::table)
+            .values((audit, audit_log::details.eq(details)))
+            .execute(c)
+            .await?;
+        Ok(Some(after))
+    }).await)
 }
 
 /// One page of users, optionally of one role, newest first, with the total count.
