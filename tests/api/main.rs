@@ -8,10 +8,12 @@
 
 mod admin;
 mod auth;
+mod cli;
 mod conventions;
 mod demo;
 mod helpers;
 mod jwt;
 mod migrations;
 mod operations;
+mod realtime;
 mod users;
