@@ -19,6 +19,9 @@ pub struct Settings {
     pub auth: AuthSettings,
     pub rate_limit: RateLimitSettings,
     pub idempotency: IdempotencySettings,
+    /// Websocket sessions and the event bus; every key has a default, so the section is optional.
+    #[serde(default)]
+    pub realtime: RealtimeSettings,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -92,6 +95,61 @@ pub struct RateLimitSettings {
 pub struct IdempotencySettings {
     /// How long a stored response is replayed for the same `Idempotency-Key`.
     pub ttl_secs: u64,
+}
+
+/// Websocket session limits and timings. The defaults are the documented constants in [`crate::ws`];
+/// tests shorten the timings here instead of sleeping for long.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RealtimeSettings {
+    /// How often the server pings each session, in milliseconds.
+    pub heartbeat_interval_ms: u64,
+    /// A session that sends nothing (not even a pong) for this long is dropped, in milliseconds.
+    pub client_timeout_ms: u64,
+    /// How long a session without a handshake token has to send its `auth` message, in milliseconds.
+    pub auth_timeout_ms: u64,
+    /// Frames a session may have waiting for its client; a full queue disconnects the session (1013).
+    pub outbound_queue: usize,
+    /// Largest accepted client frame in bytes; bigger frames close the session (1009).
+    pub max_frame_bytes: usize,
+    /// How often buffered unit positions are written to the `units` table, in milliseconds.
+    pub position_flush_ms: u64,
+}
+
+impl Default for RealtimeSettings {
+    fn default() -> Self {
+        use crate::ws;
+        Self {
+            heartbeat_interval_ms: millis(ws::HEARTBEAT_INTERVAL),
+            client_timeout_ms: millis(ws::CLIENT_TIMEOUT),
+            auth_timeout_ms: millis(ws::AUTH_TIMEOUT),
+            outbound_queue: ws::OUTBOUND_QUEUE,
+            max_frame_bytes: ws::MAX_FRAME_BYTES,
+            position_flush_ms: millis(ws::POSITION_FLUSH_INTERVAL),
+        }
+    }
+}
+
+fn millis(duration: std::time::Duration) -> u64 {
+    u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
+}
+
+impl RealtimeSettings {
+    pub fn heartbeat_interval(&self) -> std::time::Duration {
+        std::time::Duration::from_millis(self.heartbeat_interval_ms.max(1))
+    }
+
+    pub fn client_timeout(&self) -> std::time::Duration {
+        std::time::Duration::from_millis(self.client_timeout_ms.max(1))
+    }
+
+    pub fn auth_timeout(&self) -> std::time::Duration {
+        std::time::Duration::from_millis(self.auth_timeout_ms.max(1))
+    }
+
+    pub fn position_flush(&self) -> std::time::Duration {
+        std::time::Duration::from_millis(self.position_flush_ms.max(1))
+    }
 }
 
 impl Settings {

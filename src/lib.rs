@@ -2,6 +2,7 @@
 
 pub mod api;
 pub mod auth;
+pub mod bus;
 pub mod config;
 pub mod db;
 pub mod domain;
@@ -12,8 +13,13 @@ pub mod middleware;
 pub mod ratelimit;
 pub mod state;
 pub mod telemetry;
+pub mod ws;
 
-use std::{net::TcpListener, sync::Arc, time::Duration};
+use std::{
+    net::TcpListener,
+    sync::{Arc, Mutex},
+    time::Duration,
+};
 
 use actix_cors::Cors;
 use actix_web::{
@@ -31,6 +37,7 @@ use utoipa_swagger_ui::SwaggerUi;
 
 use crate::{
     auth::JwtKeys,
+    bus::Bus,
     config::Settings,
     db::Db,
     error::{ApiError, ErrorCode},
@@ -73,7 +80,9 @@ impl Application {
         self.server.handle()
     }
 
-    /// Serves until SIGINT/SIGTERM or [`ServerHandle::stop`], then drains in-flight requests.
+    /// Serves until SIGINT/SIGTERM or [`ServerHandle::stop`], then drains in-flight requests. A signal
+    /// first closes every websocket session with 1001 ([`begin_shutdown`]); buffered unit positions are
+    /// written before this returns.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         let state = self.state.clone();
         let purge = actix_web::rt::spawn(async move {
@@ -83,9 +92,64 @@ impl Application {
                 purge_idempotency(&state).await;
             }
         });
+        let state = self.state.clone();
+        let flush = actix_web::rt::spawn(async move {
+            let mut tick = tokio::time::interval(state.settings.realtime.position_flush());
+            loop {
+                tick.tick().await;
+                flush_positions(&state).await;
+            }
+        });
+        let state = self.state.clone();
+        // actix-web stops on the same signals by itself; this only tells the sessions first.
+        let signals = actix_web::rt::spawn(async move {
+            shutdown_signal().await;
+            begin_shutdown(&state);
+        });
         let result = self.server.await;
         purge.abort();
+        flush.abort();
+        signals.abort();
+        begin_shutdown(&self.state);
+        flush_positions(&self.state).await;
         result
+    }
+}
+
+/// Starts a graceful shutdown of the real-time layer: every websocket session closes with 1001 and new
+/// ones are refused the same way. The HTTP server itself is stopped by its handle or a signal.
+pub fn begin_shutdown(state: &AppState) {
+    state.shutdown.send_replace(true);
+}
+
+/// Resolves on SIGINT or SIGTERM.
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+async fn flush_positions(state: &AppState) {
+    match state.positions.flush(&state.db).await {
+        Ok(0) => {}
+        Ok(n) => tracing::debug!(units = n, "unit positions written"),
+        Err(error) => tracing::warn!(error = %error, "unit positions not written; kept for the next flush"),
     }
 }
 
@@ -105,10 +169,25 @@ pub async fn build_state(settings: Settings) -> anyhow::Result<AppState> {
                 .await
                 .context("connecting to Redis timed out")?
                 .context("connecting to Redis")?;
-            Some(conn)
+            Some((client, conn))
         }
         None => None,
     };
+    let hub = Arc::new(ws::Hub::default());
+    let fleet = Arc::new(Mutex::new(onemedi_actors::fleet::FleetIndex::default()));
+    let bus = match &redis {
+        Some((client, conn)) => Bus::with_redis(
+            hub.clone(),
+            fleet.clone(),
+            client.clone(),
+            conn.clone(),
+            &settings.redis.key_prefix,
+        )
+        .await
+        .context("subscribing to the event channel")?,
+        None => Bus::local(hub.clone(), fleet.clone()),
+    };
+    let redis = redis.map(|(_, conn)| conn);
     let limiter = match &redis {
         Some(conn) => RateLimiter::Redis {
             conn: conn.clone(),
@@ -131,6 +210,11 @@ pub async fn build_state(settings: Settings) -> anyhow::Result<AppState> {
         limiter,
         sms,
         metrics: Default::default(),
+        hub,
+        bus,
+        fleet,
+        positions: Default::default(),
+        shutdown: tokio::sync::watch::Sender::new(false),
     })
 }
 
@@ -152,7 +236,8 @@ fn serve(listener: TcpListener, state: web::Data<AppState>) -> anyhow::Result<Se
             .app_data(web::PathConfig::default().error_handler(error::path_error_handler))
             .configure(api::configure)
             .split_for_parts();
-        app.service(SwaggerUi::new("/docs/{_:.*}").url("/api-docs/openapi.json", openapi))
+        app.service(ws::connect)
+            .service(SwaggerUi::new("/docs/{_:.*}").url("/api-docs/openapi.json", openapi))
             .route("/docs", web::get().to(|| async { redirect("/docs/") }))
             .default_service(web::to(fallback))
             .wrap(from_fn(middleware::idempotency::handle))

@@ -3,10 +3,17 @@
 use std::{path::PathBuf, sync::Arc};
 
 use redis::aio::ConnectionManager;
+use tokio::sync::watch;
 
 use crate::{
-    auth::JwtKeys, config::Settings, db::Db, integrations::sms::SmsSender, metrics::Metrics,
+    auth::JwtKeys,
+    bus::{Bus, SharedFleet},
+    config::Settings,
+    db::Db,
+    integrations::sms::SmsSender,
+    metrics::Metrics,
     ratelimit::RateLimiter,
+    ws::{Hub, positions::PositionBuffer},
 };
 
 pub struct AppState {
@@ -18,6 +25,16 @@ pub struct AppState {
     pub limiter: RateLimiter,
     pub sms: Arc<dyn SmsSender>,
     pub metrics: Metrics,
+    /// This node's websocket sessions by topic.
+    pub hub: Arc<Hub>,
+    /// Where events are published (after their write commits); relayed through Redis when configured.
+    pub bus: Bus,
+    /// This node's fleet index, fed by every node's `unit_location`/`unit_status` events.
+    pub fleet: SharedFleet,
+    /// Unit positions waiting for the next batched write.
+    pub positions: PositionBuffer,
+    /// Set to `true` once, by graceful shutdown; every session holds a receiver and closes with 1001.
+    pub shutdown: watch::Sender<bool>,
 }
 
 impl AppState {

@@ -7,6 +7,7 @@ use utoipa::ToSchema;
 use super::{Page, PageQuery, Problems, auth::UserView};
 use crate::{
     auth::AuthUser,
+    bus::Event,
     db::{
         self,
         addresses::{self, AddressFields},
@@ -79,6 +80,14 @@ pub async fn update_profile(
                 e.into()
             }
         })?;
+    drop(conn);
+    let event = Event::ProfileUpdated {
+        user_id: user.id,
+        name: user.name.clone(),
+        phone: user.phone.clone(),
+        at: chrono::Utc::now(),
+    };
+    state.bus.publish_event(&[format!("user:{}", user.id)], &event).await;
     Ok(web::Json(UserView::try_from(user)?))
 }
 

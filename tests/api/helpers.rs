@@ -105,8 +105,47 @@ pub async fn spawn_app_with(configure: impl FnOnce(&mut Settings)) -> TestApp {
     }
 }
 
+/// A second server node sharing `first`'s database, JWT secret and Redis prefix (so, with
+/// TEST_REDIS_URL, its event bus), as a load balancer would put beside it.
+pub async fn spawn_second_node(first: &TestApp) -> TestApp {
+    spawn_second_node_with(first, |_| {}).await
+}
+
+pub async fn spawn_second_node_with(first: &TestApp, configure: impl FnOnce(&mut Settings)) -> TestApp {
+    use secrecy::ExposeSecret;
+    let data_dir = tempfile::tempdir().unwrap();
+    let mut settings = first.app.settings.clone();
+    let url = settings.database.effective_url(&settings.server.data_dir);
+    settings.database.url = SecretString::from(url);
+    settings.server.data_dir = data_dir.path().to_path_buf();
+    assert_eq!(
+        settings.redis.url.expose_secret(),
+        first.app.settings.redis.url.expose_secret()
+    );
+    configure(&mut settings);
+    let application = Application::build(settings)
+        .await
+        .expect("the second node builds");
+    let port = application.port();
+    let app = application.state().into_inner();
+    let handle = application.handle();
+    actix_web::rt::spawn(application.run_until_stopped());
+    TestApp {
+        address: format!("http://127.0.0.1:{port}"),
+        client: reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap(),
+        app,
+        data_dir,
+        pg_database: None,
+        handle,
+    }
+}
+
 impl Drop for TestApp {
     fn drop(&mut self) {
+        onemedi::begin_shutdown(&self.app);
         // `stop` sends its command at once; awaiting it here would block the runtime that serves it.
         drop(self.handle.stop(false));
         let Some((base, name)) = self.pg_database.take() else {
@@ -133,6 +172,11 @@ impl Drop for TestApp {
 impl TestApp {
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.address)
+    }
+
+    /// The websocket address of this node (`ws://127.0.0.1:…/ws`).
+    pub fn ws_url(&self) -> String {
+        format!("{}/ws", self.address.replacen("http://", "ws://", 1))
     }
 
     /// Sends a request with an optional JSON body and bearer token.

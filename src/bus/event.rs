@@ -1,0 +1,95 @@
+//! The events this server publishes itself, as versioned JSON `{"type": …, "v": 1, …}`. The actors'
+//! domain events (`offer_made`, `unit_assigned`, …) travel the same bus in the same form.
+
+use chrono::{DateTime, Utc};
+use onemedi_actors::fleet::UnitKind;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// The schema version every event carries as `"v"`; bump it when a payload changes incompatibly.
+pub const EVENT_VERSION: u32 = 1;
+
+/// Events raised by the server's own writes.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Event {
+    /// A user changed their name or phone (on `user:{id}`).
+    ProfileUpdated {
+        user_id: i64,
+        name: String,
+        phone: Option<String>,
+        at: DateTime<Utc>,
+    },
+    /// A unit reported its position (on `unit:{id}` and `dispatch`); feeds every node's fleet index.
+    UnitLocation(UnitLocation),
+    /// A unit's crew changed its availability (on `unit:{id}` and `dispatch`).
+    UnitStatus {
+        unit_id: i64,
+        /// `available`, `busy` or `off_duty`.
+        status: String,
+        at: DateTime<Utc>,
+    },
+    /// A unit's crew answered an offer (on `unit:{id}` and `dispatch`); dispatch decides with its
+    /// conditional claim whether the accept wins.
+    OfferAnswered {
+        unit_id: i64,
+        request_id: i64,
+        accepted: bool,
+        reason: Option<String>,
+        by_user_id: i64,
+        at: DateTime<Utc>,
+    },
+}
+
+/// One location ping as it travels the bus.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct UnitLocation {
+    pub unit_id: i64,
+    pub kind: UnitKind,
+    pub lat: f64,
+    pub lng: f64,
+    /// Degrees clockwise from north.
+    pub heading: f64,
+    /// Metres per second.
+    pub speed: f64,
+    /// Horizontal accuracy in metres, when the device gave one.
+    pub accuracy: Option<f64>,
+    /// Device time of the fix (Unix milliseconds), when given.
+    pub ts: Option<i64>,
+    /// The unit's stored status when its session started reporting (`available`, `busy`, …); the
+    /// fleet index keeps a newer status it already knows.
+    pub status: String,
+    /// Capability bits of the unit.
+    pub capabilities: u32,
+    /// When the server received the ping.
+    pub at: DateTime<Utc>,
+}
+
+impl Event {
+    /// The versioned wire form.
+    pub fn to_json(&self) -> Value {
+        let mut value = serde_json::to_value(self).unwrap_or_else(|_| Value::Object(Default::default()));
+        if let Some(object) = value.as_object_mut() {
+            object.insert("v".to_owned(), EVENT_VERSION.into());
+        }
+        value
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn events_carry_their_type_and_version() {
+        let json = Event::UnitStatus {
+            unit_id: 3,
+            status: "busy".into(),
+            at: Utc::now(),
+        }
+        .to_json();
+        assert_eq!(json["type"], "unit_status");
+        assert_eq!(json["v"], 1);
+        assert_eq!(json["unit_id"], 3);
+    }
+}

@@ -1,0 +1,256 @@
+//! The event bus: events are published after their write commits, fanned out in-process to this
+//! node's sessions and fleet index, and — with Redis configured — relayed through Redis pub/sub to
+//! every other node, which delivers them the same way. Each relayed message carries the publishing
+//! node's id, so a node skips its own messages and nothing arrives twice.
+//!
+//! Delivery is at most once: a node that is disconnected from Redis misses what is published
+//! meanwhile (clients re-read state over REST after reconnecting).
+
+pub mod event;
+mod redis_bridge;
+
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use chrono::Utc;
+use onemedi_actors::{
+    events::{DomainEvent, Topic},
+    fleet::{Capabilities, FleetIndex, Unit, UnitStatus},
+    ids::UnitId,
+    ports::{BoxFuture, BusError, EventBus},
+    position::Position,
+};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+pub use self::event::{EVENT_VERSION, Event, UnitLocation};
+use crate::ws::hub::{Frame, Hub};
+
+/// The fleet index of this node, shared by the bus (which feeds it) and whoever searches it.
+pub type SharedFleet = Arc<Mutex<FleetIndex>>;
+
+/// Locks the fleet index; the critical sections are microseconds and never await.
+pub fn lock_fleet(fleet: &SharedFleet) -> MutexGuard<'_, FleetIndex> {
+    fleet.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// What a relayed message looks like in Redis.
+#[derive(Debug, Serialize, Deserialize)]
+struct Envelope<'a> {
+    /// The publishing node; receivers skip their own.
+    node: &'a str,
+    topics: Vec<String>,
+    event: Value,
+}
+
+/// This node's receivers of events: its sessions (through the hub) and its fleet index.
+pub struct Local {
+    node_id: String,
+    hub: Arc<Hub>,
+    fleet: SharedFleet,
+}
+
+impl Local {
+    /// Delivers one event to this node's fleet index and to the sessions subscribed to `topics`.
+    fn deliver(&self, topics: &[String], event: &Value) {
+        feed_fleet(&self.fleet, event);
+        let Ok(text) = serde_json::to_string(event) else {
+            return;
+        };
+        let kind = if event["type"] == "offer_made" { "offer" } else { "event" };
+        for topic in topics {
+            if self.hub.subscribers(topic) == 0 {
+                continue;
+            }
+            let topic_json = serde_json::to_string(topic).unwrap_or_else(|_| "\"\"".to_owned());
+            let frame = Frame::from(format!(
+                r#"{{"type":"{kind}","topic":{topic_json},"event":{text}}}"#
+            ));
+            self.hub.deliver(topic, &frame);
+        }
+    }
+}
+
+/// Publishes events to this node and, when configured, to every other node.
+#[derive(Clone)]
+pub struct Bus {
+    local: Arc<Local>,
+    /// Present with Redis: where this node's events are relayed to the others.
+    relay: Option<redis_bridge::Relay>,
+}
+
+impl Bus {
+    /// An in-process bus.
+    pub fn local(hub: Arc<Hub>, fleet: SharedFleet) -> Self {
+        Self {
+            local: Arc::new(Local {
+                node_id: uuid::Uuid::new_v4().simple().to_string(),
+                hub,
+                fleet,
+            }),
+            relay: None,
+        }
+    }
+
+    /// A bus relayed through Redis on the channel `{key_prefix}:events`. Returns once this node is
+    /// subscribed, so events published by other nodes from then on reach it.
+    pub async fn with_redis(
+        hub: Arc<Hub>,
+        fleet: SharedFleet,
+        client: redis::Client,
+        publisher: redis::aio::ConnectionManager,
+        key_prefix: &str,
+    ) -> anyhow::Result<Self> {
+        let mut bus = Self::local(hub, fleet);
+        let channel = format!("{key_prefix}:events");
+        redis_bridge::subscribe(client, channel.clone(), bus.local.clone()).await?;
+        bus.relay = Some(redis_bridge::Relay { publisher, channel });
+        Ok(bus)
+    }
+
+    /// This node's id in relayed messages.
+    pub fn node_id(&self) -> &str {
+        &self.local.node_id
+    }
+
+    /// Publishes `event` (versioned JSON) on `topics`. Call only after the write it describes has
+    /// committed. Never fails: a relay failure is logged and the local delivery still happens.
+    pub async fn publish(&self, topics: &[String], event: Value) {
+        self.local.deliver(topics, &event);
+        let Some(relay) = &self.relay else {
+            return;
+        };
+        let envelope = Envelope {
+            node: &self.local.node_id,
+            topics: topics.to_vec(),
+            event,
+        };
+        match serde_json::to_string(&envelope) {
+            Ok(text) => relay.send(text).await,
+            Err(error) => tracing::warn!(error = %error, "event not relayed: unserialisable"),
+        }
+    }
+
+    /// Publishes one of the server's own events.
+    pub async fn publish_event(&self, topics: &[String], event: &Event) {
+        self.publish(topics, event.to_json()).await;
+    }
+}
+
+impl EventBus for Bus {
+    fn publish(&self, topic: Topic, event: DomainEvent) -> BoxFuture<'_, Result<(), BusError>> {
+        Box::pin(async move {
+            Bus::publish(self, &[topic.as_str().to_owned()], event.to_json()).await;
+            Ok(())
+        })
+    }
+}
+
+/// Applies `unit_location` and `unit_status` events to the fleet index; other events are ignored.
+fn feed_fleet(fleet: &SharedFleet, event: &Value) {
+    match event["type"].as_str() {
+        Some("unit_location") => {
+            let Ok(Event::UnitLocation(ping)) = Event::deserialize(event) else {
+                return;
+            };
+            let Ok(position) = Position::new(ping.lat, ping.lng) else {
+                return;
+            };
+            let mut index = lock_fleet(fleet);
+            let known = index.get(UnitId(ping.unit_id)).copied();
+            let unit = Unit {
+                id: UnitId(ping.unit_id),
+                kind: ping.kind,
+                position,
+                heading_deg: ping.heading as f32,
+                speed_mps: ping.speed as f32,
+                status: known.map_or_else(|| fleet_status(&ping.status), |unit| unit.status),
+                capabilities: known.map_or_else(
+                    || Capabilities::from_bits(ping.capabilities),
+                    |unit| unit.capabilities,
+                ),
+                last_seen: ping.at,
+            };
+            if let Err(error) = index.upsert(unit) {
+                tracing::debug!(unit = ping.unit_id, error = %error, "position not indexed");
+            }
+        }
+        Some("unit_status") => {
+            let (Some(unit), Some(status)) = (event["unit_id"].as_i64(), event["status"].as_str()) else {
+                return;
+            };
+            lock_fleet(fleet).set_status(UnitId(unit), fleet_status(status));
+        }
+        _ => {}
+    }
+}
+
+/// The fleet index's view of a stored unit status: only `available` is ever offered work.
+pub fn fleet_status(stored: &str) -> UnitStatus {
+    match stored {
+        "available" => UnitStatus::Available,
+        "off_duty" | "unavailable" => UnitStatus::OffDuty,
+        "busy" => UnitStatus::Busy,
+        _ => UnitStatus::Assigned,
+    }
+}
+
+/// A location event for `unit` received now.
+pub fn location_event(ping: UnitLocation) -> Event {
+    Event::UnitLocation(UnitLocation { at: Utc::now(), ..ping })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use onemedi_actors::fleet::UnitKind;
+
+    fn ping(unit_id: i64) -> UnitLocation {
+        UnitLocation {
+            unit_id,
+            kind: UnitKind::Rider,
+            lat: 12.97,
+            lng: 77.59,
+            heading: 90.0,
+            speed: 5.0,
+            accuracy: Some(8.0),
+            ts: None,
+            status: "available".into(),
+            capabilities: 0,
+            at: Utc::now(),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_published_location_reaches_the_fleet_index_and_the_subscribed_session() {
+        let hub = Arc::new(Hub::default());
+        let fleet = SharedFleet::default();
+        let bus = Bus::local(hub.clone(), fleet.clone());
+        let (link, mut frames) = hub.open(4);
+        hub.subscribe("unit:7", &link);
+        bus.publish_event(&["unit:7".into(), "dispatch".into()], &location_event(ping(7)))
+            .await;
+        let frame = frames.try_recv().unwrap();
+        let value: Value = serde_json::from_str(&frame).unwrap();
+        assert_eq!(value["type"], "event");
+        assert_eq!(value["topic"], "unit:7");
+        assert_eq!(value["event"]["type"], "unit_location");
+        assert_eq!(value["event"]["v"], 1);
+        let index = lock_fleet(&fleet);
+        let unit = index.get(UnitId(7)).unwrap();
+        assert_eq!(unit.status, UnitStatus::Available);
+    }
+
+    #[tokio::test]
+    async fn a_status_event_changes_the_indexed_status() {
+        let fleet = SharedFleet::default();
+        let bus = Bus::local(Arc::new(Hub::default()), fleet.clone());
+        bus.publish_event(&["unit:8".into()], &location_event(ping(8))).await;
+        let status = Event::UnitStatus {
+            unit_id: 8,
+            status: "busy".into(),
+            at: Utc::now(),
+        };
+        bus.publish_event(&["unit:8".into()], &status).await;
+        assert_eq!(lock_fleet(&fleet).get(UnitId(8)).unwrap().status, UnitStatus::Busy);
+    }
+}

@@ -1,0 +1,95 @@
+//! Unit positions buffered between writes: every ping replaces the unit's pending position, and a
+//! periodic flush writes each unit's latest one to the `units` table in one transaction. The database
+//! sees one write per unit per flush interval, not one per ping.
+
+use std::{
+    collections::HashMap,
+    sync::{Mutex, MutexGuard},
+};
+
+use chrono::{DateTime, Utc};
+use diesel::prelude::*;
+use diesel_async::{AsyncConnection, RunQueryDsl};
+
+use crate::{
+    db::{Db, DbError, schema::units},
+    on_conn,
+};
+
+/// The latest position of one unit, not yet written.
+#[derive(Debug, Clone, Copy)]
+pub struct PendingPosition {
+    pub lat: f64,
+    pub lng: f64,
+    /// Degrees in [0, 360).
+    pub heading: f64,
+    /// Metres per second, ≥ 0.
+    pub speed: f64,
+    pub h3_cell: Option<i64>,
+    pub seen_at: DateTime<Utc>,
+}
+
+/// Positions waiting for the next flush, keyed by unit id.
+#[derive(Default)]
+pub struct PositionBuffer {
+    pending: Mutex<HashMap<i64, PendingPosition>>,
+}
+
+impl PositionBuffer {
+    fn lock(&self) -> MutexGuard<'_, HashMap<i64, PendingPosition>> {
+        self.pending.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Keeps `position` as the unit's latest (an older pending one is overwritten).
+    pub fn record(&self, unit: i64, position: PendingPosition) {
+        self.lock().insert(unit, position);
+    }
+
+    /// Units with a position waiting.
+    pub fn len(&self) -> usize {
+        self.lock().len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Writes every pending position in one transaction; returns how many units were written. On
+    /// failure the positions are put back unless a newer ping replaced them meanwhile.
+    pub async fn flush(&self, db: &Db) -> Result<usize, DbError> {
+        let batch: Vec<(i64, PendingPosition)> = self.lock().drain().collect();
+        if batch.is_empty() {
+            return Ok(0);
+        }
+        let written = write(db, &batch).await;
+        if written.is_err() {
+            let mut pending = self.lock();
+            for (unit, position) in batch {
+                pending.entry(unit).or_insert(position);
+            }
+        }
+        written
+    }
+}
+
+async fn write(db: &Db, batch: &[(i64, PendingPosition)]) -> Result<usize, DbError> {
+    let mut conn = db.write().await?;
+    let count = batch.len();
+    on_conn!(&mut conn, c => c.transaction(async move |c| {
+        for (unit, p) in batch {
+            diesel::update(units::table.find(*unit))
+                .set((
+                    units::last_lat.eq(p.lat),
+                    units::last_lng.eq(p.lng),
+                    units::last_heading.eq(p.heading),
+                    units::last_speed_mps.eq(p.speed),
+                    units::last_h3_cell.eq(p.h3_cell),
+                    units::last_seen_at.eq(p.seen_at.naive_utc()),
+                ))
+                .execute(c)
+                .await?;
+        }
+        Ok::<_, diesel::result::Error>(())
+    }).await)?;
+    Ok(count)
+}

@@ -1,0 +1,318 @@
+//! One websocket session: a task that selects over the client's frames, its bounded outbound queue,
+//! the heartbeat tick and the server's shutdown signal. It ends with a close code that says why.
+
+use std::{collections::HashSet, sync::Arc, time::Instant};
+
+use actix_ws::{AggregatedMessage, AggregatedMessageStream, CloseCode, CloseReason, ProtocolError};
+use bytestring::ByteString;
+use serde_json::Value;
+use tokio::sync::{mpsc, watch};
+
+use super::{
+    CLOSE_TIMEOUT, MAX_SUBSCRIPTIONS, handshake,
+    hub::{Frame, SessionLink},
+    protocol::{Command, Incoming, Refusal, Reply},
+    topics::{self, Topic},
+    units::{self, CrewUnit},
+};
+use crate::{
+    domain::{Role, UserId},
+    error::ErrorCode,
+    state::AppState,
+};
+
+/// Who the session belongs to, fixed for its lifetime (a role change applies on reconnect).
+#[derive(Debug, Clone, Copy)]
+pub struct Identity {
+    pub user: UserId,
+    pub role: Role,
+}
+
+/// Why a session ends.
+fn reason(code: CloseCode, description: &str) -> Option<CloseReason> {
+    Some(CloseReason {
+        code,
+        description: Some(description.to_owned()),
+    })
+}
+
+/// The session's view of itself while it runs.
+pub(super) struct Session {
+    pub state: Arc<AppState>,
+    pub identity: Identity,
+    link: Arc<SessionLink>,
+    topics: HashSet<String>,
+    /// The unit this user crews, looked up on the first unit command (`None` = not looked up yet).
+    pub crew: Option<Option<CrewUnit>>,
+}
+
+/// Runs a session to its end. `identity` is `None` when the handshake carried no token.
+pub async fn run(
+    state: Arc<AppState>,
+    mut ws: actix_ws::Session,
+    mut stream: AggregatedMessageStream,
+    identity: Option<Identity>,
+) {
+    let identity = match identity {
+        Some(identity) => identity,
+        None => match authenticate_first(&state, &mut ws, &mut stream).await {
+            Ok(identity) => identity,
+            Err(close) => return close_with(ws, close).await,
+        },
+    };
+    let (link, mut outbound) = state.hub.open(state.settings.realtime.outbound_queue);
+    let mut shutdown = state.shutdown.subscribe();
+    let mut session = Session {
+        state,
+        identity,
+        link,
+        topics: HashSet::new(),
+        crew: None,
+    };
+    let close = session
+        .serve(&mut ws, &mut stream, &mut outbound, &mut shutdown)
+        .await;
+    for topic in session.topics.drain() {
+        session.state.hub.unsubscribe(&topic, session.link.id());
+    }
+    close_with(ws, close).await;
+}
+
+/// Sends the close frame, giving up after [`CLOSE_TIMEOUT`] if the client is not reading.
+async fn close_with(ws: actix_ws::Session, close: Option<CloseReason>) {
+    let _ = tokio::time::timeout(CLOSE_TIMEOUT, ws.close(close)).await;
+}
+
+/// Waits for the first frame to be a valid `auth` command.
+async fn authenticate_first(
+    state: &AppState,
+    ws: &mut actix_ws::Session,
+    stream: &mut AggregatedMessageStream,
+) -> Result<Identity, Option<CloseReason>> {
+    let deadline = tokio::time::sleep(state.settings.realtime.auth_timeout());
+    tokio::pin!(deadline);
+    loop {
+        let message = tokio::select! {
+            _ = &mut deadline => return Err(reason(CloseCode::Policy, "no auth message in time")),
+            message = stream.recv() => message,
+        };
+        match message {
+            Some(Ok(AggregatedMessage::Text(text))) => {
+                let parsed = serde_json::from_str::<Incoming>(&text);
+                let (reference, token) = match parsed {
+                    Ok(Incoming {
+                        reference,
+                        command: Command::Auth { token },
+                    }) => (reference, token),
+                    _ => {
+                        let reply = Reply::Error {
+                            code: ErrorCode::Unauthorized,
+                            message: "send {\"type\":\"auth\",\"token\":…} first",
+                            reference: None,
+                        };
+                        let _ = ws.text(reply.to_text()).await;
+                        return Err(reason(CloseCode::Policy, "authenticate first"));
+                    }
+                };
+                return match handshake::identify(state, &token).await {
+                    Ok(identity) => {
+                        let ack = Reply::Ack {
+                            reference: reference.as_ref(),
+                        };
+                        let _ = ws.text(ack.to_text()).await;
+                        Ok(identity)
+                    }
+                    Err(error) => {
+                        let reply = Reply::Error {
+                            code: ErrorCode::Unauthorized,
+                            message: &error.message,
+                            reference: reference.as_ref(),
+                        };
+                        let _ = ws.text(reply.to_text()).await;
+                        Err(reason(CloseCode::Policy, "unauthorized"))
+                    }
+                };
+            }
+            Some(Ok(AggregatedMessage::Ping(bytes))) => {
+                let _ = ws.pong(&bytes).await;
+            }
+            Some(Ok(AggregatedMessage::Pong(_))) => {}
+            Some(Ok(AggregatedMessage::Binary(_))) => {
+                return Err(reason(CloseCode::Unsupported, "text frames only"));
+            }
+            Some(Ok(AggregatedMessage::Close(_))) | None => return Err(None),
+            Some(Err(error)) => return Err(protocol_close(&error)),
+        }
+    }
+}
+
+fn protocol_close(error: &ProtocolError) -> Option<CloseReason> {
+    match error {
+        ProtocolError::Overflow => reason(CloseCode::Size, "frame too large"),
+        _ => reason(CloseCode::Protocol, "websocket protocol error"),
+    }
+}
+
+/// What stopped a write to the client.
+enum WriteError {
+    /// The connection is gone.
+    Closed,
+    /// The hub found the outbound queue full while we were waiting on the client.
+    Overflowed,
+}
+
+impl Session {
+    async fn serve(
+        &mut self,
+        ws: &mut actix_ws::Session,
+        stream: &mut AggregatedMessageStream,
+        outbound: &mut mpsc::Receiver<Frame>,
+        shutdown: &mut watch::Receiver<bool>,
+    ) -> Option<CloseReason> {
+        let settings = &self.state.settings.realtime;
+        let client_timeout = settings.client_timeout();
+        let mut heartbeat = tokio::time::interval(settings.heartbeat_interval());
+        heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        heartbeat.tick().await;
+        let mut last_heard = Instant::now();
+        let overflow = reason(CloseCode::Again, "outbound queue full: the client is not keeping up");
+        if *shutdown.borrow() {
+            return reason(CloseCode::Away, "server shutting down");
+        }
+        loop {
+            let written = tokio::select! {
+                biased;
+                _ = shutdown.changed() => return reason(CloseCode::Away, "server shutting down"),
+                _ = self.link.overflowed() => return overflow,
+                message = stream.recv() => {
+                    last_heard = Instant::now();
+                    match message {
+                        Some(Ok(AggregatedMessage::Text(text))) => match self.handle_text(&text).await {
+                            Some(reply) => self.write(ws, reply.into()).await,
+                            None => Ok(()),
+                        },
+                        Some(Ok(AggregatedMessage::Binary(_))) => {
+                            return reason(CloseCode::Unsupported, "text frames only");
+                        }
+                        Some(Ok(AggregatedMessage::Ping(bytes))) => {
+                            ws.pong(&bytes).await.map_err(|_| WriteError::Closed)
+                        }
+                        Some(Ok(AggregatedMessage::Pong(_))) => Ok(()),
+                        Some(Ok(AggregatedMessage::Close(_))) => return reason(CloseCode::Normal, "bye"),
+                        None => return None,
+                        Some(Err(error)) => return protocol_close(&error),
+                    }
+                }
+                frame = outbound.recv() => match frame {
+                    Some(frame) => self.write(ws, frame).await,
+                    None => return None,
+                },
+                _ = heartbeat.tick() => {
+                    if last_heard.elapsed() > client_timeout {
+                        return reason(CloseCode::Policy, "heartbeat timeout");
+                    }
+                    ws.ping(b"").await.map_err(|_| WriteError::Closed)
+                }
+            };
+            match written {
+                Ok(()) => {}
+                Err(WriteError::Closed) => return None,
+                Err(WriteError::Overflowed) => return overflow,
+            }
+        }
+    }
+
+    /// Writes one frame, unless the queue overflows while the client is not reading.
+    async fn write(&self, ws: &mut actix_ws::Session, frame: ByteString) -> Result<(), WriteError> {
+        tokio::select! {
+            biased;
+            sent = ws.text(frame) => sent.map_err(|_| WriteError::Closed),
+            _ = self.link.overflowed() => Err(WriteError::Overflowed),
+        }
+    }
+
+    /// Applies one client frame; returns the reply frame, if any.
+    async fn handle_text(&mut self, text: &str) -> Option<String> {
+        let Incoming { reference, command } = match serde_json::from_str::<Incoming>(text) {
+            Ok(incoming) => incoming,
+            Err(error) => {
+                let (code, message) = if error.is_data() {
+                    (ErrorCode::ValidationFailed, format!("not a known command: {error}"))
+                } else {
+                    (ErrorCode::MalformedJson, "frames are JSON objects with a \"type\"".to_owned())
+                };
+                let reference = reference_of(text);
+                return Some(
+                    Reply::Error {
+                        code,
+                        message: &message,
+                        reference: reference.as_ref(),
+                    }
+                    .to_text(),
+                );
+            }
+        };
+        let always_ack = !matches!(command, Command::Location(_));
+        match self.apply(command).await {
+            Ok(()) if always_ack || reference.is_some() => Some(
+                Reply::Ack {
+                    reference: reference.as_ref(),
+                }
+                .to_text(),
+            ),
+            Ok(()) => None,
+            Err(refusal) => Some(
+                Reply::Error {
+                    code: refusal.code,
+                    message: &refusal.message,
+                    reference: reference.as_ref(),
+                }
+                .to_text(),
+            ),
+        }
+    }
+
+    async fn apply(&mut self, command: Command) -> Result<(), Refusal> {
+        match command {
+            Command::Auth { .. } | Command::Ping => Ok(()),
+            Command::Subscribe { topic } => self.subscribe(&topic).await,
+            Command::Unsubscribe { topic } => {
+                if self.topics.remove(&topic) {
+                    self.state.hub.unsubscribe(&topic, self.link.id());
+                }
+                Ok(())
+            }
+            Command::Location(report) => units::location(self, report).await,
+            Command::Status { status } => units::status(self, &status).await,
+            Command::Accept { request_id, reason } => units::answer(self, request_id, true, reason).await,
+            Command::Decline { request_id, reason } => units::answer(self, request_id, false, reason).await,
+        }
+    }
+
+    async fn subscribe(&mut self, name: &str) -> Result<(), Refusal> {
+        let topic = Topic::parse(name).ok_or_else(|| Refusal::invalid(format!("unknown topic {name:?}")))?;
+        let name = topic.name();
+        if self.topics.contains(&name) {
+            return Ok(());
+        }
+        if self.topics.len() >= MAX_SUBSCRIPTIONS {
+            return Err(Refusal::invalid(format!(
+                "at most {MAX_SUBSCRIPTIONS} subscriptions per session"
+            )));
+        }
+        let mut conn = self.state.db.read().await?;
+        let allowed = topics::may_subscribe(&mut conn, self.identity.user, self.identity.role, topic).await?;
+        drop(conn);
+        if !allowed {
+            return Err(Refusal::forbidden(format!("you may not follow {name}")));
+        }
+        self.state.hub.subscribe(&name, &self.link);
+        self.topics.insert(name);
+        Ok(())
+    }
+}
+
+/// The `ref` of a frame, for error replies that happen before the frame parsed.
+fn reference_of(text: &str) -> Option<Value> {
+    serde_json::from_str::<Value>(text).ok()?.get("ref").cloned()
+}

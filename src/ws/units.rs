@@ -1,0 +1,211 @@
+//! Commands only a unit's crew may send: location pings, availability, and answers to offers.
+
+use chrono::Utc;
+use diesel::prelude::*;
+use diesel_async::RunQueryDsl;
+use onemedi_actors::{
+    fleet::{DEFAULT_RESOLUTION, UnitKind},
+    position::Position,
+};
+
+use super::{
+    positions::PendingPosition,
+    protocol::{LocationReport, Refusal},
+    session::Session,
+};
+use crate::{
+    bus::{Event, UnitLocation, location_event},
+    db::{
+        self,
+        schema::{dispatch_offers, unit_crew, units},
+    },
+    on_conn,
+};
+
+/// Fastest plausible ground speed, m/s (~300 km/h): faster reports are refused as bad fixes.
+const MAX_SPEED_MPS: f64 = 85.0;
+
+/// Statuses a crew may set itself; the others (`assigned`, `en_route`, …) follow a job.
+const CREW_STATUSES: [&str; 3] = ["available", "busy", "off_duty"];
+
+/// The unit a user crews, as loaded at its first unit command.
+#[derive(Debug, Clone)]
+pub struct CrewUnit {
+    pub id: i64,
+    pub kind: UnitKind,
+    pub status: String,
+    pub capabilities: u32,
+}
+
+fn kind_of(stored: &str) -> Option<UnitKind> {
+    match stored {
+        "als" => Some(UnitKind::AmbulanceAls),
+        "bls" => Some(UnitKind::AmbulanceBls),
+        "rider" => Some(UnitKind::Rider),
+        "phlebotomist" => Some(UnitKind::Phlebotomist),
+        _ => None,
+    }
+}
+
+/// The session user's active unit (the lowest id if they crew several), or `forbidden`.
+async fn crew_unit(session: &mut Session) -> Result<CrewUnit, Refusal> {
+    if session.crew.is_none() {
+        let user = session.identity.user.0;
+        let mut conn = session.state.db.read().await?;
+        let row = on_conn!(&mut conn, c => unit_crew::table
+            .inner_join(units::table)
+            .filter(unit_crew::user_id.eq(user))
+            .filter(units::is_active.eq(true))
+            .order(units::id.asc())
+            .select((units::id, units::kind, units::status, units::capabilities))
+            .first::<(i64, String, String, i32)>(c)
+            .await)
+        .optional()?;
+        session.crew = Some(row.and_then(|(id, kind, status, capabilities)| {
+            Some(CrewUnit {
+                id,
+                kind: kind_of(&kind)?,
+                status,
+                capabilities: u32::try_from(capabilities).unwrap_or(0),
+            })
+        }));
+    }
+    session
+        .crew
+        .clone()
+        .flatten()
+        .ok_or_else(|| Refusal::forbidden("only a unit's crew may send this"))
+}
+
+fn unit_topics(unit: i64) -> [String; 2] {
+    [format!("unit:{unit}"), "dispatch".to_owned()]
+}
+
+/// A location ping: checked, published to every node's sessions and fleet index, and buffered for the
+/// next batched write of positions.
+pub(super) async fn location(session: &mut Session, report: LocationReport) -> Result<(), Refusal> {
+    let unit = crew_unit(session).await?;
+    let position = Position::new(report.lat, report.lng)
+        .map_err(|e| Refusal::invalid(format!("lat/lng: {e}")))?;
+    let heading = report.heading.unwrap_or(0.0);
+    let speed = report.speed.unwrap_or(0.0);
+    if !heading.is_finite() {
+        return Err(Refusal::invalid("heading must be a number of degrees"));
+    }
+    if !(speed.is_finite() && (0.0..=MAX_SPEED_MPS).contains(&speed)) {
+        return Err(Refusal::invalid(format!(
+            "speed must be between 0 and {MAX_SPEED_MPS} m/s"
+        )));
+    }
+    if report.accuracy.is_some_and(|a| !(a.is_finite() && a >= 0.0)) {
+        return Err(Refusal::invalid("accuracy must be a non-negative number of metres"));
+    }
+    let heading = heading.rem_euclid(360.0);
+    let event = location_event(UnitLocation {
+        unit_id: unit.id,
+        kind: unit.kind,
+        lat: position.lat(),
+        lng: position.lng(),
+        heading,
+        speed,
+        accuracy: report.accuracy,
+        ts: report.ts,
+        status: unit.status.clone(),
+        capabilities: unit.capabilities,
+        at: Utc::now(),
+    });
+    let seen_at = match &event {
+        Event::UnitLocation(ping) => ping.at,
+        _ => Utc::now(),
+    };
+    session.state.bus.publish_event(&unit_topics(unit.id), &event).await;
+    let h3_cell = h3o::LatLng::new(position.lat(), position.lng())
+        .ok()
+        .and_then(|point| i64::try_from(u64::from(point.to_cell(DEFAULT_RESOLUTION))).ok());
+    session.state.positions.record(
+        unit.id,
+        PendingPosition {
+            lat: position.lat(),
+            lng: position.lng(),
+            heading,
+            speed,
+            h3_cell,
+            seen_at,
+        },
+    );
+    Ok(())
+}
+
+/// The crew sets its availability; refused while the unit is on a job (the job moves it).
+pub(super) async fn status(session: &mut Session, status: &str) -> Result<(), Refusal> {
+    let unit = crew_unit(session).await?;
+    if !CREW_STATUSES.contains(&status) {
+        return Err(Refusal::invalid(format!(
+            "status must be one of {}",
+            CREW_STATUSES.join(", ")
+        )));
+    }
+    let now = db::now();
+    let mut conn = session.state.db.write().await?;
+    let changed = on_conn!(&mut conn, c => diesel::update(
+            units::table
+                .find(unit.id)
+                .filter(units::status.eq_any(["available", "busy", "off_duty", "unavailable"])),
+        )
+        .set((
+            units::status.eq(status),
+            units::version.eq(units::version + 1),
+            units::updated_at.eq(now),
+        ))
+        .execute(c)
+        .await)?;
+    drop(conn);
+    if changed == 0 {
+        return Err(Refusal::invalid("the unit is on a job; its status follows the job"));
+    }
+    if let Some(Some(crew)) = &mut session.crew {
+        crew.status = status.to_owned();
+    }
+    let event = Event::UnitStatus {
+        unit_id: unit.id,
+        status: status.to_owned(),
+        at: Utc::now(),
+    };
+    session.state.bus.publish_event(&unit_topics(unit.id), &event).await;
+    Ok(())
+}
+
+/// The crew accepts or declines an open offer. Dispatch (which owns offers) decides on the event; the
+/// conditional claim on the unit row settles a race between nodes.
+pub(super) async fn answer(
+    session: &mut Session,
+    request_id: i64,
+    accepted: bool,
+    reason: Option<String>,
+) -> Result<(), Refusal> {
+    let unit = crew_unit(session).await?;
+    let reason = reason.map(|r| r.trim().chars().take(200).collect::<String>());
+    let mut conn = session.state.db.read().await?;
+    let open = on_conn!(&mut conn, c => dispatch_offers::table
+        .filter(dispatch_offers::unit_id.eq(unit.id))
+        .filter(dispatch_offers::request_id.eq(request_id))
+        .filter(dispatch_offers::status.eq("offered"))
+        .select(dispatch_offers::id)
+        .first::<i64>(c)
+        .await)
+    .optional()?;
+    drop(conn);
+    if open.is_none() {
+        return Err(Refusal::invalid("no open offer for this request"));
+    }
+    let event = Event::OfferAnswered {
+        unit_id: unit.id,
+        request_id,
+        accepted,
+        reason,
+        by_user_id: session.identity.user.0,
+        at: Utc::now(),
+    };
+    session.state.bus.publish_event(&unit_topics(unit.id), &event).await;
+    Ok(())
+}
