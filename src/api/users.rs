@@ -87,7 +87,10 @@ pub async fn update_profile(
         phone: user.phone.clone(),
         at: chrono::Utc::now(),
     };
-    state.bus.publish_event(&[format!("user:{}", user.id)], &event).await;
+    state
+        .bus
+        .publish_event(&[format!("user:{}", user.id)], &event)
+        .await;
     Ok(web::Json(UserView::try_from(user)?))
 }
 

@@ -56,7 +56,11 @@ impl Local {
         let Ok(text) = serde_json::to_string(event) else {
             return;
         };
-        let kind = if event["type"] == "offer_made" { "offer" } else { "event" };
+        let kind = if event["type"] == "offer_made" {
+            "offer"
+        } else {
+            "event"
+        };
         for topic in topics {
             if self.hub.subscribers(topic) == 0 {
                 continue;
@@ -196,7 +200,10 @@ pub fn fleet_status(stored: &str) -> UnitStatus {
 
 /// A location event for `unit` received now.
 pub fn location_event(ping: UnitLocation) -> Event {
-    Event::UnitLocation(UnitLocation { at: Utc::now(), ..ping })
+    Event::UnitLocation(UnitLocation {
+        at: Utc::now(),
+        ..ping
+    })
 }
 
 #[cfg(test)]
@@ -244,13 +251,17 @@ mod tests {
     async fn a_status_event_changes_the_indexed_status() {
         let fleet = SharedFleet::default();
         let bus = Bus::local(Arc::new(Hub::default()), fleet.clone());
-        bus.publish_event(&["unit:8".into()], &location_event(ping(8))).await;
+        bus.publish_event(&["unit:8".into()], &location_event(ping(8)))
+            .await;
         let status = Event::UnitStatus {
             unit_id: 8,
             status: "busy".into(),
             at: Utc::now(),
         };
         bus.publish_event(&["unit:8".into()], &status).await;
-        assert_eq!(lock_fleet(&fleet).get(UnitId(8)).unwrap().status, UnitStatus::Busy);
+        assert_eq!(
+            lock_fleet(&fleet).get(UnitId(8)).unwrap().status,
+            UnitStatus::Busy
+        );
     }
 }

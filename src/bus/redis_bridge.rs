@@ -36,7 +36,11 @@ impl Relay {
 
 /// Subscribes to `channel` and spawns the task that delivers other nodes' events to `local`. Returns
 /// once the first subscription is confirmed.
-pub(super) async fn subscribe(client: redis::Client, channel: String, local: Arc<Local>) -> anyhow::Result<()> {
+pub(super) async fn subscribe(
+    client: redis::Client,
+    channel: String,
+    local: Arc<Local>,
+) -> anyhow::Result<()> {
     let pubsub = tokio::time::timeout(SUBSCRIBE_TIMEOUT, open(&client, &channel))
         .await
         .map_err(|_| anyhow::anyhow!("subscribing to the event channel timed out"))??;

@@ -55,11 +55,15 @@ pub struct Hub {
 
 impl Hub {
     fn read(&self) -> RwLockReadGuard<'_, HashMap<String, HashMap<SessionId, Arc<SessionLink>>>> {
-        self.topics.read().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.topics
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     fn write(&self) -> RwLockWriteGuard<'_, HashMap<String, HashMap<SessionId, Arc<SessionLink>>>> {
-        self.topics.write().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.topics
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// A new session with an outbound queue of `capacity` frames.

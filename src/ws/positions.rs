@@ -37,7 +37,9 @@ pub struct PositionBuffer {
 
 impl PositionBuffer {
     fn lock(&self) -> MutexGuard<'_, HashMap<i64, PendingPosition>> {
-        self.pending.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.pending
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// Keeps `position` as the unit's latest (an older pending one is overwritten).

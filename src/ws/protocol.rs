@@ -115,7 +115,10 @@ impl Refusal {
 impl From<crate::db::DbError> for Refusal {
     fn from(error: crate::db::DbError) -> Self {
         tracing::warn!(error = %error, "session command failed on the database");
-        Self::new(ErrorCode::ServiceUnavailable, "a backing service is unavailable; retry")
+        Self::new(
+            ErrorCode::ServiceUnavailable,
+            "a backing service is unavailable; retry",
+        )
     }
 }
 

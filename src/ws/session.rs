@@ -175,7 +175,10 @@ impl Session {
         heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         heartbeat.tick().await;
         let mut last_heard = Instant::now();
-        let overflow = reason(CloseCode::Again, "outbound queue full: the client is not keeping up");
+        let overflow = reason(
+            CloseCode::Again,
+            "outbound queue full: the client is not keeping up",
+        );
         if *shutdown.borrow() {
             return reason(CloseCode::Away, "server shutting down");
         }
@@ -237,9 +240,15 @@ impl Session {
             Ok(incoming) => incoming,
             Err(error) => {
                 let (code, message) = if error.is_data() {
-                    (ErrorCode::ValidationFailed, format!("not a known command: {error}"))
+                    (
+                        ErrorCode::ValidationFailed,
+                        format!("not a known command: {error}"),
+                    )
                 } else {
-                    (ErrorCode::MalformedJson, "frames are JSON objects with a \"type\"".to_owned())
+                    (
+                        ErrorCode::MalformedJson,
+                        "frames are JSON objects with a \"type\"".to_owned(),
+                    )
                 };
                 let reference = reference_of(text);
                 return Some(

@@ -64,12 +64,7 @@ impl Topic {
 
 /// Whether `user` (with `role`) may receive `topic`'s events. Administrators see every topic whose row
 /// exists; everyone else needs a relation to the row.
-pub async fn may_subscribe(
-    conn: &mut Conn,
-    user: UserId,
-    role: Role,
-    topic: Topic,
-) -> QueryResult<bool> {
+pub async fn may_subscribe(conn: &mut Conn, user: UserId, role: Role, topic: Topic) -> QueryResult<bool> {
     use schema::{ambulance_requests as ar, orders, phlebotomists as ph, units, users};
     let admin = role == Role::Admin;
     let me = user.0;
@@ -86,7 +81,9 @@ pub async fn may_subscribe(
         }
         Topic::Unit(id) => {
             if admin {
-                return exists(on_conn!(conn, c => units::table.find(id).select(units::id).first::<i64>(c).await));
+                return exists(
+                    on_conn!(conn, c => units::table.find(id).select(units::id).first::<i64>(c).await),
+                );
             }
             is_crew_of(conn, me, id).await
         }
@@ -156,10 +153,25 @@ mod tests {
 
     #[test]
     fn topic_names_parse_and_print_back() {
-        for name in ["order:1", "ambulance_request:22", "dispatch", "unit:3", "collector:4", "user:5"] {
+        for name in [
+            "order:1",
+            "ambulance_request:22",
+            "dispatch",
+            "unit:3",
+            "collector:4",
+            "user:5",
+        ] {
             assert_eq!(Topic::parse(name).map(Topic::name).as_deref(), Some(name));
         }
-        for bad in ["order", "order:", "order:-1", "order:1x", "fleet:1", "user:99999999999999999999", ""] {
+        for bad in [
+            "order",
+            "order:",
+            "order:-1",
+            "order:1x",
+            "fleet:1",
+            "user:99999999999999999999",
+            "",
+        ] {
             assert_eq!(Topic::parse(bad), None, "{bad}");
         }
     }

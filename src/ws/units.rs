@@ -85,8 +85,8 @@ fn unit_topics(unit: i64) -> [String; 2] {
 /// next batched write of positions.
 pub(super) async fn location(session: &mut Session, report: LocationReport) -> Result<(), Refusal> {
     let unit = crew_unit(session).await?;
-    let position = Position::new(report.lat, report.lng)
-        .map_err(|e| Refusal::invalid(format!("lat/lng: {e}")))?;
+    let position =
+        Position::new(report.lat, report.lng).map_err(|e| Refusal::invalid(format!("lat/lng: {e}")))?;
     let heading = report.heading.unwrap_or(0.0);
     let speed = report.speed.unwrap_or(0.0);
     if !heading.is_finite() {
@@ -98,7 +98,9 @@ pub(super) async fn location(session: &mut Session, report: LocationReport) -> R
         )));
     }
     if report.accuracy.is_some_and(|a| !(a.is_finite() && a >= 0.0)) {
-        return Err(Refusal::invalid("accuracy must be a non-negative number of metres"));
+        return Err(Refusal::invalid(
+            "accuracy must be a non-negative number of metres",
+        ));
     }
     let heading = heading.rem_euclid(360.0);
     let event = location_event(UnitLocation {
@@ -118,7 +120,11 @@ pub(super) async fn location(session: &mut Session, report: LocationReport) -> R
         Event::UnitLocation(ping) => ping.at,
         _ => Utc::now(),
     };
-    session.state.bus.publish_event(&unit_topics(unit.id), &event).await;
+    session
+        .state
+        .bus
+        .publish_event(&unit_topics(unit.id), &event)
+        .await;
     let h3_cell = h3o::LatLng::new(position.lat(), position.lng())
         .ok()
         .and_then(|point| i64::try_from(u64::from(point.to_cell(DEFAULT_RESOLUTION))).ok());
@@ -161,7 +167,9 @@ pub(super) async fn status(session: &mut Session, status: &str) -> Result<(), Re
         .await)?;
     drop(conn);
     if changed == 0 {
-        return Err(Refusal::invalid("the unit is on a job; its status follows the job"));
+        return Err(Refusal::invalid(
+            "the unit is on a job; its status follows the job",
+        ));
     }
     if let Some(Some(crew)) = &mut session.crew {
         crew.status = status.to_owned();
@@ -171,7 +179,11 @@ pub(super) async fn status(session: &mut Session, status: &str) -> Result<(), Re
         status: status.to_owned(),
         at: Utc::now(),
     };
-    session.state.bus.publish_event(&unit_topics(unit.id), &event).await;
+    session
+        .state
+        .bus
+        .publish_event(&unit_topics(unit.id), &event)
+        .await;
     Ok(())
 }
 
@@ -206,6 +218,10 @@ pub(super) async fn answer(
         by_user_id: session.identity.user.0,
         at: Utc::now(),
     };
-    session.state.bus.publish_event(&unit_topics(unit.id), &event).await;
+    session
+        .state
+        .bus
+        .publish_event(&unit_topics(unit.id), &event)
+        .await;
     Ok(())
 }
