@@ -28,16 +28,44 @@ use diesel_async::{
 use futures_util::FutureExt;
 
 /// The SQLite connection type used through diesel-async (each query runs on the blocking pool).
-pub type SqliteConn = SyncConnectionWrapper<SqliteConnection, DetachedBlocking>;
+pub type SqliteConn = SyncConnectionWrapper<SqliteConnection, SqliteBlocking>;
 
-/// Runs SQLite work on tokio's blocking pool and, unlike diesel-async's default, lets a query whose
-/// caller went away (a client disconnect cancels the handler) finish in the background instead of
-/// blocking the dropping thread — which panics on actix's current-thread workers. The connection sits
-/// behind a mutex taken inside the blocking task, so the next query simply waits for it, and a
-/// connection abandoned inside a transaction is reported broken and discarded by the pool.
-pub struct DetachedBlocking(tokio::runtime::Handle);
+/// Runs SQLite work on tokio's blocking pool. diesel-async's default, when a query's future is dropped
+/// early (a client disconnect cancels its handler), waits for the query inside `Drop` through
+/// `block_in_place`, which panics on actix's current-thread workers. Waiting is still required — the
+/// wrapper needs exclusive use of the connection again before its next transaction — so this strategy
+/// waits without `block_in_place`: the query runs on a blocking-pool thread, not on this runtime, so the
+/// dropping thread can park until it finishes (at most one SQLite statement, and only on cancellation).
+pub struct SqliteBlocking(tokio::runtime::Handle);
 
-impl diesel_async::sync_connection_wrapper::SpawnBlocking for DetachedBlocking {
+/// A blocking task that cannot outlive its future.
+struct Finished<R> {
+    task: tokio::task::JoinHandle<R>,
+}
+
+/// How often a dropped, unfinished SQLite query is checked for completion.
+const CANCELLED_QUERY_POLL: Duration = Duration::from_micros(200);
+
+impl<R> std::future::Future for Finished<R> {
+    type Output = Result<R, tokio::task::JoinError>;
+
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Self::Output> {
+        std::pin::Pin::new(&mut self.task).poll(cx)
+    }
+}
+
+impl<R> Drop for Finished<R> {
+    fn drop(&mut self) {
+        while !self.task.is_finished() {
+            std::thread::sleep(CANCELLED_QUERY_POLL);
+        }
+    }
+}
+
+impl diesel_async::sync_connection_wrapper::SpawnBlocking for SqliteBlocking {
     fn spawn_blocking<'a, R>(
         &mut self,
         task: impl FnOnce() -> R + Send + 'static,
@@ -45,10 +73,11 @@ impl diesel_async::sync_connection_wrapper::SpawnBlocking for DetachedBlocking {
     where
         R: Send + 'static,
     {
-        let handle = self.0.spawn_blocking(task);
+        let task = Finished {
+            task: self.0.spawn_blocking(task),
+        };
         Box::pin(async move {
-            handle
-                .await
+            task.await
                 .map_err(|e| Box::new(e) as Box<dyn std::error::Error + Send + Sync>)
         })
     }
