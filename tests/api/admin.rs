@@ -112,3 +112,33 @@ async fn an_admin_cannot_demote_themselves() {
         "admin"
     );
 }
+
+#[actix_web::test]
+async fn bodies_that_fail_while_authentication_is_querying_never_break_a_connection() {
+    // A bad body fails extraction while the token's user is still being read: that read is cancelled
+    // mid-query. Every later request must still find healthy connections.
+    let app = spawn_app().await;
+    let (admin, _) = app.user_with_role(Role::Admin).await;
+    let (_, id) = app.register_customer("rounds@example.in").await;
+    for round in 0..60 {
+        let bad = app
+            .put(
+                &format!("/api/v1/admin/users/{id}/role"),
+                &json!({"role": "emperor"}),
+                Some(&admin),
+            )
+            .await;
+        assert_eq!(bad.status, StatusCode::BAD_REQUEST, "round {round}");
+        let role = if round % 2 == 0 { "staff" } else { "customer" };
+        let good = app
+            .put(
+                &format!("/api/v1/admin/users/{id}/role"),
+                &json!({"role": role}),
+                Some(&admin),
+            )
+            .await;
+        assert_eq!(good.status, StatusCode::OK, "round {round}: {}", good.body);
+    }
+    let audit = app.get("/api/v1/admin/audit-log", Some(&admin)).await;
+    assert_eq!(audit.body["total"], 60);
+}
