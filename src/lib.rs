@@ -244,7 +244,7 @@ fn serve(listener: TcpListener, state: web::Data<AppState>) -> anyhow::Result<Se
             .wrap(from_fn(middleware::rate_limit::limit))
             .wrap(from_fn(middleware::metrics::record))
             .wrap(cors(&settings.cors_origins))
-            .wrap(TracingLogger::default())
+            .wrap(TracingLogger::<telemetry::RedactingRootSpan>::new())
     })
     .listen(listener)?
     .shutdown_timeout(shutdown_secs)
