@@ -2,6 +2,7 @@
 
 pub mod api;
 pub mod auth;
+pub mod cache;
 pub mod config;
 pub mod db;
 pub mod domain;
@@ -31,6 +32,7 @@ use utoipa_swagger_ui::SwaggerUi;
 
 use crate::{
     auth::JwtKeys,
+    cache::ResponseCache,
     config::Settings,
     db::Db,
     error::{ApiError, ErrorCode},
@@ -124,13 +126,20 @@ pub async fn build_state(settings: Settings) -> anyhow::Result<AppState> {
         "dependencies connected"
     );
     Ok(AppState {
-        settings,
         db,
-        redis,
         jwt,
         limiter,
         sms,
         metrics: Default::default(),
+        catalog_cache: ResponseCache::new(
+            cache::CATALOG_TTL,
+            cache::CATALOG_MAX_ENTRIES,
+            redis
+                .clone()
+                .map(|conn| (conn, settings.redis.key_prefix.clone())),
+        ),
+        redis,
+        settings,
     })
 }
 

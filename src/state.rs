@@ -5,8 +5,8 @@ use std::{path::PathBuf, sync::Arc};
 use redis::aio::ConnectionManager;
 
 use crate::{
-    auth::JwtKeys, config::Settings, db::Db, integrations::sms::SmsSender, metrics::Metrics,
-    ratelimit::RateLimiter,
+    auth::JwtKeys, cache::ResponseCache, config::Settings, db::Db, integrations::sms::SmsSender,
+    metrics::Metrics, ratelimit::RateLimiter,
 };
 
 pub struct AppState {
@@ -18,6 +18,8 @@ pub struct AppState {
     pub limiter: RateLimiter,
     pub sms: Arc<dyn SmsSender>,
     pub metrics: Metrics,
+    /// Catalog read answers; invalidated after every catalog write.
+    pub catalog_cache: ResponseCache,
 }
 
 impl AppState {
