@@ -8,10 +8,14 @@
 
 mod admin;
 mod auth;
+mod cart;
+mod catalog;
 mod conventions;
 mod demo;
 mod helpers;
 mod jwt;
 mod migrations;
 mod operations;
+mod orders;
+mod shop;
 mod users;
