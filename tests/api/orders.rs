@@ -532,3 +532,124 @@ async fn a_retried_checkout_with_the_same_idempotency_key_creates_one_order() {
     );
     assert_eq!(stock(&app, id).await, 8);
 }
+
+/// A second server process, killed when the test ends.
+struct SecondNode(std::process::Child);
+
+impl Drop for SecondNode {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Starts the real binary against the same PostgreSQL database (and Redis) as `app`; returns its base URL.
+async fn second_node(app: &TestApp, data_dir: &std::path::Path) -> (SecondNode, String) {
+    use secrecy::ExposeSecret;
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let settings = &app.app.settings;
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_onemedi"))
+        .args(["serve", "--bind", &format!("127.0.0.1:{port}"), "--data-dir"])
+        .arg(data_dir)
+        .env("ONEMEDI_ENV", "test")
+        .env(
+            "ONEMEDI_CONFIG_DIR",
+            concat!(env!("CARGO_MANIFEST_DIR"), "/config"),
+        )
+        .env("DATABASE_URL", settings.database.url.expose_secret())
+        .env("REDIS_URL", settings.redis.url.expose_secret())
+        .env("ONEMEDI__REDIS__KEY_PREFIX", &settings.redis.key_prefix)
+        .env(
+            "ONEMEDI__AUTH__JWT_SECRET",
+            settings.auth.jwt_secret.expose_secret(),
+        )
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let node = SecondNode(child);
+    let base = format!("http://127.0.0.1:{port}");
+    for _ in 0..200 {
+        if let Ok(reply) = app.client.get(format!("{base}/ready")).send().await
+            && reply.status() == StatusCode::OK
+        {
+            return (node, base);
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    panic!("the second node did not become ready");
+}
+
+/// PostgreSQL only (SQLite is one process): two server processes sell the same five units.
+#[actix_web::test]
+async fn two_server_processes_sell_five_units_to_fifty_customers_exactly_once() {
+    if crate::helpers::postgres_url().is_none() {
+        return;
+    }
+    let app = spawn_app().await;
+    let node_dir = tempfile::tempdir().unwrap();
+    let (_node, other) = second_node(&app, node_dir.path()).await;
+    let (staff, pain) = shop(&app).await;
+    let id = medicine(&app, &staff, pain, json!({"stock": 5})).await["id"]
+        .as_i64()
+        .unwrap();
+    let mut customers = Vec::new();
+    for _ in 0..50 {
+        let c = customer(&app).await;
+        add_to_cart(&app, &c, id, 1).await;
+        customers.push(c);
+    }
+    let client = &app.client;
+    let replies = join_all(customers.iter().enumerate().map(|(i, c)| {
+        let base = if i % 2 == 0 {
+            app.address.clone()
+        } else {
+            other.clone()
+        };
+        async move {
+            into_reply(
+                client
+                    .post(format!("{base}/api/v1/orders"))
+                    .bearer_auth(&c.token)
+                    .json(&order_body(c, None))
+                    .send()
+                    .await
+                    .unwrap(),
+            )
+            .await
+        }
+    }))
+    .await;
+    let won = replies.iter().filter(|r| r.status == StatusCode::CREATED).count();
+    let sold_out = replies.iter().filter(|r| r.code() == "out_of_stock").count();
+    assert_eq!(
+        (won, sold_out),
+        (5, 45),
+        "{:?}",
+        replies.iter().map(|r| r.body.to_string()).collect::<Vec<_>>()
+    );
+    assert_eq!(stock(&app, id).await, 0);
+
+    // A price change made through one node is visible through the other at once (shared cache generation).
+    let path = format!("/api/v1/medicines/{id}");
+    let fetch =
+        async |base: &str| into_reply(app.client.get(format!("{base}{path}")).send().await.unwrap()).await;
+    fetch(&other).await;
+    assert_eq!(fetch(&other).await.body["price_paise"], 3000);
+    app.put(
+        &format!("/api/v1/admin/medicines/{id}"),
+        &json!({"price_paise": 2000}),
+        Some(&staff),
+    )
+    .await;
+    let expected = if crate::helpers::redis_url().is_some() {
+        2000
+    } else {
+        3000
+    };
+    assert_eq!(fetch(&other).await.body["price_paise"], expected);
+}
