@@ -143,7 +143,14 @@ pub async fn add_item(
     check_quantity(&mut p, body.quantity);
     p.finish()?;
     let mut conn = state.db.write().await?;
-    let outcome = cart::add(&mut conn, auth.id.0, body.medicine_id, body.quantity).await?;
+    let outcome = match cart::add(&mut conn, auth.id.0, body.medicine_id, body.quantity).await {
+        // Two concurrent first adds of one medicine: the UNIQUE (user, medicine) line lets one insert
+        // win; the other runs again and increments the winner's line.
+        Err(diesel::result::Error::DatabaseError(diesel::result::DatabaseErrorKind::UniqueViolation, _)) => {
+            cart::add(&mut conn, auth.id.0, body.medicine_id, body.quantity).await?
+        }
+        other => other?,
+    };
     drop(conn);
     match outcome {
         AddOutcome::Saved(_) => Ok(HttpResponse::Created().json(load_cart(&state, auth.id.0).await?.0)),

@@ -85,11 +85,20 @@ pub async fn add(conn: &mut Conn, user_id: i64, medicine_id: i64, quantity: i32)
         }
         let item = match existing {
             Some(item) => {
-                diesel::update(cart_items::table.find(item.id))
-                    .set((cart_items::quantity.eq(wanted), cart_items::updated_at.eq(now)))
-                    .returning(CartItem::as_returning())
-                    .get_result(c)
-                    .await?
+                // An increment with the limit in the WHERE: concurrent adds never lose one another.
+                let ceiling = medicine.max_per_order.min(medicine.stock);
+                let updated = diesel::update(cart_items::table.filter(
+                    cart_items::id.eq(item.id).and(cart_items::quantity.le(ceiling - quantity)),
+                ))
+                .set((cart_items::quantity.eq(cart_items::quantity + quantity), cart_items::updated_at.eq(now)))
+                .returning(CartItem::as_returning())
+                .get_result(c)
+                .await
+                .optional()?;
+                match updated {
+                    Some(item) => item,
+                    None => return Ok(AddOutcome::TooMany { medicine: Box::new(medicine), wanted }),
+                }
             }
             None => {
                 let lines: i64 = cart_items::table.filter(cart_items::user_id.eq(user_id)).count().get_result(c).await?;

@@ -210,3 +210,24 @@ async fn a_coupon_preview_shows_the_discount_on_the_current_cart() {
     );
     assert_eq!(preview("bad code!").await.status, StatusCode::BAD_REQUEST);
 }
+
+#[actix_web::test]
+async fn concurrent_adds_of_one_medicine_end_in_one_line() {
+    let app = spawn_app().await;
+    let (staff, pain) = shop(&app).await;
+    let id = medicine(&app, &staff, pain, json!({"max_per_order": 10})).await["id"]
+        .as_i64()
+        .unwrap();
+    let asha = customer(&app).await;
+    let body = json!({"medicine_id": id, "quantity": 1});
+    let replies = futures_util::future::join_all(
+        (0..5).map(|_| app.post("/api/v1/cart/items", &body, Some(&asha.token))),
+    )
+    .await;
+    for reply in &replies {
+        assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.body);
+    }
+    let cart = app.get("/api/v1/cart", Some(&asha.token)).await;
+    assert_eq!(cart.body["items"].as_array().unwrap().len(), 1);
+    assert_eq!(cart.body["items"][0]["quantity"], 5);
+}
