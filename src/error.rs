@@ -39,6 +39,20 @@ pub enum ErrorCode {
     IdempotencyKeyReused,
     /// A request with the same `Idempotency-Key` is still being processed.
     IdempotencyInFlight,
+    /// The record changed meanwhile (another request won the conditional write); reload and retry.
+    Conflict,
+    /// Not enough stock for a medicine; `details.medicine_id` names it.
+    OutOfStock,
+    /// The coupon code is unknown, expired, inactive or does not fit this cart.
+    CouponInvalid,
+    /// The coupon has no uses left, globally or for this customer.
+    CouponExhausted,
+    /// The order cannot move from its current status to the requested one.
+    InvalidTransition,
+    /// Checkout with an empty cart.
+    CartEmpty,
+    /// The cart holds a prescription medicine and the customer has no approved prescription.
+    PrescriptionRequired,
     /// The body exceeds the route's limit.
     PayloadTooLarge,
     /// The body's content type is not one the route takes.
@@ -59,8 +73,17 @@ impl ErrorCode {
             Self::Forbidden => StatusCode::FORBIDDEN,
             Self::NotFound => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
-            Self::EmailTaken | Self::PhoneTaken | Self::IdempotencyInFlight => StatusCode::CONFLICT,
-            Self::IdempotencyKeyReused => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::EmailTaken
+            | Self::PhoneTaken
+            | Self::IdempotencyInFlight
+            | Self::Conflict
+            | Self::OutOfStock
+            | Self::CouponExhausted
+            | Self::InvalidTransition => StatusCode::CONFLICT,
+            Self::IdempotencyKeyReused
+            | Self::CouponInvalid
+            | Self::CartEmpty
+            | Self::PrescriptionRequired => StatusCode::UNPROCESSABLE_ENTITY,
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::RateLimited => StatusCode::TOO_MANY_REQUESTS,
@@ -83,6 +106,13 @@ impl ErrorCode {
         Self::PhoneTaken,
         Self::IdempotencyKeyReused,
         Self::IdempotencyInFlight,
+        Self::Conflict,
+        Self::OutOfStock,
+        Self::CouponInvalid,
+        Self::CouponExhausted,
+        Self::InvalidTransition,
+        Self::CartEmpty,
+        Self::PrescriptionRequired,
         Self::PayloadTooLarge,
         Self::UnsupportedMediaType,
         Self::RateLimited,

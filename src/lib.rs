@@ -3,6 +3,7 @@
 pub mod api;
 pub mod auth;
 pub mod bus;
+pub mod cache;
 pub mod config;
 pub mod db;
 pub mod domain;
@@ -38,6 +39,7 @@ use utoipa_swagger_ui::SwaggerUi;
 use crate::{
     auth::JwtKeys,
     bus::Bus,
+    cache::ResponseCache,
     config::Settings,
     db::Db,
     error::{ApiError, ErrorCode},
@@ -203,9 +205,7 @@ pub async fn build_state(settings: Settings) -> anyhow::Result<AppState> {
         "dependencies connected"
     );
     Ok(AppState {
-        settings,
         db,
-        redis,
         jwt,
         limiter,
         sms,
@@ -215,6 +215,15 @@ pub async fn build_state(settings: Settings) -> anyhow::Result<AppState> {
         fleet,
         positions: Default::default(),
         shutdown: tokio::sync::watch::Sender::new(false),
+        catalog_cache: ResponseCache::new(
+            cache::CATALOG_TTL,
+            cache::CATALOG_MAX_ENTRIES,
+            redis
+                .clone()
+                .map(|conn| (conn, settings.redis.key_prefix.clone())),
+        ),
+        redis,
+        settings,
     })
 }
 

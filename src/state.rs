@@ -8,6 +8,7 @@ use tokio::sync::watch;
 use crate::{
     auth::JwtKeys,
     bus::{Bus, SharedFleet},
+    cache::ResponseCache,
     config::Settings,
     db::Db,
     integrations::sms::SmsSender,
@@ -35,6 +36,8 @@ pub struct AppState {
     pub positions: PositionBuffer,
     /// Set to `true` once, by graceful shutdown; every session holds a receiver and closes with 1001.
     pub shutdown: watch::Sender<bool>,
+    /// Catalog read answers; invalidated after every catalog write.
+    pub catalog_cache: ResponseCache,
 }
 
 impl AppState {

@@ -2,8 +2,12 @@
 
 pub mod admin;
 pub mod auth;
+pub mod cart;
+pub mod catalog_admin;
 pub mod docs;
 pub mod health;
+pub mod medicines;
+pub mod orders;
 pub mod users;
 
 use serde::{Deserialize, Serialize};
@@ -142,7 +146,30 @@ pub fn configure(config: &mut ServiceConfig) {
             .service(users::delete_address)
             .service(admin::list_users)
             .service(admin::change_role)
-            .service(admin::audit_log),
+            .service(admin::audit_log)
+            // The fixed /medicines/* paths go before /medicines/{id}.
+            .service(medicines::search)
+            .service(medicines::featured)
+            .service(medicines::categories)
+            .service(medicines::brands)
+            .service(medicines::get_medicine)
+            .service(catalog_admin::create_medicine)
+            .service(catalog_admin::update_medicine)
+            .service(catalog_admin::deactivate_medicine)
+            .service(catalog_admin::create_category)
+            .service(catalog_admin::update_category)
+            .service(catalog_admin::create_brand)
+            .service(catalog_admin::update_brand)
+            .service(cart::get_cart)
+            .service(cart::add_item)
+            .service(cart::update_item)
+            .service(cart::delete_item)
+            .service(cart::preview_coupon)
+            .service(orders::place_order)
+            .service(orders::list_orders)
+            .service(orders::get_order)
+            .service(orders::cancel_order)
+            .service(orders::update_status),
     );
     config
         .service(health::health)

@@ -7,9 +7,13 @@
 
 pub mod addresses;
 pub mod audit;
+pub mod cart;
+pub mod catalog;
+pub mod coupons;
 pub mod demo;
 pub mod idempotency;
 pub mod migrate;
+pub mod orders;
 pub mod otp;
 pub mod schema;
 pub mod users;

@@ -1,9 +1,11 @@
 //! Parsed domain values: once constructed, an email, phone, role or id is valid.
 
 mod contact;
+pub mod order;
 mod role;
 
 pub use contact::{Email, Password, PersonName, Phone};
+pub use order::{OrderStatus, PaymentMethod};
 pub use role::Role;
 use serde::{Deserialize, Serialize};
 

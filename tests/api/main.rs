@@ -8,6 +8,8 @@
 
 mod admin;
 mod auth;
+mod cart;
+mod catalog;
 mod cli;
 mod conventions;
 mod demo;
@@ -15,5 +17,7 @@ mod helpers;
 mod jwt;
 mod migrations;
 mod operations;
+mod orders;
 mod realtime;
+mod shop;
 mod users;

@@ -1,0 +1,330 @@
+//! `/orders`: checkout, the customer's orders, cancellation, and status changes by staff. A customer
+//! asking for another customer's order gets 404.
+
+use actix_web::{HttpResponse, get, post, put, web};
+use chrono::NaiveDateTime;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use super::{Page, PageQuery, Problems, cart::parse_coupon_code};
+use crate::{
+    auth::{AuthUser, Authorized, extract::StaffOnly},
+    db::orders::{self, Checkout, Order, OrderError, OrderItem, Transition},
+    domain::{OrderStatus, PaymentMethod, Role},
+    error::{ApiError, ErrorBody, ErrorCode},
+    state::AppState,
+};
+
+/// Longest cancellation or status-change reason.
+const MAX_REASON_CHARS: usize = 500;
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ShippingView {
+    pub name: String,
+    pub phone: String,
+    pub address: String,
+    pub city: String,
+    pub pincode: String,
+    pub lat: f64,
+    pub lng: f64,
+}
+
+/// An order; `items` and `timeline` are filled on the single-order answers.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct OrderView {
+    pub id: i64,
+    pub order_number: String,
+    pub status: String,
+    pub payment_method: String,
+    pub payment_status: String,
+    pub subtotal_paise: i64,
+    pub discount_paise: i64,
+    pub tax_paise: i64,
+    pub delivery_paise: i64,
+    pub total_paise: i64,
+    pub coupon_id: Option<i64>,
+    pub prescription_id: Option<i64>,
+    pub shipping: ShippingView,
+    pub cancel_reason: Option<String>,
+    pub version: i64,
+    pub placed_at: NaiveDateTime,
+    pub delivered_at: Option<NaiveDateTime>,
+    pub cancelled_at: Option<NaiveDateTime>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub items: Vec<OrderItem>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub timeline: Vec<Transition>,
+}
+
+impl OrderView {
+    fn new(o: Order, items: Vec<OrderItem>, timeline: Vec<Transition>) -> Self {
+        Self {
+            id: o.id,
+            order_number: o.order_number,
+            status: o.status,
+            payment_method: o.payment_method,
+            payment_status: o.payment_status,
+            subtotal_paise: o.subtotal_paise,
+            discount_paise: o.discount_paise,
+            tax_paise: o.tax_paise,
+            delivery_paise: o.delivery_paise,
+            total_paise: o.total_paise,
+            coupon_id: o.coupon_id,
+            prescription_id: o.prescription_id,
+            shipping: ShippingView {
+                name: o.ship_name,
+                phone: o.ship_phone,
+                address: o.ship_address,
+                city: o.ship_city,
+                pincode: o.ship_pincode,
+                lat: o.ship_lat,
+                lng: o.ship_lng,
+            },
+            cancel_reason: o.cancel_reason,
+            version: o.version,
+            placed_at: o.placed_at,
+            delivered_at: o.delivered_at,
+            cancelled_at: o.cancelled_at,
+            items,
+            timeline,
+        }
+    }
+}
+
+impl From<OrderError> for ApiError {
+    fn from(error: OrderError) -> Self {
+        match error {
+            OrderError::CartEmpty => ApiError::new(ErrorCode::CartEmpty, "the cart has nothing to order"),
+            OrderError::AddressNotFound => ApiError::field("address_id", "no such address"),
+            OrderError::OutOfStock { medicine_id, name } => {
+                ApiError::new(ErrorCode::OutOfStock, format!("not enough stock of {name}"))
+                    .with_details(serde_json::json!({ "medicine_id": medicine_id, "name": name }))
+            }
+            OrderError::PrescriptionRequired { medicines } => ApiError::new(
+                ErrorCode::PrescriptionRequired,
+                "an approved prescription is needed for this order",
+            )
+            .with_details(serde_json::json!({ "medicines": medicines })),
+            OrderError::Coupon(problem) => super::cart::coupon_error(problem),
+            OrderError::NotFound => ApiError::not_found("order"),
+            OrderError::Illegal(illegal) => ApiError::new(ErrorCode::InvalidTransition, illegal.to_string()),
+            OrderError::Conflict => ApiError::new(
+                ErrorCode::Conflict,
+                "the order changed meanwhile; reload it and try again",
+            ),
+            OrderError::Db(error) => error.into(),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PlaceOrder {
+    pub address_id: i64,
+    pub coupon_code: Option<String>,
+    pub payment_method: PaymentMethod,
+}
+
+#[utoipa::path(
+    tag = "orders",
+    request_body = PlaceOrder,
+    params(("Idempotency-Key" = Option<String>, Header, description = "Retries with the same key create one order")),
+    responses(
+        (status = 201, body = OrderView),
+        (status = 400, description = "validation_failed", body = ErrorBody),
+        (status = 409, description = "out_of_stock or coupon_exhausted", body = ErrorBody),
+        (status = 422, description = "cart_empty, coupon_invalid or prescription_required", body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+#[post("/orders")]
+pub async fn place_order(
+    state: web::Data<AppState>,
+    auth: AuthUser,
+    body: web::Json<PlaceOrder>,
+) -> Result<HttpResponse, ApiError> {
+    let mut p = Problems::default();
+    let coupon_code = match body
+        .coupon_code
+        .as_deref()
+        .map(str::trim)
+        .filter(|c| !c.is_empty())
+    {
+        Some(raw) => parse_coupon_code(&mut p, "coupon_code", raw),
+        None => None,
+    };
+    p.finish()?;
+    let checkout = Checkout {
+        user_id: auth.id.0,
+        address_id: body.address_id,
+        coupon_code,
+        payment_method: body.payment_method.as_str(),
+    };
+    let mut conn = state.db.write().await?;
+    let (order, items) = orders::place(&mut conn, &checkout).await?;
+    let timeline = orders::transitions(&mut conn, order.id).await?;
+    drop(conn);
+    tracing::info!(
+        order = order.id,
+        user = auth.id.0,
+        total_paise = order.total_paise,
+        "order placed"
+    );
+    Ok(HttpResponse::Created().json(OrderView::new(order, items, timeline)))
+}
+
+#[utoipa::path(
+    tag = "orders",
+    params(PageQuery),
+    responses((status = 200, body = Page<OrderView>)),
+    security(("bearer" = []))
+)]
+#[get("/orders")]
+pub async fn list_orders(
+    state: web::Data<AppState>,
+    auth: AuthUser,
+    page: web::Query<PageQuery>,
+) -> Result<web::Json<Page<OrderView>>, ApiError> {
+    let page = page.validate()?;
+    let mut conn = state.db.read().await?;
+    let (rows, total) = orders::list_for_user(&mut conn, auth.id.0, page.limit(), page.offset()).await?;
+    let items = rows
+        .into_iter()
+        .map(|o| OrderView::new(o, Vec::new(), Vec::new()))
+        .collect();
+    Ok(web::Json(page.wrap(items, total)))
+}
+
+/// The order if `auth` may see it: its owner, or staff and administrators.
+async fn visible_order(state: &AppState, auth: &AuthUser, id: i64) -> Result<Order, ApiError> {
+    let mut conn = state.db.read().await?;
+    orders::find(&mut conn, id)
+        .await?
+        .filter(|o| o.user_id == auth.id.0 || auth.has_role(&[Role::Staff, Role::Admin]))
+        .ok_or_else(|| ApiError::not_found("order"))
+}
+
+async fn full_view(state: &AppState, order: Order) -> Result<OrderView, ApiError> {
+    let mut conn = state.db.read().await?;
+    let items = orders::items(&mut conn, order.id).await?;
+    let timeline = orders::transitions(&mut conn, order.id).await?;
+    Ok(OrderView::new(order, items, timeline))
+}
+
+#[utoipa::path(
+    tag = "orders",
+    params(("id" = i64, Path, description = "Order id")),
+    responses((status = 200, body = OrderView), (status = 404, description = "not_found", body = ErrorBody)),
+    security(("bearer" = []))
+)]
+#[get("/orders/{id}")]
+pub async fn get_order(
+    state: web::Data<AppState>,
+    auth: AuthUser,
+    id: web::Path<i64>,
+) -> Result<web::Json<OrderView>, ApiError> {
+    let order = visible_order(&state, &auth, *id).await?;
+    Ok(web::Json(full_view(&state, order).await?))
+}
+
+fn stored_status(order: &Order) -> Result<OrderStatus, ApiError> {
+    OrderStatus::parse(&order.status).ok_or_else(|| {
+        ApiError::internal(anyhow::anyhow!(
+            "order {} has status {:?}",
+            order.id,
+            order.status
+        ))
+    })
+}
+
+#[utoipa::path(
+    tag = "orders",
+    params(("id" = i64, Path, description = "Order id")),
+    responses(
+        (status = 200, body = OrderView),
+        (status = 404, description = "not_found", body = ErrorBody),
+        (status = 409, description = "invalid_transition (already packed or later) or conflict", body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+#[post("/orders/{id}/cancel")]
+pub async fn cancel_order(
+    state: web::Data<AppState>,
+    auth: AuthUser,
+    id: web::Path<i64>,
+) -> Result<web::Json<OrderView>, ApiError> {
+    let order = visible_order(&state, &auth, *id).await?;
+    if order.user_id != auth.id.0 {
+        return Err(ApiError::not_found("order"));
+    }
+    let from = stored_status(&order)?;
+    if !from.customer_may_cancel() {
+        return Err(ApiError::new(
+            ErrorCode::InvalidTransition,
+            format!("an order that is {from} can no longer be cancelled by the customer"),
+        ));
+    }
+    let mut conn = state.db.write().await?;
+    let order = orders::transition(
+        &mut conn,
+        order.id,
+        from,
+        order.version,
+        OrderStatus::Cancelled,
+        auth.id.0,
+        Some("cancelled by the customer"),
+    )
+    .await?;
+    drop(conn);
+    Ok(web::Json(full_view(&state, order).await?))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct StatusUpdate {
+    pub status: OrderStatus,
+    pub reason: Option<String>,
+}
+
+#[utoipa::path(
+    tag = "orders",
+    request_body = StatusUpdate,
+    params(("id" = i64, Path, description = "Order id")),
+    responses(
+        (status = 200, body = OrderView),
+        (status = 403, description = "forbidden", body = ErrorBody),
+        (status = 404, description = "not_found", body = ErrorBody),
+        (status = 409, description = "invalid_transition or conflict", body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+#[put("/orders/{id}/status")]
+pub async fn update_status(
+    state: web::Data<AppState>,
+    staff: Authorized<StaffOnly>,
+    id: web::Path<i64>,
+    body: web::Json<StatusUpdate>,
+) -> Result<web::Json<OrderView>, ApiError> {
+    let mut p = Problems::default();
+    let reason = match body.reason.as_deref().map(str::trim).filter(|r| !r.is_empty()) {
+        Some(raw) => p.text("reason", raw, MAX_REASON_CHARS),
+        None => None,
+    };
+    p.finish()?;
+    let order = visible_order(&state, &staff, *id).await?;
+    let from = stored_status(&order)?;
+    let mut conn = state.db.write().await?;
+    let order = orders::transition(
+        &mut conn,
+        order.id,
+        from,
+        order.version,
+        body.status,
+        staff.id.0,
+        reason.as_deref(),
+    )
+    .await?;
+    drop(conn);
+    tracing::info!(order = order.id, staff = staff.id.0, from = %from, to = %body.status, "order status changed");
+    Ok(web::Json(full_view(&state, order).await?))
+}

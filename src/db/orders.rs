@@ -1,0 +1,581 @@
+//! Medicine orders: checkout (cart → order in one transaction, stock and coupon claimed by conditional
+//! writes), reads scoped to the owner, and status transitions recorded in `entity_transitions`.
+
+use std::time::Duration;
+
+use chrono::NaiveDateTime;
+use diesel::prelude::*;
+use diesel_async::{AsyncConnection, RunQueryDsl};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use super::{
+    Conn,
+    addresses::Address,
+    coupons::{Coupon, CouponProblem, user_rules},
+    schema::{
+        addresses, cart_items, coupon_redemptions, coupons, entity_transitions, medicines, order_items,
+        orders, prescriptions, users,
+    },
+};
+use crate::{
+    domain::order::{IllegalTransition, OrderStatus, PricedLine, totals},
+    on_conn,
+};
+
+/// `entity_transitions.entity_type` of orders.
+pub const ENTITY: &str = "order";
+/// How often a checkout or transition is re-run after a PostgreSQL serialization failure or deadlock.
+const MAX_ATTEMPTS: u32 = 4;
+/// Pause before a re-run, multiplied by the attempt number.
+const RETRY_BACKOFF: Duration = Duration::from_millis(15);
+
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = orders)]
+pub struct Order {
+    pub id: i64,
+    pub order_number: String,
+    pub user_id: i64,
+    pub address_id: Option<i64>,
+    pub ship_name: String,
+    pub ship_phone: String,
+    pub ship_address: String,
+    pub ship_city: String,
+    pub ship_pincode: String,
+    pub ship_lat: f64,
+    pub ship_lng: f64,
+    pub status: String,
+    pub subtotal_paise: i64,
+    pub discount_paise: i64,
+    pub tax_paise: i64,
+    pub delivery_paise: i64,
+    pub total_paise: i64,
+    pub coupon_id: Option<i64>,
+    pub prescription_id: Option<i64>,
+    pub payment_method: String,
+    pub payment_status: String,
+    pub cancel_reason: Option<String>,
+    pub version: i64,
+    pub placed_at: NaiveDateTime,
+    pub delivered_at: Option<NaiveDateTime>,
+    pub cancelled_at: Option<NaiveDateTime>,
+}
+
+#[derive(Debug, Insertable)]
+#[diesel(table_name = orders)]
+struct NewOrder<'a> {
+    order_number: &'a str,
+    user_id: i64,
+    address_id: Option<i64>,
+    ship_name: &'a str,
+    ship_phone: &'a str,
+    ship_address: String,
+    ship_city: &'a str,
+    ship_pincode: &'a str,
+    ship_lat: f64,
+    ship_lng: f64,
+    subtotal_paise: i64,
+    discount_paise: i64,
+    tax_paise: i64,
+    delivery_paise: i64,
+    total_paise: i64,
+    coupon_id: Option<i64>,
+    prescription_id: Option<i64>,
+    payment_method: &'a str,
+    placed_at: NaiveDateTime,
+    created_at: NaiveDateTime,
+    updated_at: NaiveDateTime,
+}
+
+/// A status change; `None` columns stay as they are.
+#[derive(Debug, AsChangeset)]
+#[diesel(table_name = orders)]
+struct StatusChange<'a> {
+    status: &'a str,
+    cancel_reason: Option<&'a str>,
+    cancelled_at: Option<NaiveDateTime>,
+    delivered_at: Option<NaiveDateTime>,
+    updated_at: NaiveDateTime,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema, Queryable, Selectable)]
+#[diesel(table_name = order_items)]
+pub struct OrderItem {
+    pub medicine_id: i64,
+    pub medicine_name: String,
+    pub prescription_required: bool,
+    pub unit_price_paise: i64,
+    pub mrp_paise: i64,
+    pub quantity: i32,
+    pub line_total_paise: i64,
+}
+
+#[derive(Debug, Insertable)]
+#[diesel(table_name = order_items)]
+struct NewOrderItem<'a> {
+    order_id: i64,
+    medicine_id: i64,
+    medicine_name: &'a str,
+    prescription_required: bool,
+    unit_price_paise: i64,
+    mrp_paise: i64,
+    quantity: i32,
+    line_total_paise: i64,
+    created_at: NaiveDateTime,
+}
+
+/// One recorded status change.
+#[derive(Debug, Clone, Serialize, ToSchema, Queryable, Selectable)]
+#[diesel(table_name = entity_transitions)]
+pub struct Transition {
+    pub event: String,
+    pub from_status: Option<String>,
+    pub to_status: String,
+    pub actor_user_id: Option<i64>,
+    pub reason: Option<String>,
+    pub at: NaiveDateTime,
+}
+
+#[derive(Debug, Insertable)]
+#[diesel(table_name = entity_transitions)]
+struct NewTransition<'a> {
+    entity_type: &'a str,
+    entity_id: i64,
+    event: &'a str,
+    from_status: Option<&'a str>,
+    to_status: &'a str,
+    actor_user_id: Option<i64>,
+    reason: Option<&'a str>,
+    at: NaiveDateTime,
+}
+
+/// Why a checkout or transition did not happen. Everything it wrote is rolled back.
+#[derive(Debug, thiserror::Error)]
+pub enum OrderError {
+    #[error("the cart is empty")]
+    CartEmpty,
+    #[error("no such address")]
+    AddressNotFound,
+    #[error("not enough stock of {name}")]
+    OutOfStock { medicine_id: i64, name: String },
+    #[error("an approved prescription is needed for: {}", medicines.join(", "))]
+    PrescriptionRequired { medicines: Vec<String> },
+    #[error(transparent)]
+    Coupon(CouponProblem),
+    #[error("no such order")]
+    NotFound,
+    #[error(transparent)]
+    Illegal(IllegalTransition),
+    #[error("the order changed meanwhile")]
+    Conflict,
+    #[error(transparent)]
+    Db(#[from] diesel::result::Error),
+}
+
+/// A checkout request, already validated.
+#[derive(Debug, Clone)]
+pub struct Checkout {
+    pub user_id: i64,
+    pub address_id: i64,
+    pub coupon_code: Option<String>,
+    pub payment_method: &'static str,
+}
+
+/// True for PostgreSQL's SQLSTATE 40001 (serialization failure) and 40P01 (deadlock detected): the
+/// transaction did nothing and may be run again.
+fn is_retryable(error: &OrderError) -> bool {
+    use diesel::result::{DatabaseErrorKind, Error};
+    match error {
+        OrderError::Db(Error::DatabaseError(DatabaseErrorKind::SerializationFailure, _)) => true,
+        // diesel has no kind for 40P01; PostgreSQL's message for it is stable.
+        OrderError::Db(Error::DatabaseError(_, info)) => info.message().contains("deadlock detected"),
+        _ => false,
+    }
+}
+
+/// Runs `attempt` up to [`MAX_ATTEMPTS`] times while it fails with a retryable database error.
+async fn with_retries<T, F>(conn: &mut Conn, mut attempt: F) -> Result<T, OrderError>
+where
+    F: AsyncFnMut(&mut Conn) -> Result<T, OrderError>,
+{
+    let mut tries = 0;
+    loop {
+        tries += 1;
+        match attempt(conn).await {
+            Err(error) if tries < MAX_ATTEMPTS && is_retryable(&error) => {
+                tracing::warn!(error = %error, tries, "transaction re-run after a serialization failure");
+                tokio::time::sleep(RETRY_BACKOFF * tries).await;
+            }
+            other => return other,
+        }
+    }
+}
+
+fn order_number(now: NaiveDateTime) -> String {
+    let random = uuid::Uuid::new_v4().simple().to_string().to_uppercase();
+    format!("OM{}{}", now.format("%y%m%d"), &random[..10])
+}
+
+/// Turns the customer's cart into an order in one transaction: the cart lines are taken with a DELETE
+/// (so two concurrent checkouts of one cart cannot both see it), stock is claimed per medicine in id
+/// order with `stock = stock - q WHERE stock >= q` (the consistent order avoids deadlocks), the coupon
+/// use with `used_count < global_limit`, then the order, its lines, the redemption and the first
+/// transition are written. Any refusal rolls everything back.
+pub async fn place(conn: &mut Conn, checkout: &Checkout) -> Result<(Order, Vec<OrderItem>), OrderError> {
+    let now = super::now();
+    let number = order_number(now);
+    with_retries(conn, async |conn| {
+        let number = number.as_str();
+        on_conn!(conn, c => c.transaction(async move |c| {
+            let user_id = checkout.user_id;
+            let address = addresses::table
+                .filter(addresses::id.eq(checkout.address_id).and(addresses::user_id.eq(user_id)))
+                .select(Address::as_select())
+                .first(c)
+                .await
+                .optional()?
+                .ok_or(OrderError::AddressNotFound)?;
+            let (ship_name, ship_phone) = users::table
+                .find(user_id)
+                .select((users::name, users::phone))
+                .first::<(String, Option<String>)>(c)
+                .await?;
+            let mut lines: Vec<(i64, i32)> = diesel::delete(cart_items::table.filter(cart_items::user_id.eq(user_id)))
+                .returning((cart_items::medicine_id, cart_items::quantity))
+                .get_results(c)
+                .await?;
+            if lines.is_empty() {
+                return Err(OrderError::CartEmpty);
+            }
+            lines.sort_unstable();
+
+            let mut claimed = Vec::with_capacity(lines.len());
+            for &(medicine_id, quantity) in &lines {
+                let row = diesel::update(medicines::table.filter(
+                    medicines::id
+                        .eq(medicine_id)
+                        .and(medicines::stock.ge(quantity))
+                        .and(medicines::is_active.eq(true)),
+                ))
+                .set((
+                    medicines::stock.eq(medicines::stock - quantity),
+                    medicines::version.eq(medicines::version + 1),
+                    medicines::updated_at.eq(now),
+                ))
+                .returning((
+                    medicines::name,
+                    medicines::price_paise,
+                    medicines::mrp_paise,
+                    medicines::gst_rate_percent,
+                    medicines::prescription_required,
+                ))
+                .get_result::<(String, i64, i64, i32, bool)>(c)
+                .await
+                .optional()?;
+                match row {
+                    Some(row) => claimed.push((medicine_id, quantity, row)),
+                    None => {
+                        let name = medicines::table
+                            .find(medicine_id)
+                            .select(medicines::name)
+                            .first::<String>(c)
+                            .await
+                            .optional()?
+                            .unwrap_or_default();
+                        return Err(OrderError::OutOfStock { medicine_id, name });
+                    }
+                }
+            }
+
+            let needs_prescription: Vec<String> = claimed
+                .iter()
+                .filter(|(_, _, row)| row.4)
+                .map(|(_, _, row)| row.0.clone())
+                .collect();
+            let prescription_id = if needs_prescription.is_empty() {
+                None
+            } else {
+                let found = prescriptions::table
+                    .filter(
+                        prescriptions::user_id
+                            .eq(user_id)
+                            .and(prescriptions::status.eq("approved"))
+                            .and(prescriptions::valid_until.is_null().or(prescriptions::valid_until.ge(now.date()))),
+                    )
+                    .order(prescriptions::id.desc())
+                    .select(prescriptions::id)
+                    .first::<i64>(c)
+                    .await
+                    .optional()?;
+                Some(found.ok_or(OrderError::PrescriptionRequired { medicines: needs_prescription })?)
+            };
+
+            let priced: Vec<PricedLine> = claimed
+                .iter()
+                .map(|(_, quantity, row)| PricedLine {
+                    unit_price_paise: row.1,
+                    quantity: *quantity,
+                    gst_rate_percent: row.3,
+                })
+                .collect();
+            let subtotal = totals(&priced, 0).subtotal_paise;
+
+            let mut redemption = None;
+            if let Some(code) = &checkout.coupon_code {
+                let coupon = coupons::table
+                    .filter(coupons::code.eq(code))
+                    .select(Coupon::as_select())
+                    .first(c)
+                    .await
+                    .optional()?
+                    .ok_or_else(|| OrderError::Coupon(CouponProblem::Invalid("no such coupon".to_owned())))?;
+                let discount = coupon.discount_for(subtotal, now).map_err(OrderError::Coupon)?;
+                let won = diesel::update(coupons::table.filter(
+                    coupons::id.eq(coupon.id).and(coupons::is_active.eq(true)).and(
+                        coupons::global_limit
+                            .is_null()
+                            .or(coupons::used_count.lt(coupons::global_limit.assume_not_null())),
+                    ),
+                ))
+                .set((
+                    coupons::used_count.eq(coupons::used_count + 1),
+                    coupons::version.eq(coupons::version + 1),
+                    coupons::updated_at.eq(now),
+                ))
+                .execute(c)
+                .await?;
+                if won == 0 {
+                    return Err(OrderError::Coupon(CouponProblem::Exhausted(
+                        "this coupon has no uses left".to_owned(),
+                    )));
+                }
+                // Counted after the claim: the claim holds the coupon row, so concurrent redeemers of this
+                // coupon are serialised and this count includes every committed redemption.
+                let used_by_user: i64 = coupon_redemptions::table
+                    .filter(coupon_redemptions::coupon_id.eq(coupon.id).and(coupon_redemptions::user_id.eq(user_id)))
+                    .count()
+                    .get_result(c)
+                    .await?;
+                let earlier_orders: i64 = orders::table
+                    .filter(orders::user_id.eq(user_id).and(orders::status.ne("cancelled")))
+                    .count()
+                    .get_result(c)
+                    .await?;
+                user_rules(&coupon, used_by_user, earlier_orders).map_err(OrderError::Coupon)?;
+                redemption = Some((coupon.id, discount));
+            }
+
+            let money = totals(&priced, redemption.map_or(0, |(_, d)| d));
+            let ship_address = match &address.line2 {
+                Some(line2) => format!("{}, {}, {}", address.line1, line2, address.state),
+                None => format!("{}, {}", address.line1, address.state),
+            };
+            let order = diesel::insert_into(orders::table)
+                .values(&NewOrder {
+                    order_number: number,
+                    user_id,
+                    address_id: Some(address.id),
+                    ship_name: &ship_name,
+                    ship_phone: ship_phone.as_deref().unwrap_or(""),
+                    ship_address,
+                    ship_city: &address.city,
+                    ship_pincode: &address.pincode,
+                    ship_lat: address.lat,
+                    ship_lng: address.lng,
+                    subtotal_paise: money.subtotal_paise,
+                    discount_paise: money.discount_paise,
+                    tax_paise: money.tax_paise,
+                    delivery_paise: money.delivery_paise,
+                    total_paise: money.total_paise,
+                    coupon_id: redemption.map(|(id, _)| id),
+                    prescription_id,
+                    payment_method: checkout.payment_method,
+                    placed_at: now,
+                    created_at: now,
+                    updated_at: now,
+                })
+                .returning(Order::as_returning())
+                .get_result(c)
+                .await?;
+            let new_items: Vec<NewOrderItem<'_>> = claimed
+                .iter()
+                .map(|(medicine_id, quantity, row)| NewOrderItem {
+                    order_id: order.id,
+                    medicine_id: *medicine_id,
+                    medicine_name: &row.0,
+                    prescription_required: row.4,
+                    unit_price_paise: row.1,
+                    mrp_paise: row.2,
+                    quantity: *quantity,
+                    line_total_paise: row.1 * i64::from(*quantity),
+                    created_at: now,
+                })
+                .collect();
+            for item in &new_items {
+                diesel::insert_into(order_items::table).values(item).execute(c).await?;
+            }
+            if let Some((coupon_id, _)) = redemption {
+                diesel::insert_into(coupon_redemptions::table)
+                    .values((
+                        coupon_redemptions::coupon_id.eq(coupon_id),
+                        coupon_redemptions::user_id.eq(user_id),
+                        coupon_redemptions::order_id.eq(order.id),
+                        coupon_redemptions::discount_paise.eq(money.discount_paise),
+                        coupon_redemptions::created_at.eq(now),
+                    ))
+                    .execute(c)
+                    .await?;
+            }
+            diesel::insert_into(entity_transitions::table)
+                .values(&NewTransition {
+                    entity_type: ENTITY,
+                    entity_id: order.id,
+                    event: "placed",
+                    from_status: None,
+                    to_status: OrderStatus::Pending.as_str(),
+                    actor_user_id: Some(user_id),
+                    reason: None,
+                    at: now,
+                })
+                .execute(c)
+                .await?;
+            let items = order_items::table
+                .filter(order_items::order_id.eq(order.id))
+                .order(order_items::medicine_id.asc())
+                .select(OrderItem::as_select())
+                .load(c)
+                .await?;
+            Ok((order, items))
+        }).await)
+    })
+    .await
+}
+
+/// Moves an order from `from` (at `version`, as the caller read it) to `to` with a conditional update;
+/// `Conflict` when another request moved it first. A cancellation puts the stock back and releases the
+/// coupon use in the same transaction, so it happens exactly once however many cancels race.
+pub async fn transition(
+    conn: &mut Conn,
+    order_id: i64,
+    from: OrderStatus,
+    version: i64,
+    to: OrderStatus,
+    actor_user_id: i64,
+    reason: Option<&str>,
+) -> Result<Order, OrderError> {
+    from.transition(to).map_err(OrderError::Illegal)?;
+    let now = super::now();
+    with_retries(conn, async |conn| {
+        on_conn!(conn, c => c.transaction(async move |c| {
+            let cancelling = to == OrderStatus::Cancelled;
+            let change = StatusChange {
+                status: to.as_str(),
+                cancel_reason: if cancelling { reason } else { None },
+                cancelled_at: cancelling.then_some(now),
+                delivered_at: (to == OrderStatus::Delivered).then_some(now),
+                updated_at: now,
+            };
+            let order = diesel::update(orders::table.filter(
+                orders::id.eq(order_id).and(orders::status.eq(from.as_str())).and(orders::version.eq(version)),
+            ))
+            .set((&change, orders::version.eq(orders::version + 1)))
+            .returning(Order::as_returning())
+            .get_result(c)
+            .await
+            .optional()?
+            .ok_or(OrderError::Conflict)?;
+            if cancelling {
+                let lines: Vec<(i64, i32)> = order_items::table
+                    .filter(order_items::order_id.eq(order_id))
+                    .order(order_items::medicine_id.asc())
+                    .select((order_items::medicine_id, order_items::quantity))
+                    .load(c)
+                    .await?;
+                for (medicine_id, quantity) in lines {
+                    diesel::update(medicines::table.find(medicine_id))
+                        .set((
+                            medicines::stock.eq(medicines::stock + quantity),
+                            medicines::version.eq(medicines::version + 1),
+                            medicines::updated_at.eq(now),
+                        ))
+                        .execute(c)
+                        .await?;
+                }
+                if let Some(coupon_id) = order.coupon_id {
+                    let released = diesel::delete(coupon_redemptions::table.filter(coupon_redemptions::order_id.eq(order_id)))
+                        .execute(c)
+                        .await?;
+                    if released > 0 {
+                        diesel::update(coupons::table.filter(coupons::id.eq(coupon_id).and(coupons::used_count.gt(0))))
+                            .set((
+                                coupons::used_count.eq(coupons::used_count - 1),
+                                coupons::version.eq(coupons::version + 1),
+                                coupons::updated_at.eq(now),
+                            ))
+                            .execute(c)
+                            .await?;
+                    }
+                }
+            }
+            diesel::insert_into(entity_transitions::table)
+                .values(&NewTransition {
+                    entity_type: ENTITY,
+                    entity_id: order_id,
+                    event: if cancelling { "cancelled" } else { "status_changed" },
+                    from_status: Some(from.as_str()),
+                    to_status: to.as_str(),
+                    actor_user_id: Some(actor_user_id),
+                    reason,
+                    at: now,
+                })
+                .execute(c)
+                .await?;
+            Ok(order)
+        }).await)
+    })
+    .await
+}
+
+pub async fn find(conn: &mut Conn, id: i64) -> QueryResult<Option<Order>> {
+    on_conn!(conn, c => orders::table.find(id).select(Order::as_select()).first(c).await.optional())
+}
+
+/// One page of a customer's orders, newest first, with the total count.
+pub async fn list_for_user(
+    conn: &mut Conn,
+    user_id: i64,
+    limit: i64,
+    offset: i64,
+) -> QueryResult<(Vec<Order>, i64)> {
+    on_conn!(conn, c => {
+        let rows = orders::table
+            .filter(orders::user_id.eq(user_id))
+            .order((orders::placed_at.desc(), orders::id.desc()))
+            .limit(limit)
+            .offset(offset)
+            .select(Order::as_select())
+            .load(c)
+            .await?;
+        let total = orders::table.filter(orders::user_id.eq(user_id)).count().get_result(c).await?;
+        Ok((rows, total))
+    })
+}
+
+pub async fn items(conn: &mut Conn, order_id: i64) -> QueryResult<Vec<OrderItem>> {
+    on_conn!(conn, c => order_items::table
+        .filter(order_items::order_id.eq(order_id))
+        .order(order_items::medicine_id.asc())
+        .select(OrderItem::as_select())
+        .load(c)
+        .await)
+}
+
+/// The order's recorded transitions, oldest first.
+pub async fn transitions(conn: &mut Conn, order_id: i64) -> QueryResult<Vec<Transition>> {
+    on_conn!(conn, c => entity_transitions::table
+        .filter(entity_transitions::entity_type.eq(ENTITY).and(entity_transitions::entity_id.eq(order_id)))
+        .order((entity_transitions::at.asc(), entity_transitions::id.asc()))
+        .select(Transition::as_select())
+        .load(c)
+        .await)
+}
