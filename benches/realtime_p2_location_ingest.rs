@@ -1,0 +1,353 @@
+//! P2: location ingest over websockets. Crews each hold one session, follow their own `unit:{id}` topic
+//! and send `location` frames at a stepped total rate; the echo of each `unit_location` event bounds the
+//! receipt→fleet-index latency (the index is fed by the same bus delivery, before the hub fan-out).
+//! Peer in the same run: Redis GEOADD with as many clients (`redis-benchmark`).
+//!
+//! `cargo bench --bench realtime_p2_location_ingest -- [--sessions 1000] [--steps 1000,5000,…]
+//! [--step-secs 5]`
+
+mod support;
+
+use std::{
+    collections::VecDeque,
+    process::Command,
+    sync::{Arc, Mutex},
+    time::Duration,
+};
+
+use futures_util::{SinkExt, StreamExt, stream};
+use onemedi::domain::Role;
+use serde_json::json;
+use support::{Options, Server, Socket, location_frame, quantile_ms, r2, unix_ms};
+use tokio::time::{Instant, MissedTickBehavior};
+use tokio_tungstenite::tungstenite::Message;
+
+/// Pause between steps so one step's backlog does not land in the next.
+const GAP: Duration = Duration::from_secs(1);
+/// How long after the last step echoes are still awaited.
+const DRAIN: Duration = Duration::from_secs(3);
+/// Latency goal (p99, ms) and throughput goal (updates/s).
+const P99_GOAL_MS: f64 = 20.0;
+const RATE_GOAL: f64 = 50_000.0;
+const REDIS_KEY: &str = "bench:fleet";
+
+/// One echoed update: the step its frame was sent in, send→echo latency, echo time since start.
+struct Sample {
+    step: usize,
+    latency_us: u32,
+    received_us: u64,
+}
+
+struct Plan {
+    sessions: usize,
+    steps: Vec<u64>,
+    step: Duration,
+    t0: Instant,
+}
+
+impl Plan {
+    fn start_of(&self, k: usize) -> Instant {
+        self.t0 + (self.step + GAP) * k as u32
+    }
+
+    fn end(&self) -> Instant {
+        self.start_of(self.steps.len())
+    }
+}
+
+fn main() -> anyhow::Result<()> {
+    let options = Options::from_env();
+    let sessions = options.number("sessions", 1000)? as usize;
+    let steps = options.list("steps", &[1_000, 5_000, 10_000, 20_000, 50_000, 100_000])?;
+    let step_secs = options.number("step-secs", 5)?;
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?
+        .block_on(run(sessions, steps, Duration::from_secs(step_secs)))
+}
+
+async fn run(sessions: usize, steps: Vec<u64>, step: Duration) -> anyhow::Result<()> {
+    let server = Server::start().await?;
+    let crews = server.users("bench-p2-crew", Role::Rider, sessions).await?;
+    let units = server.crew_units(&crews).await?;
+    eprintln!("p2: {} crews inserted; opening sessions", units.len());
+    let sockets: Vec<Socket> = stream::iter(crews.iter().zip(&units))
+        .map(|((_, token), unit)| {
+            let commands = [
+                format!(r#"{{"type":"subscribe","topic":"unit:{unit}"}}"#),
+                location_frame(unix_ms(), 0.0),
+            ];
+            let server = &server;
+            async move { server.session(token, &commands).await }
+        })
+        .buffered(100)
+        .collect::<Vec<_>>()
+        .await
+        .into_iter()
+        .collect::<anyhow::Result<_>>()?;
+    // The warm-up location above echoes once on the unit topic; let those arrive before measuring.
+    let sockets = drain_warmup(sockets).await?;
+    eprintln!(
+        "p2: {} sessions open; stepping {steps:?} updates/s",
+        sockets.len()
+    );
+    let plan = Arc::new(Plan {
+        sessions,
+        steps: steps.clone(),
+        step,
+        t0: Instant::now() + Duration::from_millis(500),
+    });
+    let mut tasks = Vec::new();
+    for (index, socket) in sockets.into_iter().enumerate() {
+        tasks.push(tokio::spawn(crew(index, socket, plan.clone())));
+    }
+    let mut sent = vec![0u64; steps.len()];
+    let mut samples = Vec::new();
+    let mut failed_sessions = 0;
+    for task in tasks {
+        match task.await? {
+            Ok((counts, received)) => {
+                for (total, n) in sent.iter_mut().zip(counts) {
+                    *total += n;
+                }
+                samples.extend(received);
+            }
+            Err(error) => {
+                failed_sessions += 1;
+                eprintln!("p2: a session failed: {error:#}");
+            }
+        }
+    }
+    drop(server);
+    let redis = redis_geoadd(sessions)?;
+    report(&plan, &sent, &samples, failed_sessions, redis)
+}
+
+/// Reads the one echo of each session's warm-up ping.
+async fn drain_warmup(sockets: Vec<Socket>) -> anyhow::Result<Vec<Socket>> {
+    stream::iter(sockets)
+        .map(|mut socket| async move {
+            loop {
+                let message = tokio::time::timeout(Duration::from_secs(30), socket.next())
+                    .await?
+                    .ok_or_else(|| anyhow::anyhow!("closed during warm-up"))??;
+                if let Message::Text(text) = message
+                    && text.contains("unit_location")
+                {
+                    return Ok(socket);
+                }
+            }
+        })
+        .buffered(200)
+        .collect::<Vec<anyhow::Result<Socket>>>()
+        .await
+        .into_iter()
+        .collect()
+}
+
+/// One crew: sends its share of each step's rate, spread evenly, and times each echo.
+async fn crew(index: usize, socket: Socket, plan: Arc<Plan>) -> anyhow::Result<(Vec<u64>, Vec<Sample>)> {
+    let (mut sink, mut frames) = socket.split();
+    let pending: Arc<Mutex<VecDeque<(Instant, usize)>>> = Arc::default();
+    let reader = {
+        let pending = pending.clone();
+        let deadline = plan.end() + DRAIN;
+        let t0 = plan.t0;
+        tokio::spawn(async move {
+            let mut samples = Vec::new();
+            while let Ok(Some(Ok(message))) = tokio::time::timeout_at(deadline, frames.next()).await {
+                let Message::Text(text) = message else {
+                    continue;
+                };
+                if !text.contains("unit_location") {
+                    continue;
+                }
+                let now = Instant::now();
+                let sent = pending
+                    .lock()
+                    .map_err(|_| anyhow::anyhow!("poisoned"))?
+                    .pop_front();
+                if let Some((at, step)) = sent {
+                    samples.push(Sample {
+                        step,
+                        latency_us: u32::try_from((now - at).as_micros()).unwrap_or(u32::MAX),
+                        received_us: (now - t0).as_micros() as u64,
+                    });
+                }
+            }
+            Ok::<_, anyhow::Error>(samples)
+        })
+    };
+    let mut sent = vec![0u64; plan.steps.len()];
+    let offset = index as f64 / plan.sessions as f64;
+    for (k, rate) in plan.steps.iter().enumerate() {
+        let period = Duration::from_secs_f64(plan.sessions as f64 / *rate as f64);
+        let start = plan.start_of(k);
+        let end = start + plan.step;
+        let mut tick = tokio::time::interval_at(start + period.mul_f64(offset), period);
+        tick.set_missed_tick_behavior(MissedTickBehavior::Skip);
+        loop {
+            let at = tick.tick().await;
+            if at >= end {
+                break;
+            }
+            let jitter = (sent[k] % 100) as f64 * 1e-5;
+            pending
+                .lock()
+                .map_err(|_| anyhow::anyhow!("poisoned"))?
+                .push_back((Instant::now(), k));
+            sink.send(Message::text(location_frame(unix_ms(), jitter)))
+                .await?;
+            sent[k] += 1;
+        }
+    }
+    tokio::time::sleep_until(plan.end() + DRAIN).await;
+    let _ = sink.send(Message::Close(None)).await;
+    let samples = reader.await??;
+    Ok((sent, samples))
+}
+
+/// Redis GEOADD throughput with `clients` connections, via `redis-benchmark`; the key is deleted after.
+fn redis_geoadd(clients: usize) -> anyhow::Result<Option<(f64, String)>> {
+    let args = [
+        "-h".to_owned(),
+        "127.0.0.1".to_owned(),
+        "-p".to_owned(),
+        "6379".to_owned(),
+        "-c".to_owned(),
+        clients.to_string(),
+        "-n".to_owned(),
+        "500000".to_owned(),
+        "-q".to_owned(),
+        "GEOADD".to_owned(),
+        REDIS_KEY.to_owned(),
+        "77.59".to_owned(),
+        "12.97".to_owned(),
+        "unit".to_owned(),
+    ];
+    let output = match Command::new("redis-benchmark").args(&args).output() {
+        Ok(output) => output,
+        Err(error) => {
+            eprintln!("p2: redis-benchmark not run: {error}");
+            return Ok(None);
+        }
+    };
+    let _ = Command::new("redis-cli")
+        .args(["-h", "127.0.0.1", "-p", "6379", "DEL", REDIS_KEY])
+        .output();
+    let text = String::from_utf8_lossy(&output.stdout);
+    let line = text
+        .split(['\r', '\n'])
+        .rfind(|l| l.contains("requests per second"))
+        .unwrap_or_default()
+        .trim()
+        .to_owned();
+    let rate = line
+        .split(" requests per second")
+        .next()
+        .and_then(|head| head.rsplit(' ').next())
+        .and_then(|n| n.parse::<f64>().ok());
+    Ok(rate
+        .map(|r| (r, format!("redis-benchmark {}", args.join(" "))))
+        .map(|(r, c)| {
+            eprintln!("p2: redis {line}");
+            (r, c)
+        }))
+}
+
+fn report(
+    plan: &Plan,
+    sent: &[u64],
+    samples: &[Sample],
+    failed_sessions: usize,
+    redis: Option<(f64, String)>,
+) -> anyhow::Result<()> {
+    let secs = plan.step.as_secs_f64();
+    let mut rows = Vec::new();
+    let mut table = String::new();
+    let mut best: f64 = 0.0;
+    let mut best_within_goal: f64 = 0.0;
+    for (k, target) in plan.steps.iter().enumerate() {
+        let window_start = plan.start_of(k) - plan.t0;
+        let window = window_start.as_micros() as u64..(window_start + plan.step).as_micros() as u64;
+        let mut latencies: Vec<u32> = samples
+            .iter()
+            .filter(|s| s.step == k)
+            .map(|s| s.latency_us)
+            .collect();
+        latencies.sort_unstable();
+        let in_window = samples.iter().filter(|s| window.contains(&s.received_us)).count();
+        let achieved = in_window as f64 / secs;
+        let offered = sent[k] as f64 / secs;
+        let (p50, p99, max) = (
+            quantile_ms(&latencies, 0.5),
+            quantile_ms(&latencies, 0.99),
+            quantile_ms(&latencies, 1.0),
+        );
+        let lost = sent[k].saturating_sub(latencies.len() as u64);
+        best = best.max(achieved);
+        if p99 <= P99_GOAL_MS {
+            best_within_goal = best_within_goal.max(achieved);
+        }
+        eprintln!(
+            "p2: target {target}/s offered {offered:.0}/s achieved {achieved:.0}/s p50 {p50:.2} ms p99 {p99:.2} ms max {max:.1} ms lost {lost}"
+        );
+        table.push_str(&format!(
+            "| {target} | {offered:.0} | {achieved:.0} | {p50:.2} | {p99:.2} | {max:.1} | {lost} |\n"
+        ));
+        rows.push(json!({
+            "target_updates_per_s": target, "offered_updates_per_s": r2(offered),
+            "achieved_updates_per_s": r2(achieved), "echoed": latencies.len(), "sent": sent[k],
+            "not_echoed": lost, "p50_ms": r2(p50), "p99_ms": r2(p99), "max_ms": r2(max),
+        }));
+    }
+    let command = format!(
+        "ulimit -n 20000; cargo bench --bench realtime_p2_location_ingest -- --sessions {} --steps {} --step-secs {}",
+        plan.sessions,
+        plan.steps
+            .iter()
+            .map(u64::to_string)
+            .collect::<Vec<_>>()
+            .join(","),
+        plan.step.as_secs()
+    );
+    let (redis_rate, redis_command) = redis.unzip();
+    let ratio = redis_rate.map(|r| r2(best_within_goal / r));
+    let json = json!({
+        "benchmark": "P2 location ingest over websockets",
+        "command": command,
+        "machine": support::machine(),
+        "sessions": plan.sessions,
+        "step_secs": plan.step.as_secs(),
+        "latency": "client send → echo of the unit_location event on the crew's own unit:{id} topic (bounds receipt → fleet index)",
+        "steps": rows,
+        "failed_sessions": failed_sessions,
+        "peak_achieved_updates_per_s": r2(best),
+        "peak_achieved_within_p99_goal_updates_per_s": r2(best_within_goal),
+        "goal": {"updates_per_s": RATE_GOAL, "p99_ms": P99_GOAL_MS},
+        "peer": {"name": "Redis GEOADD", "command": redis_command, "requests_per_s": redis_rate},
+        "ratio_ours_within_goal_to_redis": ratio,
+    });
+    let markdown = format!(
+        "# P2: location ingest over websockets\n\n{machine}.\n\nCommand: `{command}`\n\n\
+         {sessions} crew sessions, each following its own `unit:{{id}}` topic and sending `location` frames; the \
+         total rate rises in {secs:.0} s steps. Latency is client send → the crew receiving the resulting \
+         `unit_location` event, which bounds receipt → visible in the fleet index (the index is updated in the \
+         same bus delivery, before the hub fan-out). *Achieved* counts events echoed back inside the step's window.\n\n\
+         | target updates/s | offered/s | achieved/s | p50 ms | p99 ms | max ms | not echoed |\n|---|---|---|---|---|---|---|\n{table}\n\
+         Failed sessions: {failed_sessions}. Peak achieved: {best:.0}/s; peak with p99 ≤ {P99_GOAL_MS} ms: {best_within_goal:.0}/s.\n\n\
+         Peer in the same run: `{peer_command}` → {peer_rate} GEOADD/s; ratio ours (within the p99 goal) / Redis = {ratio}.\n\n\
+         Goal: ≥ {RATE_GOAL:.0} updates/s with p99 ≤ {P99_GOAL_MS} ms.\n",
+        machine = support::machine(),
+        sessions = plan.sessions,
+        peer_command = redis_command
+            .clone()
+            .unwrap_or_else(|| "redis-benchmark (not run)".into()),
+        peer_rate = redis_rate.map_or("—".to_owned(), |r| format!("{r:.0}")),
+        ratio = ratio.map_or("—".to_owned(), |r| format!("{r:.2}")),
+    );
+    let dir = support::write_results("realtime-p2-location-ingest", &json, &markdown)?;
+    eprintln!("p2: results in {}", dir.display());
+    Ok(())
+}

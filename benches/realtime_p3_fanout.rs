@@ -1,0 +1,260 @@
+//! P3: fan-out. Many dispatcher sessions follow `dispatch`; one crew publishes `location` frames at a
+//! stepped rate, each becoming a `unit_location` event delivered to every session. Measures delivered
+//! messages/s and publish→receive latency (the `ts` of each event is unique and maps to its send time).
+//!
+//! `ulimit -n 20000; cargo bench --bench realtime_p3_fanout -- [--sessions 9500] [--rates 1,2,5,10,20]
+//! [--step-secs 5]`
+
+mod support;
+
+use std::{
+    collections::HashMap,
+    sync::{Arc, RwLock},
+    time::Duration,
+};
+
+use futures_util::{SinkExt, StreamExt, stream};
+use onemedi::domain::Role;
+use serde_json::json;
+use support::{Options, Server, Socket, location_frame, quantile_ms, r2, unix_ms};
+use tokio::time::{Instant, MissedTickBehavior};
+use tokio_tungstenite::tungstenite::Message;
+
+const GAP: Duration = Duration::from_secs(1);
+const DRAIN: Duration = Duration::from_secs(3);
+const P99_GOAL_MS: f64 = 50.0;
+const RATE_GOAL: f64 = 50_000.0;
+/// Centrifugo's published figure, messages/s per CPU core, cited as the peer.
+const CENTRIFUGO_PER_CORE: f64 = 12_500.0;
+
+/// Event `ts` → (send time, step).
+type Published = Arc<RwLock<HashMap<i64, (Instant, usize)>>>;
+
+struct Sample {
+    step: usize,
+    latency_us: u32,
+    received_us: u64,
+}
+
+fn main() -> anyhow::Result<()> {
+    let options = Options::from_env();
+    let sessions = options.number("sessions", 9_500)? as usize;
+    let rates = options.list("rates", &[1, 2, 5, 10, 20])?;
+    let step_secs = options.number("step-secs", 5)?;
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?
+        .block_on(run(sessions, rates, Duration::from_secs(step_secs)))
+}
+
+async fn run(sessions: usize, rates: Vec<u64>, step: Duration) -> anyhow::Result<()> {
+    let server = Server::start().await?;
+    let dispatchers = server
+        .users("bench-p3-dispatcher", Role::Dispatcher, sessions)
+        .await?;
+    let crew = server.users("bench-p3-crew", Role::Rider, 1).await?;
+    server.crew_units(&crew).await?;
+    eprintln!("p3: opening {sessions} dispatcher sessions");
+    let subscribe = [r#"{"type":"subscribe","topic":"dispatch"}"#.to_owned()];
+    let opened: Vec<anyhow::Result<Socket>> = stream::iter(&dispatchers)
+        .map(|(_, token)| server.session(token, &subscribe))
+        .buffer_unordered(200)
+        .collect()
+        .await;
+    let open_errors = opened.iter().filter(|s| s.is_err()).count();
+    if let Some(Err(error)) = opened.iter().find(|s| s.is_err()) {
+        eprintln!("p3: {open_errors} sessions did not open, e.g. {error:#}");
+    }
+    let sockets: Vec<Socket> = opened.into_iter().filter_map(Result::ok).collect();
+    let subscribed = sockets.len();
+    let (_, crew_token) = crew.first().ok_or_else(|| anyhow::anyhow!("no crew"))?;
+    let mut publisher = server
+        .session(crew_token, &[location_frame(unix_ms(), 0.0)])
+        .await?;
+    eprintln!("p3: {subscribed} sessions on dispatch; stepping {rates:?} events/s");
+    // Let the warm-up event reach everyone before measuring.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+
+    let t0 = Instant::now() + Duration::from_millis(500);
+    let start_of = move |k: usize| t0 + (step + GAP) * k as u32;
+    let end = start_of(rates.len()) + DRAIN;
+    let published: Published = Arc::default();
+    let mut receivers = Vec::new();
+    for socket in sockets {
+        receivers.push(tokio::spawn(receive(socket, published.clone(), t0, end)));
+    }
+    let mut sent = vec![0u64; rates.len()];
+    let mut last_ts = 0;
+    for (k, rate) in rates.iter().enumerate() {
+        let period = Duration::from_secs_f64(1.0 / *rate as f64);
+        let mut tick = tokio::time::interval_at(start_of(k), period);
+        tick.set_missed_tick_behavior(MissedTickBehavior::Skip);
+        loop {
+            if tick.tick().await >= start_of(k) + step {
+                break;
+            }
+            // A unique, increasing device time identifies the event on arrival.
+            let ts = unix_ms().max(last_ts + 1);
+            last_ts = ts;
+            published
+                .write()
+                .map_err(|_| anyhow::anyhow!("poisoned"))?
+                .insert(ts, (Instant::now(), k));
+            publisher
+                .send(Message::text(location_frame(ts, (sent[k] % 100) as f64 * 1e-5)))
+                .await?;
+            sent[k] += 1;
+            // Answer the server's heartbeat pings without blocking.
+            while let Ok(Some(_)) = tokio::time::timeout(Duration::ZERO, publisher.next()).await {}
+        }
+    }
+    let mut samples = Vec::new();
+    let mut ended_early = 0;
+    for receiver in receivers {
+        let (received, early) = receiver.await?;
+        samples.extend(received);
+        ended_early += usize::from(early);
+    }
+    let _ = publisher.send(Message::Close(None)).await;
+    drop(server);
+    report(
+        sessions,
+        subscribed,
+        &rates,
+        step,
+        &sent,
+        &samples,
+        ended_early,
+        t0,
+        start_of,
+    )
+}
+
+/// Reads events until `end`; returns the timed samples and whether the session ended before `end`.
+async fn receive(mut socket: Socket, published: Published, t0: Instant, end: Instant) -> (Vec<Sample>, bool) {
+    let mut samples = Vec::new();
+    loop {
+        match tokio::time::timeout_at(end, socket.next()).await {
+            Err(_) => break,
+            Ok(Some(Ok(Message::Text(text)))) => {
+                let now = Instant::now();
+                let sent = ts_of(&text).and_then(|ts| published.read().ok()?.get(&ts).copied());
+                if let Some((at, step)) = sent {
+                    samples.push(Sample {
+                        step,
+                        latency_us: u32::try_from((now - at).as_micros()).unwrap_or(u32::MAX),
+                        received_us: (now - t0).as_micros() as u64,
+                    });
+                }
+            }
+            Ok(Some(Ok(_))) => {}
+            Ok(_) => return (samples, true),
+        }
+    }
+    let _ = socket.send(Message::Close(None)).await;
+    (samples, false)
+}
+
+#[expect(clippy::too_many_arguments, reason = "one report of one run")]
+fn report(
+    sessions: usize,
+    subscribed: usize,
+    rates: &[u64],
+    step: Duration,
+    sent: &[u64],
+    samples: &[Sample],
+    ended_early: usize,
+    t0: Instant,
+    start_of: impl Fn(usize) -> Instant,
+) -> anyhow::Result<()> {
+    let secs = step.as_secs_f64();
+    let cores = std::thread::available_parallelism().map_or(1, usize::from) as f64;
+    let mut rows = Vec::new();
+    let mut table = String::new();
+    let mut best_within_goal: f64 = 0.0;
+    for (k, rate) in rates.iter().enumerate() {
+        let window_start = start_of(k) - t0;
+        let window = window_start.as_micros() as u64..(window_start + step).as_micros() as u64;
+        let mut latencies: Vec<u32> = samples
+            .iter()
+            .filter(|s| s.step == k)
+            .map(|s| s.latency_us)
+            .collect();
+        latencies.sort_unstable();
+        let in_window = samples.iter().filter(|s| window.contains(&s.received_us)).count();
+        let delivered = in_window as f64 / secs;
+        let expected = sent[k] * subscribed as u64;
+        let missing = expected.saturating_sub(latencies.len() as u64);
+        let (p50, p99, max) = (
+            quantile_ms(&latencies, 0.5),
+            quantile_ms(&latencies, 0.99),
+            quantile_ms(&latencies, 1.0),
+        );
+        if p99 <= P99_GOAL_MS && missing == 0 {
+            best_within_goal = best_within_goal.max(delivered);
+        }
+        eprintln!(
+            "p3: {rate} events/s → delivered {delivered:.0} msg/s p50 {p50:.2} ms p99 {p99:.2} ms max {max:.1} ms missing {missing}"
+        );
+        table.push_str(&format!(
+            "| {rate} | {} | {delivered:.0} | {:.0} | {p50:.2} | {p99:.2} | {max:.1} | {missing} |\n",
+            rate * subscribed as u64,
+            delivered / cores,
+        ));
+        rows.push(json!({
+            "events_per_s": rate, "events_sent": sent[k], "target_msgs_per_s": rate * subscribed as u64,
+            "delivered_msgs_per_s": r2(delivered), "delivered_msgs_per_s_per_core": r2(delivered / cores),
+            "received": latencies.len(), "missing": missing,
+            "p50_ms": r2(p50), "p99_ms": r2(p99), "max_ms": r2(max),
+        }));
+    }
+    let command = format!(
+        "ulimit -n 20000; cargo bench --bench realtime_p3_fanout -- --sessions {sessions} --rates {} --step-secs {}",
+        rates.iter().map(u64::to_string).collect::<Vec<_>>().join(","),
+        step.as_secs()
+    );
+    let ratio = r2(best_within_goal / cores / CENTRIFUGO_PER_CORE);
+    let json = json!({
+        "benchmark": "P3 websocket fan-out",
+        "command": command,
+        "machine": support::machine(),
+        "sessions_requested": sessions,
+        "sessions_subscribed": subscribed,
+        "sessions_ended_early": ended_early,
+        "topic": "dispatch (all sessions), events: unit_location from one crew session",
+        "latency": "crew client send → dispatcher client receive",
+        "step_secs": step.as_secs(),
+        "steps": rows,
+        "peak_delivered_within_goal_msgs_per_s": r2(best_within_goal),
+        "goal": {"msgs_per_s": RATE_GOAL, "msgs_per_s_per_core": 25_000, "p99_ms": P99_GOAL_MS},
+        "peer": {"name": "Centrifugo (published figure)", "msgs_per_s_per_core": CENTRIFUGO_PER_CORE},
+        "ratio_ours_per_core_to_centrifugo": ratio,
+    });
+    let markdown = format!(
+        "# P3: websocket fan-out\n\n{machine}.\n\nCommand: `{command}`\n\n\
+         {subscribed} dispatcher sessions (of {sessions} requested) follow `dispatch`; one crew session sends \
+         `location` frames at a fixed rate per {secs:.0} s step, each delivered to every session as a \
+         `unit_location` event. Latency is crew send → dispatcher receive; *delivered* counts frames \
+         received inside the step's window; *missing* = expected − received. Sessions that ended early: \
+         {ended_early}.\n\n\
+         | events/s | target msg/s | delivered msg/s | per core | p50 ms | p99 ms | max ms | missing |\n\
+         |---|---|---|---|---|---|---|---|\n{table}\n\
+         Peak delivered with p99 ≤ {P99_GOAL_MS} ms and nothing missing: {best_within_goal:.0} msg/s \
+         ({per_core:.0}/core). Peer: Centrifugo's published ≈ {CENTRIFUGO_PER_CORE:.0} msg/s per CPU \
+         (cited, not run here); ratio per core = {ratio:.2}.\n\n\
+         Goal: ≥ 25,000 msg/s per core (≥ {RATE_GOAL:.0}/s on 2 cores), p99 ≤ {P99_GOAL_MS} ms.\n",
+        machine = support::machine(),
+        per_core = best_within_goal / cores,
+    );
+    let dir = support::write_results("realtime-p3-fanout", &json, &markdown)?;
+    eprintln!("p3: results in {}", dir.display());
+    Ok(())
+}
+
+/// The `"ts":` number inside an event frame, without parsing the whole frame.
+pub fn ts_of(text: &str) -> Option<i64> {
+    let rest = text.split("\"ts\":").nth(1)?;
+    let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+    digits.parse().ok()
+}

@@ -1,0 +1,278 @@
+//! Shared harness of the real-time load benchmarks: a release `onemedi serve` child process on
+//! 127.0.0.1 with a temp SQLite database, crews and dispatchers inserted directly, websocket clients,
+//! percentiles and the result files in `bench-results/`.
+
+use std::{
+    io::{BufRead, BufReader},
+    path::{Path, PathBuf},
+    process::{Child, Command, Stdio},
+    time::Duration,
+};
+
+use anyhow::Context;
+use diesel::prelude::*;
+use diesel_async::RunQueryDsl;
+use futures_util::{SinkExt, StreamExt};
+use onemedi::{
+    auth::JwtKeys,
+    config::Settings,
+    db::{Db, schema},
+    domain::Role,
+    on_conn,
+};
+use secrecy::SecretString;
+use tokio_tungstenite::{
+    MaybeTlsStream, WebSocketStream,
+    tungstenite::{Message, client::IntoClientRequest, http::HeaderValue},
+};
+
+/// The JWT secret shared by the server child and the benchmark, which signs the sessions' tokens.
+const SECRET: &str = "bench-secret-0123456789abcdef0123456789abcdef";
+
+/// Longest wait for one answer during setup.
+const SETUP_PATIENCE: Duration = Duration::from_secs(30);
+
+pub type Socket = WebSocketStream<MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// `--name value` options after the benchmark name (cargo's own `--bench` flag is ignored).
+pub struct Options(Vec<String>);
+
+impl Options {
+    pub fn from_env() -> Self {
+        Self(std::env::args().skip(1).collect())
+    }
+
+    fn value(&self, name: &str) -> Option<&str> {
+        let flag = format!("--{name}");
+        let at = self.0.iter().position(|a| *a == flag)?;
+        self.0.get(at + 1).map(String::as_str)
+    }
+
+    pub fn number(&self, name: &str, default: u64) -> anyhow::Result<u64> {
+        self.value(name).map_or(Ok(default), |v| {
+            v.parse().with_context(|| format!("--{name} {v}"))
+        })
+    }
+
+    pub fn list(&self, name: &str, default: &[u64]) -> anyhow::Result<Vec<u64>> {
+        match self.value(name) {
+            None => Ok(default.to_vec()),
+            Some(v) => v
+                .split(',')
+                .map(|n| n.trim().parse().with_context(|| format!("--{name} {v}")))
+                .collect(),
+        }
+    }
+}
+
+/// A `onemedi serve` process on 127.0.0.1 with its own data dir; killed when dropped.
+pub struct Server {
+    child: Child,
+    pub port: u16,
+    pub db: Db,
+    pub jwt: JwtKeys,
+    _data_dir: tempfile::TempDir,
+}
+
+impl Server {
+    /// Starts the release server binary built next to this benchmark and waits for its port.
+    pub async fn start() -> anyhow::Result<Self> {
+        let data_dir = tempfile::tempdir()?;
+        let mut child = Command::new(env!("CARGO_BIN_EXE_onemedi"))
+            .args(["serve", "--bind", "127.0.0.1:0", "--data-dir"])
+            .arg(data_dir.path())
+            .env("ONEMEDI_CONFIG_DIR", data_dir.path().join("no-config"))
+            .env("ONEMEDI__AUTH__JWT_SECRET", SECRET)
+            .env("RUST_LOG", "warn")
+            .env_remove("DATABASE_URL")
+            .env_remove("REDIS_URL")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .context("starting onemedi serve")?;
+        let stdout = child.stdout.take().context("server stdout")?;
+        let port = tokio::task::spawn_blocking(move || -> anyhow::Result<u16> {
+            for line in BufReader::new(stdout).lines() {
+                let line = line?;
+                if let Some(rest) = line.split("http://127.0.0.1:").nth(1) {
+                    let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+                    return Ok(digits.parse()?);
+                }
+            }
+            anyhow::bail!("the server exited before listening")
+        })
+        .await??;
+        let mut settings = Settings::load_env("bench")?;
+        settings.database.url = SecretString::from(String::new());
+        settings.auth.jwt_secret = SecretString::from(SECRET.to_owned());
+        let db = Db::connect(&settings.database.effective_url(data_dir.path()), 4).await?;
+        let jwt = JwtKeys::from_settings(&settings.auth, data_dir.path())?;
+        Ok(Self {
+            child,
+            port,
+            db,
+            jwt,
+            _data_dir: data_dir,
+        })
+    }
+
+    /// Inserts `count` users with `role` (one multi-row statement per 500); returns (id, token) of each.
+    pub async fn users(&self, prefix: &str, role: Role, count: usize) -> anyhow::Result<Vec<(i64, String)>> {
+        use schema::users as u;
+        let rows: Vec<String> = (0..count)
+            .map(|i| {
+                format!(
+                    "('{prefix}-{i}@bench.invalid', 'Bench User', '{}', CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)",
+                    role.as_str()
+                )
+            })
+            .collect();
+        self.insert_rows("users (email, name, role, created_at, updated_at)", &rows)
+            .await?;
+        let pattern = format!("{prefix}-%");
+        let mut conn = self.db.read().await?;
+        let ids = on_conn!(&mut conn, c => u::table
+            .filter(u::email.like(&pattern))
+            .order(u::id.asc())
+            .select(u::id)
+            .load::<i64>(c)
+            .await)?;
+        ids.into_iter()
+            .map(|id| Ok((id, self.jwt.issue(id, role)?)))
+            .collect()
+    }
+
+    /// Inserts one available rider unit per user, crewed by that user; returns the unit ids in order.
+    pub async fn crew_units(&self, crews: &[(i64, String)]) -> anyhow::Result<Vec<i64>> {
+        use schema::units as un;
+        let units: Vec<String> = (0..crews.len())
+            .map(|i| {
+                format!(
+                    "('BENCH-{i:06}', 'rider', 'available', 12.97, 77.59, CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)"
+                )
+            })
+            .collect();
+        self.insert_rows(
+            "units (call_sign, kind, status, home_lat, home_lng, created_at, updated_at)",
+            &units,
+        )
+        .await?;
+        let mut conn = self.db.read().await?;
+        let ids = on_conn!(&mut conn, c => un::table
+            .filter(un::call_sign.like("BENCH-%"))
+            .order(un::id.asc())
+            .select(un::id)
+            .load::<i64>(c)
+            .await)?;
+        drop(conn);
+        let links: Vec<String> = ids
+            .iter()
+            .zip(crews)
+            .map(|(unit, (user, _))| format!("({unit}, {user}, 'rider')"))
+            .collect();
+        self.insert_rows("unit_crew (unit_id, user_id, crew_role)", &links)
+            .await?;
+        Ok(ids)
+    }
+
+    /// `INSERT INTO {into} VALUES …` in one transaction, 500 rows a statement. Rows are built by this
+    /// harness from numbers and fixed words only.
+    async fn insert_rows(&self, into: &str, rows: &[String]) -> anyhow::Result<()> {
+        use diesel_async::SimpleAsyncConnection;
+        let mut sql = String::from("BEGIN;");
+        for chunk in rows.chunks(500) {
+            sql.push_str(&format!("INSERT INTO {into} VALUES {};", chunk.join(",")));
+        }
+        sql.push_str("COMMIT;");
+        let mut conn = self.db.write().await?;
+        on_conn!(&mut conn, c => c.batch_execute(&sql).await)?;
+        Ok(())
+    }
+
+    /// Opens a session authenticated by `token` (header), then waits for acks of `commands`
+    /// (each sent with a `ref`).
+    pub async fn session(&self, token: &str, commands: &[String]) -> anyhow::Result<Socket> {
+        let mut request = format!("ws://127.0.0.1:{}/ws", self.port).into_client_request()?;
+        request.headers_mut().insert(
+            "authorization",
+            HeaderValue::from_str(&format!("Bearer {token}"))?,
+        );
+        let (mut socket, _) = tokio::time::timeout(SETUP_PATIENCE, tokio_tungstenite::connect_async(request))
+            .await
+            .context("websocket connect timed out")??;
+        for (i, command) in commands.iter().enumerate() {
+            let reference = format!("setup-{i}");
+            let framed = format!("{},\"ref\":\"{reference}\"}}", command.trim_end_matches('}'));
+            socket.send(Message::text(framed)).await?;
+            loop {
+                let message = tokio::time::timeout(SETUP_PATIENCE, socket.next())
+                    .await
+                    .context("no answer during setup")?
+                    .context("session closed during setup")??;
+                if let Message::Text(text) = message
+                    && text.contains(&reference)
+                {
+                    anyhow::ensure!(text.contains("\"ack\""), "setup command refused: {text}");
+                    break;
+                }
+            }
+        }
+        Ok(socket)
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A location frame as a crew app sends it (`ts` = device time, Unix ms).
+pub fn location_frame(ts: i64, jitter: f64) -> String {
+    format!(
+        r#"{{"type":"location","lat":{:.6},"lng":{:.6},"heading":90,"speed":8.5,"accuracy":6,"ts":{ts}}}"#,
+        12.9716 + jitter,
+        77.5946 + jitter
+    )
+}
+
+/// Unix milliseconds now.
+pub fn unix_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}
+
+/// The `q`-quantile (0..=1) of sorted microsecond samples, in milliseconds.
+pub fn quantile_ms(sorted: &[u32], q: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let at = ((sorted.len() - 1) as f64 * q).round() as usize;
+    f64::from(sorted[at.min(sorted.len() - 1)]) / 1000.0
+}
+
+/// Rounds to 2 decimals for the result files.
+pub fn r2(x: f64) -> f64 {
+    (x * 100.0).round() / 100.0
+}
+
+/// Writes `bench-results/{name}.json` and `.md`.
+pub fn write_results(name: &str, json: &serde_json::Value, markdown: &str) -> anyhow::Result<PathBuf> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("bench-results");
+    std::fs::create_dir_all(&dir)?;
+    std::fs::write(
+        dir.join(format!("{name}.json")),
+        serde_json::to_string_pretty(json)? + "\n",
+    )?;
+    std::fs::write(dir.join(format!("{name}.md")), markdown)?;
+    Ok(dir)
+}
+
+/// What the machine is, for the result files.
+pub fn machine() -> String {
+    let cores = std::thread::available_parallelism().map_or(0, usize::from);
+    format!(
+        "{cores} cores (shared VM), server and load clients on the same machine; release profile, SQLite, \
+         in-process event bus (no REDIS_URL)"
+    )
+}
