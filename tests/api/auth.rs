@@ -175,13 +175,7 @@ async fn an_otp_for_a_registered_phone_signs_in_that_account() {
         )
         .await;
     let id = reply.body["user"]["id"].clone();
-    app.post(
-        "/api/v1/auth/otp/request",
-        &json!({"phone": "+919999900000"}),
-        None,
-    )
-    .await;
-    let code = otp_code(&app.last_sms_to("+919999900000").unwrap());
+    let code = app.request_otp("+919999900000").await;
     let verified = app
         .post(
             "/api/v1/auth/otp/verify",
@@ -195,13 +189,7 @@ async fn an_otp_for_a_registered_phone_signs_in_that_account() {
 #[actix_web::test]
 async fn wrong_otp_guesses_run_out_and_then_even_the_right_code_fails() {
     let app = spawn_app_with(|s| s.auth.otp_max_attempts = 3).await;
-    app.post(
-        "/api/v1/auth/otp/request",
-        &json!({"phone": "+919800000001"}),
-        None,
-    )
-    .await;
-    let code = otp_code(&app.last_sms_to("+919800000001").unwrap());
+    let code = app.request_otp("+919800000001").await;
     let wrong = if code == "000000" { "111111" } else { "000000" };
     for _ in 0..3 {
         let reply = app
@@ -227,13 +215,7 @@ async fn wrong_otp_guesses_run_out_and_then_even_the_right_code_fails() {
 #[actix_web::test]
 async fn an_expired_otp_is_refused() {
     let app = spawn_app_with(|s| s.auth.otp_ttl_secs = 0).await;
-    app.post(
-        "/api/v1/auth/otp/request",
-        &json!({"phone": "+919800000002"}),
-        None,
-    )
-    .await;
-    let code = otp_code(&app.last_sms_to("+919800000002").unwrap());
+    let code = app.request_otp("+919800000002").await;
     let reply = app
         .post(
             "/api/v1/auth/otp/verify",
@@ -274,21 +256,9 @@ async fn a_phone_may_request_only_a_few_codes_per_window() {
 #[actix_web::test]
 async fn only_the_newest_otp_works() {
     let app = spawn_app().await;
-    app.post(
-        "/api/v1/auth/otp/request",
-        &json!({"phone": "+919800000004"}),
-        None,
-    )
-    .await;
-    let first = otp_code(&app.last_sms_to("+919800000004").unwrap());
+    let first = app.request_otp("+919800000004").await;
     std::thread::sleep(std::time::Duration::from_millis(5));
-    app.post(
-        "/api/v1/auth/otp/request",
-        &json!({"phone": "+919800000004"}),
-        None,
-    )
-    .await;
-    let second = otp_code(&app.last_sms_to("+919800000004").unwrap());
+    let second = app.request_otp("+919800000004").await;
     if first != second {
         let stale = app
             .post(

@@ -257,6 +257,19 @@ impl TestApp {
         (reply.body["token"].as_str().unwrap().to_owned(), user.id)
     }
 
+    /// Requests an OTP for `phone` (E.164) and returns the code from the SMS outbox.
+    pub async fn request_otp(&self, phone: &str) -> String {
+        let reply = self
+            .post(
+                "/api/v1/auth/otp/request",
+                &serde_json::json!({ "phone": phone }),
+                None,
+            )
+            .await;
+        assert_eq!(reply.status, StatusCode::ACCEPTED, "{}", reply.body);
+        otp_code(&self.last_sms_to(phone).expect("an SMS in the outbox"))
+    }
+
     /// The newest SMS written to the outbox for `phone` (E.164).
     pub fn last_sms_to(&self, phone: &str) -> Option<String> {
         let dir = self.data_dir.path().join("outbox");
