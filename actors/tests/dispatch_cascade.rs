@@ -29,6 +29,7 @@ fn emergency(job: EntityKey) -> Dispatch {
         point: north_of_centre(0.0),
         priority: Priority::Category1,
         required: Capabilities::DEFIBRILLATOR,
+        fallback: None,
     }
 }
 

@@ -81,6 +81,7 @@ async fn simulate(units_m: Vec<f64>, jobs: usize, script: Vec<Move>) {
                 Priority::Category1
             },
             required: Capabilities::NONE,
+            fallback: None,
         };
         owner(job).dispatcher.send(dispatch).await.unwrap().unwrap();
     }

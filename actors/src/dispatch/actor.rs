@@ -9,22 +9,21 @@
 use std::{collections::HashMap, time::Duration};
 
 use actix::{
-    Actor, ActorFutureExt, Addr, AsyncContext, Context, Handler, Recipient, ResponseActFuture, WrapFuture,
-    fut,
+    Actor, ActorFutureExt, AsyncContext, Context, Handler, Recipient, ResponseActFuture, WrapFuture, fut,
 };
 use chrono::TimeDelta;
 
 use super::{
     AnswerOutcome, CANDIDATE_POOL, CancelDispatch, DONE_RETENTION, Dispatch, DispatchError, DispatchOutcome,
-    DispatchPhase, DispatchStatus, OfferAnswer, WIDEN_FACTOR,
+    DispatchPhase, DispatchStatus, OfferAnswer, OfferSettled, WIDEN_FACTOR,
     cascade::Cascade,
-    lifecycle::{assign_event, no_unit_events, offer_event},
+    lifecycle::{assign_event, lapse_event, no_unit_events, offer_event},
     messages::OfferExpired,
 };
 use crate::{
     entity::{Command, EntityError, Execute},
     events::{DomainEvent, Topic},
-    fleet::{FindNearest, FleetActor, Nearby, SearchFilter, SetUnitStatus, UnitStatus},
+    fleet::{FindNearest, FleetLink, Nearby, SearchFilter, SetUnitStatus, UnitStatus},
     ids::{CommandId, UnitId},
     machines::{Agent, EntityEvent, EntityKey},
     ports::Ports,
@@ -54,7 +53,7 @@ impl Default for DispatchSettings {
 /// The dispatcher of one node.
 pub struct Dispatcher {
     ports: Ports,
-    fleet: Addr<FleetActor>,
+    fleet: FleetLink,
     /// Where job state changes are recorded (the entity registry); `None` records nothing but claims.
     entities: Option<Recipient<Execute>>,
     settings: DispatchSettings,
@@ -67,13 +66,13 @@ impl Dispatcher {
     /// A dispatcher searching `fleet`, claiming through `ports.store`, recording job states through `entities`.
     pub fn new(
         ports: Ports,
-        fleet: Addr<FleetActor>,
+        fleet: impl Into<FleetLink>,
         entities: Option<Recipient<Execute>>,
         settings: DispatchSettings,
     ) -> Self {
         Self {
             ports,
-            fleet,
+            fleet: fleet.into(),
             entities,
             settings,
             cascades: HashMap::new(),
@@ -158,6 +157,7 @@ impl Dispatcher {
         cascade.phase = DispatchPhase::Querying;
         ctx.spawn(
             self.fleet
+                .find
                 .send(query)
                 .into_actor(self)
                 .map(move |found, act, ctx| act.on_candidates(job, found.unwrap_or_default(), ctx)),
@@ -174,7 +174,14 @@ impl Dispatcher {
         }
         cascade.phase = DispatchPhase::Searching;
         if found.is_empty() {
-            if cascade.widened {
+            if cascade.widened
+                && let Some(fallback) = cascade.fallback.take()
+            {
+                cascade.kind = fallback;
+                cascade.widened = false;
+                cascade.radius_m = cascade.priority.search_radius_m();
+                self.advance(job, ctx);
+            } else if cascade.widened {
                 self.give_up(job, ctx);
             } else {
                 cascade.widened = true;
@@ -324,7 +331,7 @@ impl Dispatcher {
                             tracing::warn!(%job, %unit, error = %err, "claim failed; trying the next unit");
                         } else {
                             // Someone else holds it: keep this node's index from offering it again.
-                            act.fleet.do_send(SetUnitStatus {
+                            act.fleet.set_status.do_send(SetUnitStatus {
                                 unit,
                                 status: UnitStatus::Assigned,
                             });
@@ -353,7 +360,7 @@ impl Dispatcher {
         job: EntityKey,
         unit: UnitId,
     ) -> impl actix::ActorFuture<Self, Output = AnswerOutcome> + 'static {
-        self.fleet.do_send(SetUnitStatus {
+        self.fleet.set_status.do_send(SetUnitStatus {
             unit,
             status: UnitStatus::Assigned,
         });
@@ -380,7 +387,7 @@ impl Dispatcher {
         let release = async move { store.release_unit(unit, job).await };
         ctx.spawn(release.into_actor(self).map(move |released, act, _| {
             if matches!(released, Ok(true)) {
-                act.fleet.do_send(SetUnitStatus {
+                act.fleet.set_status.do_send(SetUnitStatus {
                     unit,
                     status: UnitStatus::Available,
                 });
@@ -445,6 +452,10 @@ impl Handler<OfferAnswer> for Dispatcher {
 impl Handler<OfferExpired> for Dispatcher {
     type Result = ();
 
+    /// The offer lapsed: record the lapse first (in the store it also closes the offer, so a late
+    /// acceptance on any node fails), then move on. If recording is refused, the offer was settled
+    /// meanwhile (accepted on another node, the job cancelled) and [`OfferSettled`] or
+    /// [`CancelDispatch`] finishes the cascade.
     fn handle(&mut self, msg: OfferExpired, ctx: &mut Context<Self>) {
         let Some(cascade) = self.cascades.get_mut(&msg.job) else {
             return;
@@ -456,17 +467,66 @@ impl Handler<OfferExpired> for Dispatcher {
             return;
         }
         cascade.offer_timer = None;
-        cascade.phase = DispatchPhase::Searching;
-        self.offered.remove(&unit);
-        self.publish(
-            Topic::unit(unit),
-            DomainEvent::OfferExpired {
-                request: msg.job,
-                unit,
-            },
-            ctx,
-        );
-        self.advance(msg.job, ctx);
+        let job = msg.job;
+        let record = self.record(job, lapse_event(job), format!("lapse:{}", msg.seq));
+        ctx.spawn(record.into_actor(self).map(move |recorded, act, ctx| {
+            let Some(cascade) = act.cascades.get_mut(&job) else {
+                return;
+            };
+            if cascade.phase != (DispatchPhase::Offering { unit }) || cascade.offer_seq != msg.seq {
+                return;
+            }
+            if let Err(err) = recorded {
+                tracing::info!(%job, %unit, error = %err, "offer lapse not recorded; the offer was settled");
+                return;
+            }
+            cascade.phase = DispatchPhase::Searching;
+            act.offered.remove(&unit);
+            act.publish(
+                Topic::unit(unit),
+                DomainEvent::OfferExpired { request: job, unit },
+                ctx,
+            );
+            act.advance(job, ctx);
+        }));
+    }
+}
+
+impl Handler<OfferSettled> for Dispatcher {
+    type Result = bool;
+
+    fn handle(&mut self, msg: OfferSettled, ctx: &mut Context<Self>) -> bool {
+        let OfferSettled { job, unit, accepted } = msg;
+        let Some(phase) = self.cascades.get(&job).map(|c| c.phase) else {
+            return false;
+        };
+        match phase {
+            DispatchPhase::Done(_) => false,
+            // This dispatcher's own claim of that unit is in flight and will finish the cascade.
+            DispatchPhase::Claiming { unit: claiming } if accepted && claiming == unit => false,
+            _ if accepted => {
+                if let Some(offered) = self.cascades.get(&job).and_then(Cascade::offered_unit) {
+                    self.end_offer(job, offered, ctx);
+                }
+                self.fleet.set_status.do_send(SetUnitStatus {
+                    unit,
+                    status: UnitStatus::Assigned,
+                });
+                self.finish(job, DispatchOutcome::Assigned(unit), ctx);
+                true
+            }
+            DispatchPhase::Offering { unit: offered } | DispatchPhase::Recording { unit: offered }
+                if offered == unit =>
+            {
+                self.end_offer(job, unit, ctx);
+                if let Some(cascade) = self.cascades.get_mut(&job) {
+                    cascade.phase = DispatchPhase::Searching;
+                }
+                self.advance(job, ctx);
+                true
+            }
+            _ => false,
+        }
     }
 }
 

@@ -55,6 +55,8 @@ pub enum DispatchPhase {
 #[derive(Debug)]
 pub(crate) struct Cascade {
     pub(crate) kind: UnitKind,
+    /// Searched once `kind` is exhausted; taken (set to `None`) when the cascade switches to it.
+    pub(crate) fallback: Option<UnitKind>,
     pub(crate) point: Position,
     pub(crate) priority: Priority,
     pub(crate) required: Capabilities,
@@ -75,6 +77,7 @@ impl Cascade {
     pub(crate) fn new(request: &Dispatch) -> Self {
         Self {
             kind: request.kind,
+            fallback: request.fallback.filter(|k| *k != request.kind),
             point: request.point,
             priority: request.priority,
             required: request.required,

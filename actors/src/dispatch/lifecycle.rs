@@ -13,6 +13,14 @@ pub(crate) fn offer_event(job: EntityKey, unit: UnitId) -> Option<EntityEvent> {
     }
 }
 
+/// The event recording "the offer lapsed unanswered", if the job's machine tracks offers.
+pub(crate) fn lapse_event(job: EntityKey) -> Option<EntityEvent> {
+    match job {
+        EntityKey::AmbulanceRequest(_) => Some(EntityEvent::AmbulanceRequest(AmbulanceEvent::OfferLapsed)),
+        _ => None,
+    }
+}
+
 /// The event recording "assigned to `unit`".
 pub(crate) fn assign_event(job: EntityKey, unit: UnitId) -> Option<EntityEvent> {
     match job {

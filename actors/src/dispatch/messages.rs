@@ -26,6 +26,9 @@ pub struct Dispatch {
     pub priority: Priority,
     /// Equipment the unit must carry.
     pub required: Capabilities,
+    /// Another kind of unit to search once `kind` is exhausted, before giving up (a BLS crew for a
+    /// category 1 call when no ALS unit is free).
+    pub fallback: Option<UnitKind>,
 }
 
 /// A crew's answer to an offer.
@@ -52,6 +55,21 @@ pub enum AnswerOutcome {
     Declined,
     /// There is no open offer of this job to this unit (it lapsed, or was never made).
     NotOffered,
+}
+
+/// An offer of `job` was settled outside this dispatcher (by the crew through the store on any node, or
+/// by a dispatcher's manual assignment): `accepted` means the job now belongs to `unit`; otherwise `unit`
+/// declined and the cascade moves on. A dispatcher with no open cascade for `job` ignores it (returns
+/// `false`), so every node can be told.
+#[derive(Debug, Clone, Copy, Message)]
+#[rtype(result = "bool")]
+pub struct OfferSettled {
+    /// The job.
+    pub job: EntityKey,
+    /// The unit that accepted (or was assigned), or that declined.
+    pub unit: UnitId,
+    /// Accepted or assigned (`true`), declined (`false`).
+    pub accepted: bool,
 }
 
 /// The job was called off: stop the cascade, release a claim it may hold.

@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use actix::{Actor, Context, Handler, Message};
+use actix::{Actor, Addr, Context, Handler, Message, Recipient};
 
 use super::{FleetIndex, Nearby, SearchFilter, Unit, UnitKind, UnitStatus, index::IndexError};
 use crate::{ids::UnitId, ports::Clock, position::Position};
@@ -97,5 +97,30 @@ impl Handler<FindNearest> for FleetActor {
             &msg.filter,
             self.clock.now(),
         )
+    }
+}
+
+/// How a dispatcher reaches a fleet index: the search and the status updates. A [`FleetActor`]'s address
+/// converts into one; a server whose index lives elsewhere provides its own recipients.
+#[derive(Clone)]
+pub struct FleetLink {
+    /// Answers nearest-available searches.
+    pub find: Recipient<FindNearest>,
+    /// Takes a unit's new availability.
+    pub set_status: Recipient<SetUnitStatus>,
+}
+
+impl From<Addr<FleetActor>> for FleetLink {
+    fn from(addr: Addr<FleetActor>) -> Self {
+        Self {
+            find: addr.clone().recipient(),
+            set_status: addr.recipient(),
+        }
+    }
+}
+
+impl std::fmt::Debug for FleetLink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("FleetLink { .. }")
     }
 }
