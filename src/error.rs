@@ -53,6 +53,16 @@ pub enum ErrorCode {
     CartEmpty,
     /// The cart holds a prescription medicine and the customer has no approved prescription.
     PrescriptionRequired,
+    /// The offer being answered has lapsed; the job went on to another unit.
+    OfferExpired,
+    /// The offer was already answered, withdrawn, or the job was given to another unit.
+    OfferTaken,
+    /// The unit is not available (on another job, off duty, or claimed first by someone else).
+    UnitUnavailable,
+    /// A unit with this call sign exists.
+    CallSignTaken,
+    /// A crew member named is not a paramedic, or already crews another unit.
+    CrewUnavailable,
     /// The body exceeds the route's limit.
     PayloadTooLarge,
     /// The body's content type is not one the route takes.
@@ -79,11 +89,16 @@ impl ErrorCode {
             | Self::Conflict
             | Self::OutOfStock
             | Self::CouponExhausted
-            | Self::InvalidTransition => StatusCode::CONFLICT,
+            | Self::InvalidTransition
+            | Self::OfferExpired
+            | Self::OfferTaken
+            | Self::UnitUnavailable
+            | Self::CallSignTaken => StatusCode::CONFLICT,
             Self::IdempotencyKeyReused
             | Self::CouponInvalid
             | Self::CartEmpty
-            | Self::PrescriptionRequired => StatusCode::UNPROCESSABLE_ENTITY,
+            | Self::PrescriptionRequired
+            | Self::CrewUnavailable => StatusCode::UNPROCESSABLE_ENTITY,
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::RateLimited => StatusCode::TOO_MANY_REQUESTS,
@@ -113,6 +128,11 @@ impl ErrorCode {
         Self::InvalidTransition,
         Self::CartEmpty,
         Self::PrescriptionRequired,
+        Self::OfferExpired,
+        Self::OfferTaken,
+        Self::UnitUnavailable,
+        Self::CallSignTaken,
+        Self::CrewUnavailable,
         Self::PayloadTooLarge,
         Self::UnsupportedMediaType,
         Self::RateLimited,

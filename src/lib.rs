@@ -6,6 +6,7 @@ pub mod bus;
 pub mod cache;
 pub mod config;
 pub mod db;
+pub mod dispatch;
 pub mod domain;
 pub mod error;
 pub mod integrations;
@@ -103,6 +104,20 @@ impl Application {
             }
         });
         let state = self.state.clone();
+        let clocks = actix_web::rt::spawn(dispatch::breach::monitor(
+            state.db.clone(),
+            state.fleet.clone(),
+            state.bus.clone(),
+        ));
+        let state = self.state.clone();
+        let orphans = actix_web::rt::spawn(async move {
+            let mut tick = tokio::time::interval(dispatch::ORPHAN_SWEEP_INTERVAL);
+            loop {
+                tick.tick().await;
+                dispatch::adopt_orphans(&state).await;
+            }
+        });
+        let state = self.state.clone();
         // actix-web stops on the same signals by itself; this only tells the sessions first.
         let signals = actix_web::rt::spawn(async move {
             shutdown_signal().await;
@@ -111,6 +126,8 @@ impl Application {
         let result = self.server.await;
         purge.abort();
         flush.abort();
+        clocks.abort();
+        orphans.abort();
         signals.abort();
         begin_shutdown(&self.state);
         flush_positions(&self.state).await;
@@ -144,6 +161,22 @@ async fn shutdown_signal() {
     #[cfg(not(unix))]
     {
         let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+/// Loads the units with a recent stored position into this node's fleet index, so a restarted node
+/// can dispatch before the next round of location pings arrives.
+async fn seed_fleet(db: &Db, fleet: &bus::SharedFleet) {
+    match db::emergency::recent_positions(db).await {
+        Ok(units) => {
+            let mut index = bus::lock_fleet(fleet);
+            for unit in units {
+                if let Err(error) = index.upsert(unit) {
+                    tracing::debug!(error = %error, "stored position not indexed");
+                }
+            }
+        }
+        Err(error) => tracing::warn!(error = %error, "fleet index not seeded from the database"),
     }
 }
 
@@ -190,6 +223,8 @@ pub async fn build_state(settings: Settings) -> anyhow::Result<AppState> {
         None => Bus::local(hub.clone(), fleet.clone()),
     };
     let redis = redis.map(|(_, conn)| conn);
+    seed_fleet(&db, &fleet).await;
+    let emergency = dispatch::Emergency::start(db.clone(), &bus, fleet.clone());
     let limiter = match &redis {
         Some(conn) => RateLimiter::Redis {
             conn: conn.clone(),
@@ -215,6 +250,7 @@ pub async fn build_state(settings: Settings) -> anyhow::Result<AppState> {
         fleet,
         positions: Default::default(),
         shutdown: tokio::sync::watch::Sender::new(false),
+        emergency,
         catalog_cache: ResponseCache::new(
             cache::CATALOG_TTL,
             cache::CATALOG_MAX_ENTRIES,

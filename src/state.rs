@@ -11,6 +11,7 @@ use crate::{
     cache::ResponseCache,
     config::Settings,
     db::Db,
+    dispatch::Emergency,
     integrations::sms::SmsSender,
     metrics::Metrics,
     ratelimit::RateLimiter,
@@ -36,6 +37,8 @@ pub struct AppState {
     pub positions: PositionBuffer,
     /// Set to `true` once, by graceful shutdown; every session holds a receiver and closes with 1001.
     pub shutdown: watch::Sender<bool>,
+    /// This node's entity registry and dispatcher.
+    pub emergency: Emergency,
     /// Catalog read answers; invalidated after every catalog write.
     pub catalog_cache: ResponseCache,
 }

@@ -29,14 +29,16 @@ pub enum Event {
         status: String,
         at: DateTime<Utc>,
     },
-    /// A unit's crew answered an offer (on `unit:{id}` and `dispatch`); dispatch decides with its
-    /// conditional claim whether the accept wins.
-    OfferAnswered {
-        unit_id: i64,
+    /// A request's response clock predicts a breach of its ARP target (on `ambulance_request:{id}` and
+    /// `dispatch`), announced once per request.
+    BreachPredicted {
         request_id: i64,
-        accepted: bool,
-        reason: Option<String>,
-        by_user_id: i64,
+        category: i32,
+        elapsed_s: f64,
+        eta_s: Option<f64>,
+        predicted_s: Option<f64>,
+        target_s: u64,
+        reason: String,
         at: DateTime<Utc>,
     },
 }

@@ -9,10 +9,11 @@
 pub mod event;
 mod redis_bridge;
 
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
 use chrono::Utc;
 use onemedi_actors::{
+    dispatch::{CancelDispatch, OfferSettled},
     events::{DomainEvent, Topic},
     fleet::{Capabilities, FleetIndex, Unit, UnitStatus},
     ids::UnitId,
@@ -23,7 +24,10 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 pub use self::event::{EVENT_VERSION, Event, UnitLocation};
-use crate::ws::hub::{Frame, Hub};
+use crate::{
+    dispatch::DispatchLink,
+    ws::hub::{Frame, Hub},
+};
 
 /// The fleet index of this node, shared by the bus (which feeds it) and whoever searches it.
 pub type SharedFleet = Arc<Mutex<FleetIndex>>;
@@ -47,12 +51,17 @@ pub struct Local {
     node_id: String,
     hub: Arc<Hub>,
     fleet: SharedFleet,
+    /// This node's dispatcher, told about offers settled and requests ended anywhere.
+    dispatcher: OnceLock<DispatchLink>,
 }
 
 impl Local {
     /// Delivers one event to this node's fleet index and to the sessions subscribed to `topics`.
     fn deliver(&self, topics: &[String], event: &Value) {
         feed_fleet(&self.fleet, event);
+        if let Some(link) = self.dispatcher.get() {
+            feed_dispatcher(link, event);
+        }
         let Ok(text) = serde_json::to_string(event) else {
             return;
         };
@@ -90,6 +99,7 @@ impl Bus {
                 node_id: uuid::Uuid::new_v4().simple().to_string(),
                 hub,
                 fleet,
+                dispatcher: OnceLock::new(),
             }),
             relay: None,
         }
@@ -109,6 +119,13 @@ impl Bus {
         redis_bridge::subscribe(client, channel.clone(), bus.local.clone()).await?;
         bus.relay = Some(redis_bridge::Relay { publisher, channel });
         Ok(bus)
+    }
+
+    /// Routes settled offers and ended requests to this node's dispatcher from now on (once).
+    pub fn attach_dispatcher(&self, link: DispatchLink) {
+        if self.local.dispatcher.set(link).is_err() {
+            tracing::warn!("a dispatcher was already attached to this bus");
+        }
     }
 
     /// This node's id in relayed messages.
@@ -143,9 +160,45 @@ impl Bus {
 impl EventBus for Bus {
     fn publish(&self, topic: Topic, event: DomainEvent) -> BoxFuture<'_, Result<(), BusError>> {
         Box::pin(async move {
-            Bus::publish(self, &[topic.as_str().to_owned()], event.to_json()).await;
+            let mut topics = vec![topic.as_str().to_owned()];
+            // Dispatcher consoles follow every request and every offer.
+            if topic.as_str().starts_with("ambulance_request:") || topic.as_str().starts_with("unit:") {
+                topics.push("dispatch".to_owned());
+            }
+            Bus::publish(self, &topics, event.to_json()).await;
             Ok(())
         })
+    }
+}
+
+/// Tells the dispatcher what it must know from the bus: an offer accepted, assigned or declined on any
+/// node, and a request cancelled or closed. Every node's dispatcher is told; only the one running the
+/// request's cascade acts.
+fn feed_dispatcher(link: &DispatchLink, event: &Value) {
+    let relevant = matches!(
+        event["type"].as_str(),
+        Some("unit_assigned" | "offer_declined" | "claim_lost" | "state_changed")
+    );
+    if !relevant {
+        return;
+    }
+    match DomainEvent::deserialize(event) {
+        Ok(DomainEvent::UnitAssigned { request, unit }) => link.settled.do_send(OfferSettled {
+            job: request,
+            unit,
+            accepted: true,
+        }),
+        Ok(DomainEvent::OfferDeclined { request, unit } | DomainEvent::ClaimLost { request, unit }) => {
+            link.settled.do_send(OfferSettled {
+                job: request,
+                unit,
+                accepted: false,
+            })
+        }
+        Ok(DomainEvent::StateChanged { entity, to, .. }) if to == "cancelled" || to == "closed" => {
+            link.cancel.do_send(CancelDispatch(entity));
+        }
+        _ => {}
     }
 }
 

@@ -11,6 +11,8 @@ pub mod cart;
 pub mod catalog;
 pub mod coupons;
 pub mod demo;
+pub mod emergency;
+pub mod entity_store;
 pub mod idempotency;
 pub mod migrate;
 pub mod orders;
@@ -297,4 +299,53 @@ pub fn is_unique_violation(error: &diesel::result::Error, table: &str, column: &
 pub fn now() -> chrono::NaiveDateTime {
     let now = chrono::Utc::now().naive_utc();
     chrono::DurationRound::duration_trunc(now, chrono::TimeDelta::microseconds(1)).unwrap_or(now)
+}
+
+/// How often a transaction is re-run after a PostgreSQL serialization failure or deadlock.
+const MAX_ATTEMPTS: u32 = 4;
+/// Pause before a re-run, multiplied by the attempt number.
+const RETRY_BACKOFF: std::time::Duration = std::time::Duration::from_millis(15);
+
+/// An error that may wrap a database error; [`with_retries`] re-runs transactions that failed with a
+/// retryable one.
+pub trait Retryable {
+    /// The database error inside, if any.
+    fn db_error(&self) -> Option<&diesel::result::Error>;
+
+    /// True for PostgreSQL's SQLSTATE 40001 (serialization failure) and 40P01 (deadlock detected): the
+    /// transaction did nothing and may be run again.
+    fn is_retryable(&self) -> bool {
+        use diesel::result::{DatabaseErrorKind, Error};
+        match self.db_error() {
+            Some(Error::DatabaseError(DatabaseErrorKind::SerializationFailure, _)) => true,
+            // diesel has no kind for 40P01; PostgreSQL's message for it is stable.
+            Some(Error::DatabaseError(_, info)) => info.message().contains("deadlock detected"),
+            _ => false,
+        }
+    }
+}
+
+impl Retryable for diesel::result::Error {
+    fn db_error(&self) -> Option<&diesel::result::Error> {
+        Some(self)
+    }
+}
+
+/// Runs `attempt` up to [`MAX_ATTEMPTS`] times while it fails with a retryable database error.
+pub async fn with_retries<T, E, F>(conn: &mut Conn, mut attempt: F) -> Result<T, E>
+where
+    E: Retryable + std::fmt::Display,
+    F: AsyncFnMut(&mut Conn) -> Result<T, E>,
+{
+    let mut tries = 0;
+    loop {
+        tries += 1;
+        match attempt(conn).await {
+            Err(error) if tries < MAX_ATTEMPTS && error.is_retryable() => {
+                tracing::warn!(error = %error, tries, "transaction re-run after a serialization failure");
+                tokio::time::sleep(RETRY_BACKOFF * tries).await;
+            }
+            other => return other,
+        }
+    }
 }

@@ -1,8 +1,6 @@
 //! Medicine orders: checkout (cart → order in one transaction, stock and coupon claimed by conditional
 //! writes), reads scoped to the owner, and status transitions recorded in `entity_transitions`.
 
-use std::time::Duration;
-
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
 use diesel_async::{AsyncConnection, RunQueryDsl};
@@ -17,6 +15,7 @@ use super::{
         addresses, cart_items, coupon_redemptions, coupons, entity_transitions, medicines, order_items,
         orders, prescriptions, users,
     },
+    with_retries,
 };
 use crate::{
     domain::order::{IllegalTransition, OrderStatus, PricedLine, totals},
@@ -25,10 +24,6 @@ use crate::{
 
 /// `entity_transitions.entity_type` of orders.
 pub const ENTITY: &str = "order";
-/// How often a checkout or transition is re-run after a PostgreSQL serialization failure or deadlock.
-const MAX_ATTEMPTS: u32 = 4;
-/// Pause before a re-run, multiplied by the attempt number.
-const RETRY_BACKOFF: Duration = Duration::from_millis(15);
 
 #[derive(Debug, Clone, Queryable, Selectable)]
 #[diesel(table_name = orders)]
@@ -181,32 +176,11 @@ pub struct Checkout {
     pub payment_method: &'static str,
 }
 
-/// True for PostgreSQL's SQLSTATE 40001 (serialization failure) and 40P01 (deadlock detected): the
-/// transaction did nothing and may be run again.
-fn is_retryable(error: &OrderError) -> bool {
-    use diesel::result::{DatabaseErrorKind, Error};
-    match error {
-        OrderError::Db(Error::DatabaseError(DatabaseErrorKind::SerializationFailure, _)) => true,
-        // diesel has no kind for 40P01; PostgreSQL's message for it is stable.
-        OrderError::Db(Error::DatabaseError(_, info)) => info.message().contains("deadlock detected"),
-        _ => false,
-    }
-}
-
-/// Runs `attempt` up to [`MAX_ATTEMPTS`] times while it fails with a retryable database error.
-async fn with_retries<T, F>(conn: &mut Conn, mut attempt: F) -> Result<T, OrderError>
-where
-    F: AsyncFnMut(&mut Conn) -> Result<T, OrderError>,
-{
-    let mut tries = 0;
-    loop {
-        tries += 1;
-        match attempt(conn).await {
-            Err(error) if tries < MAX_ATTEMPTS && is_retryable(&error) => {
-                tracing::warn!(error = %error, tries, "transaction re-run after a serialization failure");
-                tokio::time::sleep(RETRY_BACKOFF * tries).await;
-            }
-            other => return other,
+impl super::Retryable for OrderError {
+    fn db_error(&self) -> Option<&diesel::result::Error> {
+        match self {
+            Self::Db(error) => Some(error),
+            _ => None,
         }
     }
 }

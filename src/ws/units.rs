@@ -17,7 +17,7 @@ use crate::{
     bus::{Event, UnitLocation, location_event},
     db::{
         self,
-        schema::{dispatch_offers, unit_crew, units},
+        schema::{unit_crew, units},
     },
     on_conn,
 };
@@ -187,8 +187,8 @@ pub(super) async fn status(session: &mut Session, status: &str) -> Result<(), Re
     Ok(())
 }
 
-/// The crew accepts or declines an open offer. Dispatch (which owns offers) decides on the event; the
-/// conditional claim on the unit row settles a race between nodes.
+/// The crew accepts or declines an open offer; settled by conditional writes on this node whatever
+/// node runs the request's cascade (see `dispatch::answer_offer`).
 pub(super) async fn answer(
     session: &mut Session,
     request_id: i64,
@@ -197,31 +197,19 @@ pub(super) async fn answer(
 ) -> Result<(), Refusal> {
     let unit = crew_unit(session).await?;
     let reason = reason.map(|r| r.trim().chars().take(200).collect::<String>());
-    let mut conn = session.state.db.read().await?;
-    let open = on_conn!(&mut conn, c => dispatch_offers::table
-        .filter(dispatch_offers::unit_id.eq(unit.id))
-        .filter(dispatch_offers::request_id.eq(request_id))
-        .filter(dispatch_offers::status.eq("offered"))
-        .select(dispatch_offers::id)
-        .first::<i64>(c)
-        .await)
-    .optional()?;
-    drop(conn);
-    if open.is_none() {
-        return Err(Refusal::invalid("no open offer for this request"));
-    }
-    let event = Event::OfferAnswered {
-        unit_id: unit.id,
+    let user = session.identity.user.0;
+    crate::dispatch::answer_offer(
+        &session.state,
+        unit.id,
+        user,
         request_id,
         accepted,
-        reason,
-        by_user_id: session.identity.user.0,
-        at: Utc::now(),
-    };
-    session
-        .state
-        .bus
-        .publish_event(&unit_topics(unit.id), &event)
-        .await;
+        reason.as_deref(),
+    )
+    .await
+    .map_err(|error| Refusal::new(error.code, error.message.clone()))?;
+    if accepted && let Some(Some(crew)) = &mut session.crew {
+        crew.status = "assigned".to_owned();
+    }
     Ok(())
 }

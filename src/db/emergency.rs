@@ -1,0 +1,887 @@
+//! Emergency dispatch rows: units and crews, ambulance requests, offers and their settlement by
+//! conditional writes (the database row is the only lock between nodes), and the board's reads.
+
+use chrono::NaiveDateTime;
+use diesel::prelude::*;
+use diesel_async::{AsyncConnection, RunQueryDsl};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use super::{
+    Conn, Retryable,
+    schema::{
+        ambulance_requests as ar, dispatch_offers, entity_transitions, hospitals, unit_crew, units, users,
+    },
+    with_retries,
+};
+use crate::on_conn;
+
+/// `entity_transitions.entity_type` and `units.request_kind` of ambulance requests.
+pub const ENTITY: &str = "ambulance_request";
+
+/// Request statuses in which a unit is working the request.
+pub const ACTIVE_STATUSES: [&str; 5] = [
+    "assigned",
+    "en_route",
+    "on_scene",
+    "transporting",
+    "at_destination",
+];
+/// Request statuses that are over.
+pub const FINAL_STATUSES: [&str; 2] = ["closed", "cancelled"];
+/// Request statuses a dispatcher may (re)assign from.
+const ASSIGNABLE_STATUSES: [&str; 4] = ["requested", "offered", "no_unit_available", "escalated"];
+
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = units)]
+pub struct UnitRow {
+    pub id: i64,
+    pub call_sign: String,
+    pub kind: String,
+    pub status: String,
+    pub capabilities: i32,
+    pub request_kind: Option<String>,
+    pub request_id: Option<i64>,
+    pub vehicle_number: Option<String>,
+    pub station_name: Option<String>,
+    pub home_lat: f64,
+    pub home_lng: f64,
+    pub last_lat: Option<f64>,
+    pub last_lng: Option<f64>,
+    pub last_seen_at: Option<NaiveDateTime>,
+    pub is_active: bool,
+    pub version: i64,
+}
+
+/// One crew member of a unit.
+#[derive(Debug, Clone, Serialize, ToSchema, Queryable)]
+pub struct CrewMember {
+    pub user_id: i64,
+    pub name: String,
+    pub crew_role: String,
+    pub is_lead: bool,
+}
+
+/// A unit to create, validated.
+#[derive(Debug, Clone)]
+pub struct NewUnit {
+    pub call_sign: String,
+    pub kind: &'static str,
+    pub capabilities: i32,
+    pub vehicle_number: Option<String>,
+    pub station_name: Option<String>,
+    pub home_lat: f64,
+    pub home_lng: f64,
+    /// `(user id, is lead)`; every user must have the role `paramedic`.
+    pub crew: Vec<(i64, bool)>,
+}
+
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = ar)]
+pub struct RequestRow {
+    pub id: i64,
+    pub requester_user_id: i64,
+    pub pickup_lat: f64,
+    pub pickup_lng: f64,
+    pub pickup_address: Option<String>,
+    pub category: i32,
+    pub patient_name: Option<String>,
+    pub patient_age: Option<i32>,
+    pub patient_phone: Option<String>,
+    pub patient_condition: Option<String>,
+    pub notes: Option<String>,
+    pub status: String,
+    pub assigned_unit_id: Option<i64>,
+    pub destination_hospital_id: Option<i64>,
+    pub cancel_reason: Option<String>,
+    pub escalation_level: i32,
+    pub version: i64,
+    pub call_received_at: NaiveDateTime,
+    pub notified_at: Option<NaiveDateTime>,
+    pub en_route_at: Option<NaiveDateTime>,
+    pub on_scene_at: Option<NaiveDateTime>,
+    pub transporting_at: Option<NaiveDateTime>,
+    pub at_destination_at: Option<NaiveDateTime>,
+    pub handed_over_at: Option<NaiveDateTime>,
+    pub back_in_service_at: Option<NaiveDateTime>,
+    pub closed_at: Option<NaiveDateTime>,
+    pub cancelled_at: Option<NaiveDateTime>,
+    pub updated_at: NaiveDateTime,
+}
+
+/// A request to create, validated.
+#[derive(Debug, Clone, Insertable)]
+#[diesel(table_name = ar)]
+pub struct NewRequest {
+    pub requester_user_id: i64,
+    pub pickup_lat: f64,
+    pub pickup_lng: f64,
+    pub pickup_address: Option<String>,
+    pub h3_cell: Option<i64>,
+    pub category: i32,
+    pub patient_name: Option<String>,
+    pub patient_age: Option<i32>,
+    pub patient_phone: Option<String>,
+    pub patient_condition: Option<String>,
+    pub notes: Option<String>,
+    pub call_received_at: NaiveDateTime,
+    pub created_at: NaiveDateTime,
+    pub updated_at: NaiveDateTime,
+}
+
+/// One recorded step of a request's timeline.
+#[derive(Debug, Clone, Serialize, ToSchema, Queryable, Selectable)]
+#[diesel(table_name = entity_transitions)]
+pub struct TimelineEntry {
+    pub event: String,
+    pub from_status: Option<String>,
+    pub to_status: String,
+    pub actor_user_id: Option<i64>,
+    pub actor_unit_id: Option<i64>,
+    pub reason: Option<String>,
+    pub at: NaiveDateTime,
+}
+
+#[derive(Debug, Insertable)]
+#[diesel(table_name = entity_transitions)]
+pub struct NewTransition<'a> {
+    pub entity_type: &'a str,
+    pub entity_id: i64,
+    pub event: &'a str,
+    pub from_status: Option<&'a str>,
+    pub to_status: &'a str,
+    pub actor_user_id: Option<i64>,
+    pub actor_unit_id: Option<i64>,
+    pub reason: Option<&'a str>,
+    pub command_id: Option<&'a str>,
+    pub at: NaiveDateTime,
+}
+
+/// Why a unit or request write did not happen. Nothing was written.
+#[derive(Debug, thiserror::Error)]
+pub enum EmergencyError {
+    #[error("no such unit")]
+    UnitNotFound,
+    #[error("no such request")]
+    RequestNotFound,
+    #[error("call sign already in use")]
+    CallSignTaken,
+    #[error("user {0} is not a paramedic")]
+    NotParamedic(i64),
+    #[error("user {0} already crews another unit")]
+    CrewTaken(i64),
+    #[error("there is no offer of this request to this unit")]
+    OfferNotFound,
+    #[error("the offer expired")]
+    OfferExpired,
+    #[error("the offer was already answered or withdrawn")]
+    OfferClosed,
+    #[error("the unit is not available")]
+    UnitUnavailable,
+    #[error("the request cannot change from `{0}`")]
+    RequestState(String),
+    #[error(transparent)]
+    Db(#[from] diesel::result::Error),
+}
+
+impl Retryable for EmergencyError {
+    fn db_error(&self) -> Option<&diesel::result::Error> {
+        match self {
+            Self::Db(error) => Some(error),
+            _ => None,
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------- units
+
+/// Creates a unit and its crew in one transaction.
+pub async fn create_unit(conn: &mut Conn, unit: &NewUnit) -> Result<UnitRow, EmergencyError> {
+    let now = super::now();
+    on_conn!(conn, c => c.transaction(async move |c| {
+        for &(user_id, _) in &unit.crew {
+            let role = users::table
+                .find(user_id)
+                .select(users::role)
+                .first::<String>(c)
+                .await
+                .optional()?;
+            if role.as_deref() != Some("paramedic") {
+                return Err(EmergencyError::NotParamedic(user_id));
+            }
+        }
+        let inserted = diesel::insert_into(units::table)
+            .values((
+                units::call_sign.eq(&unit.call_sign),
+                units::kind.eq(unit.kind),
+                units::capabilities.eq(unit.capabilities),
+                units::vehicle_number.eq(&unit.vehicle_number),
+                units::station_name.eq(&unit.station_name),
+                units::home_lat.eq(unit.home_lat),
+                units::home_lng.eq(unit.home_lng),
+                units::created_at.eq(now),
+                units::updated_at.eq(now),
+            ))
+            .returning(UnitRow::as_returning())
+            .get_result(c)
+            .await
+            .map_err(|e| {
+                if super::is_unique_violation(&e, "units", "call_sign") {
+                    EmergencyError::CallSignTaken
+                } else {
+                    e.into()
+                }
+            })?;
+        for &(user_id, is_lead) in &unit.crew {
+            diesel::insert_into(unit_crew::table)
+                .values((
+                    unit_crew::unit_id.eq(inserted.id),
+                    unit_crew::user_id.eq(user_id),
+                    unit_crew::crew_role.eq("paramedic"),
+                    unit_crew::is_lead.eq(is_lead),
+                    unit_crew::created_at.eq(now),
+                ))
+                .execute(c)
+                .await
+                .map_err(|e| {
+                    if super::is_unique_violation(&e, "unit_crew", "user_id") {
+                        EmergencyError::CrewTaken(user_id)
+                    } else {
+                        e.into()
+                    }
+                })?;
+        }
+        Ok(inserted)
+    }).await)
+}
+
+/// Ambulances (kinds `als` and `bls`), by id; at most `limit`.
+pub async fn ambulances(conn: &mut Conn, limit: i64, offset: i64) -> QueryResult<(Vec<UnitRow>, i64)> {
+    let kinds = ["als", "bls"];
+    let rows = on_conn!(conn, c => units::table
+        .filter(units::kind.eq_any(kinds))
+        .order(units::id.asc())
+        .limit(limit)
+        .offset(offset)
+        .select(UnitRow::as_select())
+        .load(c)
+        .await)?;
+    let total =
+        on_conn!(conn, c => units::table.filter(units::kind.eq_any(kinds)).count().get_result(c).await)?;
+    Ok((rows, total))
+}
+
+pub async fn find_unit(conn: &mut Conn, id: i64) -> QueryResult<Option<UnitRow>> {
+    on_conn!(conn, c => units::table.find(id).select(UnitRow::as_select()).first(c).await).optional()
+}
+
+/// The crews of `unit_ids`, as `(unit id, member)`.
+pub async fn crews(conn: &mut Conn, unit_ids: &[i64]) -> QueryResult<Vec<(i64, CrewMember)>> {
+    let rows = on_conn!(conn, c => unit_crew::table
+        .inner_join(users::table)
+        .filter(unit_crew::unit_id.eq_any(unit_ids))
+        .order((unit_crew::unit_id.asc(), unit_crew::is_lead.desc(), unit_crew::id.asc()))
+        .select((unit_crew::unit_id, unit_crew::user_id, users::name, unit_crew::crew_role, unit_crew::is_lead))
+        .load::<(i64, i64, String, String, bool)>(c)
+        .await)?;
+    Ok(rows
+        .into_iter()
+        .map(|(unit, user_id, name, crew_role, is_lead)| {
+            (
+                unit,
+                CrewMember {
+                    user_id,
+                    name,
+                    crew_role,
+                    is_lead,
+                },
+            )
+        })
+        .collect())
+}
+
+/// True when `user` crews `unit`.
+pub async fn is_crew(conn: &mut Conn, user: i64, unit: i64) -> QueryResult<bool> {
+    let found = on_conn!(conn, c => unit_crew::table
+        .filter(unit_crew::unit_id.eq(unit).and(unit_crew::user_id.eq(user)))
+        .select(unit_crew::id)
+        .first::<i64>(c)
+        .await)
+    .optional()?;
+    Ok(found.is_some())
+}
+
+/// Sets a unit's availability (`available`, `busy`, `off_duty`) unless it is working a job.
+/// Returns the unit as written, or `Ok(None)` if it is on a job.
+pub async fn set_availability(conn: &mut Conn, unit: i64, status: &str) -> QueryResult<Option<UnitRow>> {
+    let now = super::now();
+    on_conn!(conn, c => diesel::update(
+            units::table
+                .find(unit)
+                .filter(units::status.eq_any(["available", "busy", "off_duty", "unavailable"])),
+        )
+        .set((units::status.eq(status), units::version.eq(units::version + 1), units::updated_at.eq(now)))
+        .returning(UnitRow::as_returning())
+        .get_result(c)
+        .await)
+    .optional()
+}
+
+// ------------------------------------------------------------------------------------------- requests
+
+/// Creates a request in status `requested`, with the first timeline row, in one transaction.
+pub async fn create_request(conn: &mut Conn, new: &NewRequest) -> QueryResult<RequestRow> {
+    on_conn!(conn, c => c.transaction(async move |c| {
+        let row = diesel::insert_into(ar::table)
+            .values(new)
+            .returning(RequestRow::as_returning())
+            .get_result(c)
+            .await?;
+        diesel::insert_into(entity_transitions::table)
+            .values(NewTransition {
+                entity_type: ENTITY,
+                entity_id: row.id,
+                event: "call_received",
+                from_status: None,
+                to_status: "requested",
+                actor_user_id: Some(new.requester_user_id),
+                actor_unit_id: None,
+                reason: None,
+                command_id: Some("create"),
+                at: new.call_received_at,
+            })
+            .execute(c)
+            .await?;
+        Ok(row)
+    }).await)
+}
+
+pub async fn find_request(conn: &mut Conn, id: i64) -> QueryResult<Option<RequestRow>> {
+    on_conn!(conn, c => ar::table.find(id).select(RequestRow::as_select()).first(c).await).optional()
+}
+
+/// Requests visible to `requester` (all requests when `None`), newest first.
+pub async fn list_requests(
+    conn: &mut Conn,
+    requester: Option<i64>,
+    open_only: bool,
+    limit: i64,
+    offset: i64,
+) -> QueryResult<(Vec<RequestRow>, i64)> {
+    macro_rules! filtered {
+        ($query:expr) => {{
+            let mut query = $query;
+            if let Some(user) = requester {
+                query = query.filter(ar::requester_user_id.eq(user));
+            }
+            if open_only {
+                query = query.filter(ar::status.ne_all(FINAL_STATUSES));
+            }
+            query
+        }};
+    }
+    let (rows, total) = on_conn!(conn, c => {
+        let rows = filtered!(ar::table.select(RequestRow::as_select()).into_boxed())
+            .order(ar::id.desc())
+            .limit(limit)
+            .offset(offset)
+            .load(c)
+            .await?;
+        let total: i64 = filtered!(ar::table.count().into_boxed()).get_result(c).await?;
+        (rows, total)
+    });
+    Ok((rows, total))
+}
+
+pub async fn timeline(conn: &mut Conn, id: i64) -> QueryResult<Vec<TimelineEntry>> {
+    on_conn!(conn, c => entity_transitions::table
+        .filter(entity_transitions::entity_type.eq(ENTITY).and(entity_transitions::entity_id.eq(id)))
+        .order((entity_transitions::at.asc(), entity_transitions::id.asc()))
+        .limit(500)
+        .select(TimelineEntry::as_select())
+        .load(c)
+        .await)
+}
+
+/// Ids of the requests open in `ids`' neighbourhood of states, for restarting their dispatch.
+pub async fn undispatched(conn: &mut Conn, limit: i64) -> QueryResult<Vec<RequestRow>> {
+    on_conn!(conn, c => ar::table
+        .filter(ar::status.eq_any(["requested", "offered"]))
+        .order(ar::id.asc())
+        .limit(limit)
+        .select(RequestRow::as_select())
+        .load(c)
+        .await)
+}
+
+/// Takes over a searching request whose cascade was lost: bumps its version if it is still `version`
+/// (so one node wins) and returns it; `None` if it moved meanwhile.
+pub async fn adopt(conn: &mut Conn, id: i64, version: i64) -> QueryResult<Option<RequestRow>> {
+    let now = super::now();
+    on_conn!(conn, c => diesel::update(
+            ar::table
+                .find(id)
+                .filter(ar::version.eq(version))
+                .filter(ar::status.eq_any(["requested", "offered"])),
+        )
+        .set((ar::version.eq(ar::version + 1), ar::updated_at.eq(now)))
+        .returning(RequestRow::as_returning())
+        .get_result(c)
+        .await)
+    .optional()
+}
+
+/// Units whose stored position is recent enough to dispatch from, as the fleet index holds them.
+pub async fn recent_positions(db: &super::Db) -> Result<Vec<onemedi_actors::fleet::Unit>, super::DbError> {
+    use onemedi_actors::{
+        fleet::{Capabilities, DEFAULT_STALE_AFTER, Unit},
+        ids::UnitId,
+        position::Position,
+    };
+    let since = super::now() - chrono::TimeDelta::from_std(DEFAULT_STALE_AFTER).unwrap_or_default();
+    let mut conn = db.read().await?;
+    let rows = on_conn!(&mut conn, c => units::table
+        .filter(units::is_active.eq(true).and(units::last_seen_at.ge(since)))
+        .limit(100_000)
+        .select(UnitRow::as_select())
+        .load(c)
+        .await)?;
+    Ok(rows
+        .into_iter()
+        .filter_map(|row| {
+            let position = Position::new(row.last_lat?, row.last_lng?).ok()?;
+            Some(Unit {
+                id: UnitId(row.id),
+                kind: unit_kind(&row.kind)?,
+                position,
+                heading_deg: 0.0,
+                speed_mps: 0.0,
+                status: crate::bus::fleet_status(&row.status),
+                capabilities: Capabilities::from_bits(u32::try_from(row.capabilities).unwrap_or(0)),
+                last_seen: row.last_seen_at?.and_utc(),
+            })
+        })
+        .collect())
+}
+
+/// The fleet's kind of a stored unit kind.
+pub fn unit_kind(stored: &str) -> Option<onemedi_actors::fleet::UnitKind> {
+    use onemedi_actors::fleet::UnitKind;
+    match stored {
+        "als" => Some(UnitKind::AmbulanceAls),
+        "bls" => Some(UnitKind::AmbulanceBls),
+        "rider" => Some(UnitKind::Rider),
+        "phlebotomist" => Some(UnitKind::Phlebotomist),
+        _ => None,
+    }
+}
+
+/// What settling an offer did.
+#[derive(Debug, Clone)]
+pub struct Settled {
+    pub request: RequestRow,
+    pub unit: UnitRow,
+}
+
+/// Why an offer could not be answered: reads the offer row and says what became of it.
+async fn offer_problem(conn: &mut Conn, request: i64, unit: i64, now: NaiveDateTime) -> EmergencyError {
+    let row = on_conn!(conn, c => dispatch_offers::table
+        .filter(
+            dispatch_offers::request_kind
+                .eq(ENTITY)
+                .and(dispatch_offers::request_id.eq(request))
+                .and(dispatch_offers::unit_id.eq(unit)),
+        )
+        .select((dispatch_offers::status, dispatch_offers::expires_at))
+        .first::<(String, NaiveDateTime)>(c)
+        .await)
+    .optional();
+    match row {
+        Err(error) => error.into(),
+        Ok(None) => EmergencyError::OfferNotFound,
+        Ok(Some((status, expires_at))) => match status.as_str() {
+            "expired" => EmergencyError::OfferExpired,
+            "offered" if expires_at <= now => EmergencyError::OfferExpired,
+            _ => EmergencyError::OfferClosed,
+        },
+    }
+}
+
+/// The crew of `unit` accepts the open offer of `request`: in one transaction the offer moves from
+/// `offered` (and unexpired) to `accepted`, the unit from `available` to assigned to this request, and
+/// the request from `offered` to this unit to `assigned`. Each write is conditional; if any finds the
+/// row changed, everything rolls back and the error says why.
+pub async fn accept_offer(
+    conn: &mut Conn,
+    request: i64,
+    unit: i64,
+    by_user: i64,
+) -> Result<Settled, EmergencyError> {
+    let now = super::now();
+    let outcome = with_retries(conn, async |conn| {
+        on_conn!(conn, c => c.transaction(async move |c| {
+            let offer = diesel::update(dispatch_offers::table.filter(
+                dispatch_offers::request_kind
+                    .eq(ENTITY)
+                    .and(dispatch_offers::request_id.eq(request))
+                    .and(dispatch_offers::unit_id.eq(unit))
+                    .and(dispatch_offers::status.eq("offered"))
+                    .and(dispatch_offers::expires_at.gt(now)),
+            ))
+            .set((
+                dispatch_offers::status.eq("accepted"),
+                dispatch_offers::responded_at.eq(now),
+                dispatch_offers::version.eq(dispatch_offers::version + 1),
+            ))
+            .returning(dispatch_offers::id)
+            .get_result::<i64>(c)
+            .await
+            .optional()?;
+            let Some(offer_id) = offer else {
+                return Err(EmergencyError::OfferNotFound);
+            };
+            let claimed = diesel::update(units::table.find(unit).filter(units::status.eq("available")))
+                .set((
+                    units::status.eq("assigned"),
+                    units::request_kind.eq(ENTITY),
+                    units::request_id.eq(request),
+                    units::version.eq(units::version + 1),
+                    units::updated_at.eq(now),
+                ))
+                .returning(UnitRow::as_returning())
+                .get_result(c)
+                .await
+                .optional()?
+                .ok_or(EmergencyError::UnitUnavailable)?;
+            let assigned = diesel::update(ar::table.find(request).filter(
+                ar::status.eq("offered").and(ar::assigned_unit_id.eq(unit)),
+            ))
+            .set((
+                ar::status.eq("assigned"),
+                ar::notified_at.eq(now),
+                ar::version.eq(ar::version + 1),
+                ar::updated_at.eq(now),
+            ))
+            .returning(RequestRow::as_returning())
+            .get_result(c)
+            .await
+            .optional()?
+            .ok_or(EmergencyError::OfferClosed)?;
+            let command = format!("accept:{offer_id}");
+            diesel::insert_into(entity_transitions::table)
+                .values(NewTransition {
+                    entity_type: ENTITY,
+                    entity_id: request,
+                    event: "assign",
+                    from_status: Some("offered"),
+                    to_status: "assigned",
+                    actor_user_id: Some(by_user),
+                    actor_unit_id: Some(unit),
+                    reason: None,
+                    command_id: Some(&command),
+                    at: now,
+                })
+                .execute(c)
+                .await?;
+            Ok(Settled { request: assigned, unit: claimed })
+        }).await)
+    })
+    .await;
+    match outcome {
+        Err(EmergencyError::OfferNotFound) => Err(offer_problem(conn, request, unit, now).await),
+        Err(EmergencyError::UnitUnavailable) => {
+            // The unit went elsewhere: close this offer so it is not answered again.
+            close_offer(conn, request, unit, "taken", None).await?;
+            Err(EmergencyError::UnitUnavailable)
+        }
+        other => other,
+    }
+}
+
+/// The crew of `unit` declines the open offer of `request` (only an unexpired, unanswered one).
+pub async fn decline_offer(
+    conn: &mut Conn,
+    request: i64,
+    unit: i64,
+    by_user: i64,
+    reason: Option<&str>,
+) -> Result<(), EmergencyError> {
+    let now = super::now();
+    let outcome = on_conn!(conn, c => c.transaction(async move |c| {
+        let declined = diesel::update(dispatch_offers::table.filter(
+            dispatch_offers::request_kind
+                .eq(ENTITY)
+                .and(dispatch_offers::request_id.eq(request))
+                .and(dispatch_offers::unit_id.eq(unit))
+                .and(dispatch_offers::status.eq("offered"))
+                .and(dispatch_offers::expires_at.gt(now)),
+        ))
+        .set((
+            dispatch_offers::status.eq("declined"),
+            dispatch_offers::decline_reason.eq(reason),
+            dispatch_offers::responded_at.eq(now),
+            dispatch_offers::version.eq(dispatch_offers::version + 1),
+        ))
+        .returning(dispatch_offers::id)
+        .get_result::<i64>(c)
+        .await
+        .optional()?;
+        let Some(offer_id) = declined else {
+            return Err(EmergencyError::OfferNotFound);
+        };
+        let command = format!("decline:{offer_id}");
+        diesel::insert_into(entity_transitions::table)
+            .values(NewTransition {
+                entity_type: ENTITY,
+                entity_id: request,
+                event: "decline",
+                from_status: Some("offered"),
+                to_status: "offered",
+                actor_user_id: Some(by_user),
+                actor_unit_id: Some(unit),
+                reason,
+                command_id: Some(&command),
+                at: now,
+            })
+            .execute(c)
+            .await?;
+        Ok(())
+    }).await);
+    match outcome {
+        Err(EmergencyError::OfferNotFound) => Err(offer_problem(conn, request, unit, now).await),
+        other => other,
+    }
+}
+
+/// Marks an open offer `status` (`taken`, `expired`).
+async fn close_offer(
+    conn: &mut Conn,
+    request: i64,
+    unit: i64,
+    status: &str,
+    now: Option<NaiveDateTime>,
+) -> QueryResult<usize> {
+    let now = now.unwrap_or_else(super::now);
+    on_conn!(conn, c => diesel::update(dispatch_offers::table.filter(
+            dispatch_offers::request_kind
+                .eq(ENTITY)
+                .and(dispatch_offers::request_id.eq(request))
+                .and(dispatch_offers::unit_id.eq(unit))
+                .and(dispatch_offers::status.eq("offered")),
+        ))
+        .set((dispatch_offers::status.eq(status), dispatch_offers::responded_at.eq(now)))
+        .execute(c)
+        .await)
+}
+
+/// A dispatcher assigns `unit` to `request` by hand, through the same conditional claim as a crew's
+/// acceptance: the unit must be available, the request still unassigned (or offered, or escalated).
+/// An open offer to another unit is withdrawn. `command` makes a retried call a no-op.
+pub async fn assign_manually(
+    conn: &mut Conn,
+    request: i64,
+    unit: i64,
+    by_user: i64,
+    command: &str,
+) -> Result<Settled, EmergencyError> {
+    let now = super::now();
+    with_retries(conn, async |conn| {
+        on_conn!(conn, c => c.transaction(async move |c| {
+            let current = ar::table
+                .find(request)
+                .select(RequestRow::as_select())
+                .first(c)
+                .await
+                .optional()?
+                .ok_or(EmergencyError::RequestNotFound)?;
+            if !ASSIGNABLE_STATUSES.contains(&current.status.as_str()) {
+                return Err(EmergencyError::RequestState(current.status));
+            }
+            let claimed = diesel::update(units::table.find(unit).filter(units::status.eq("available")))
+                .set((
+                    units::status.eq("assigned"),
+                    units::request_kind.eq(ENTITY),
+                    units::request_id.eq(request),
+                    units::version.eq(units::version + 1),
+                    units::updated_at.eq(now),
+                ))
+                .returning(UnitRow::as_returning())
+                .get_result(c)
+                .await
+                .optional()?;
+            let Some(claimed) = claimed else {
+                let exists = units::table.find(unit).select(units::id).first::<i64>(c).await.optional()?;
+                return Err(if exists.is_some() {
+                    EmergencyError::UnitUnavailable
+                } else {
+                    EmergencyError::UnitNotFound
+                });
+            };
+            let assigned = diesel::update(ar::table.find(request).filter(ar::version.eq(current.version)))
+                .set((
+                    ar::status.eq("assigned"),
+                    ar::assigned_unit_id.eq(unit),
+                    ar::notified_at.eq(now),
+                    ar::version.eq(ar::version + 1),
+                    ar::updated_at.eq(now),
+                ))
+                .returning(RequestRow::as_returning())
+                .get_result(c)
+                .await
+                .optional()?
+                .ok_or_else(|| EmergencyError::RequestState("changed meanwhile".to_owned()))?;
+            diesel::update(dispatch_offers::table.filter(
+                dispatch_offers::request_kind
+                    .eq(ENTITY)
+                    .and(dispatch_offers::request_id.eq(request))
+                    .and(dispatch_offers::status.eq("offered")),
+            ))
+            .set((dispatch_offers::status.eq("taken"), dispatch_offers::responded_at.eq(now)))
+            .execute(c)
+            .await?;
+            diesel::insert_into(entity_transitions::table)
+                .values(NewTransition {
+                    entity_type: ENTITY,
+                    entity_id: request,
+                    event: "manual_assign",
+                    from_status: Some(&current.status),
+                    to_status: "assigned",
+                    actor_user_id: Some(by_user),
+                    actor_unit_id: Some(unit),
+                    reason: None,
+                    command_id: Some(command),
+                    at: now,
+                })
+                .execute(c)
+                .await?;
+            Ok(Settled { request: assigned, unit: claimed })
+        }).await)
+    })
+    .await
+}
+
+/// A row of the hospitals a crew may take a patient to.
+#[derive(Debug, Clone, Queryable)]
+pub struct HospitalCapacity {
+    pub id: i64,
+    pub name: String,
+    pub lat: f64,
+    pub lng: f64,
+    pub beds_emergency_available: i32,
+    pub beds_icu_available: i32,
+    pub beds_general_available: i32,
+}
+
+/// Emergency-capable active hospitals inside a box around a point (bounded).
+pub async fn hospitals_near(
+    conn: &mut Conn,
+    lat: f64,
+    lng: f64,
+    half_side_deg: f64,
+) -> QueryResult<Vec<HospitalCapacity>> {
+    on_conn!(conn, c => hospitals::table
+        .filter(hospitals::is_active.eq(true).and(hospitals::emergency_capable.eq(true)))
+        .filter(hospitals::lat.between(lat - half_side_deg, lat + half_side_deg))
+        .filter(hospitals::lng.between(lng - half_side_deg, lng + half_side_deg))
+        .limit(200)
+        .select((
+            hospitals::id,
+            hospitals::name,
+            hospitals::lat,
+            hospitals::lng,
+            hospitals::beds_emergency_available,
+            hospitals::beds_icu_available,
+            hospitals::beds_general_available,
+        ))
+        .load(c)
+        .await)
+}
+
+/// Records the hospital a crew is taking the patient to (while on scene or transporting).
+pub async fn set_destination(conn: &mut Conn, request: i64, hospital: i64) -> Result<(), EmergencyError> {
+    let now = super::now();
+    let exists = on_conn!(conn, c => hospitals::table
+        .find(hospital)
+        .filter(hospitals::is_active.eq(true))
+        .select(hospitals::id)
+        .first::<i64>(c)
+        .await)
+    .optional()?;
+    if exists.is_none() {
+        return Err(EmergencyError::Db(diesel::result::Error::NotFound));
+    }
+    let changed = on_conn!(conn, c => diesel::update(
+            ar::table.find(request).filter(ar::status.eq_any(["on_scene", "transporting"])),
+        )
+        .set((ar::destination_hospital_id.eq(hospital), ar::updated_at.eq(now)))
+        .execute(c)
+        .await)?;
+    if changed == 0 {
+        return Err(EmergencyError::RequestState("not on scene".to_owned()));
+    }
+    Ok(())
+}
+
+/// Every ambulance for the board, with its crew; bounded.
+pub async fn board_units(conn: &mut Conn) -> QueryResult<Vec<UnitRow>> {
+    on_conn!(conn, c => units::table
+        .filter(units::kind.eq_any(["als", "bls"]).and(units::is_active.eq(true)))
+        .order(units::id.asc())
+        .limit(1000)
+        .select(UnitRow::as_select())
+        .load(c)
+        .await)
+}
+
+/// Requests that are not over, oldest call first; bounded.
+pub async fn open_requests(conn: &mut Conn) -> QueryResult<Vec<RequestRow>> {
+    on_conn!(conn, c => ar::table
+        .filter(ar::status.ne_all(FINAL_STATUSES))
+        .order(ar::call_received_at.asc())
+        .limit(1000)
+        .select(RequestRow::as_select())
+        .load(c)
+        .await)
+}
+
+/// `(category, call received, on scene)` of requests received since `since` that reached the patient.
+pub async fn response_times(
+    conn: &mut Conn,
+    since: NaiveDateTime,
+) -> QueryResult<Vec<(i32, NaiveDateTime, Option<NaiveDateTime>, String)>> {
+    on_conn!(conn, c => ar::table
+        .filter(ar::call_received_at.ge(since))
+        .order(ar::id.asc())
+        .limit(100_000)
+        .select((ar::category, ar::call_received_at, ar::on_scene_at, ar::status))
+        .load(c)
+        .await)
+}
+
+/// Records a breach warning once per request: the timeline's unique command id decides which node
+/// announces it. Returns `true` for the caller that recorded it.
+pub async fn record_breach_warning(conn: &mut Conn, request: &RequestRow, reason: &str) -> QueryResult<bool> {
+    let now = super::now();
+    let inserted = on_conn!(conn, c => diesel::insert_into(entity_transitions::table)
+        .values(NewTransition {
+            entity_type: ENTITY,
+            entity_id: request.id,
+            event: "breach_predicted",
+            from_status: Some(&request.status),
+            to_status: &request.status,
+            actor_user_id: None,
+            actor_unit_id: None,
+            reason: Some(reason),
+            command_id: Some("breach_predicted"),
+            at: now,
+        })
+        .execute(c)
+        .await);
+    match inserted {
+        Ok(_) => Ok(true),
+        Err(diesel::result::Error::DatabaseError(diesel::result::DatabaseErrorKind::UniqueViolation, _)) => {
+            Ok(false)
+        }
+        Err(error) => Err(error),
+    }
+}

@@ -1,0 +1,523 @@
+//! The actors' `Store` port on the database: live entities are read from and written to their own
+//! tables (`ambulance_requests` today), every transition appended to `entity_transitions` in the same
+//! transaction, with the row's `version` as the optimistic lock and the timeline's unique command id
+//! as the replay guard.
+
+use chrono::{DateTime, NaiveDateTime, Utc};
+use diesel::prelude::*;
+use diesel_async::{AsyncConnection, RunQueryDsl};
+use onemedi_actors::{
+    dispatch::Priority,
+    ids::{AmbulanceRequestId, UnitId},
+    machines::{Agent, AmbulanceStatus, EntityKey, EntityState},
+    ports::{AppendOutcome, BoxFuture, Store, StoreError, StoredEntity, TransitionRecord},
+};
+
+use super::{
+    Conn, Db, Retryable,
+    emergency::{ENTITY, NewTransition, RequestRow},
+    schema::{ambulance_requests as ar, dispatch_offers, entity_transitions, hospitals, units},
+};
+use crate::on_conn;
+
+/// The database behind the entity actors.
+#[derive(Clone)]
+pub struct SqlStore {
+    db: Db,
+}
+
+impl SqlStore {
+    pub fn new(db: Db) -> Self {
+        Self { db }
+    }
+}
+
+/// The ARP category's urgency (1 = life-threatening).
+pub fn priority_of(category: i32) -> Priority {
+    match category {
+        1 => Priority::Category1,
+        2 => Priority::Category2,
+        3 => Priority::Category3,
+        _ => Priority::Category4,
+    }
+}
+
+/// The state machine's view of a stored request.
+pub fn ambulance_status(status: &str, unit: Option<i64>) -> Option<AmbulanceStatus> {
+    use AmbulanceStatus as S;
+    let with_unit = |make: fn(UnitId) -> AmbulanceStatus| unit.map(|u| make(UnitId(u)));
+    match status {
+        "requested" => Some(S::Requested),
+        "offered" => with_unit(S::Offered),
+        "assigned" => with_unit(S::Assigned),
+        "en_route" => with_unit(S::EnRoute),
+        "on_scene" => with_unit(S::OnScene),
+        "transporting" => with_unit(S::Transporting),
+        "at_destination" => with_unit(S::AtDestination),
+        "handed_over" => with_unit(S::HandedOver),
+        "closed" => Some(S::Closed),
+        "cancelled" => Some(S::Cancelled),
+        "no_unit_available" => Some(S::NoUnitAvailable),
+        "escalated" => Some(S::Escalated),
+        _ => None,
+    }
+}
+
+/// The unit status that follows a request's state, for the states that move the unit.
+fn unit_status_for(state: &AmbulanceStatus) -> Option<&'static str> {
+    match state {
+        AmbulanceStatus::Assigned(_) => Some("assigned"),
+        AmbulanceStatus::EnRoute(_) => Some("en_route"),
+        AmbulanceStatus::OnScene(_) => Some("on_scene"),
+        AmbulanceStatus::Transporting(_) => Some("transporting"),
+        AmbulanceStatus::AtDestination(_) | AmbulanceStatus::HandedOver(_) => Some("at_destination"),
+        _ => None,
+    }
+}
+
+fn naive(at: DateTime<Utc>) -> NaiveDateTime {
+    let at = at.naive_utc();
+    chrono::DurationRound::duration_trunc(at, chrono::TimeDelta::microseconds(1)).unwrap_or(at)
+}
+
+fn unavailable(error: impl std::fmt::Display) -> StoreError {
+    StoreError::Unavailable(error.to_string())
+}
+
+#[derive(Debug, thiserror::Error)]
+enum AppendError {
+    #[error("duplicate command")]
+    Duplicate,
+    #[error("stale version")]
+    Stale,
+    #[error(transparent)]
+    Db(#[from] diesel::result::Error),
+}
+
+impl Retryable for AppendError {
+    fn db_error(&self) -> Option<&diesel::result::Error> {
+        match self {
+            Self::Db(error) => Some(error),
+            _ => None,
+        }
+    }
+}
+
+/// The request's columns after a transition to `to` at `at` (times are set once, never moved).
+struct Changes {
+    status: &'static str,
+    assigned_unit_id: Option<i64>,
+    escalation_level: i32,
+    notified_at: Option<NaiveDateTime>,
+    en_route_at: Option<NaiveDateTime>,
+    on_scene_at: Option<NaiveDateTime>,
+    transporting_at: Option<NaiveDateTime>,
+    at_destination_at: Option<NaiveDateTime>,
+    handed_over_at: Option<NaiveDateTime>,
+    back_in_service_at: Option<NaiveDateTime>,
+    closed_at: Option<NaiveDateTime>,
+    cancelled_at: Option<NaiveDateTime>,
+}
+
+fn changes(row: &RequestRow, from: &AmbulanceStatus, to: &AmbulanceStatus, at: NaiveDateTime) -> Changes {
+    use AmbulanceStatus as S;
+    let set = |current: Option<NaiveDateTime>, when: bool| if when { current.or(Some(at)) } else { current };
+    Changes {
+        status: to.name(),
+        // The unit offered or assigned; cleared when the request goes back to searching or is called off,
+        // kept on closed requests as the record of who served them.
+        assigned_unit_id: match to {
+            S::Requested | S::Cancelled | S::NoUnitAvailable | S::Escalated => None,
+            S::Closed => from.unit().map(|u| u.0),
+            other => other.unit().map(|u| u.0),
+        },
+        escalation_level: row.escalation_level + i32::from(matches!(to, S::Escalated)),
+        notified_at: set(row.notified_at, matches!(to, S::Assigned(_))),
+        en_route_at: set(row.en_route_at, matches!(to, S::EnRoute(_))),
+        on_scene_at: set(row.on_scene_at, matches!(to, S::OnScene(_))),
+        transporting_at: set(row.transporting_at, matches!(to, S::Transporting(_))),
+        at_destination_at: set(row.at_destination_at, matches!(to, S::AtDestination(_))),
+        handed_over_at: set(row.handed_over_at, matches!(to, S::HandedOver(_))),
+        back_in_service_at: set(row.back_in_service_at, matches!(to, S::Closed)),
+        closed_at: set(row.closed_at, matches!(to, S::Closed)),
+        cancelled_at: set(row.cancelled_at, matches!(to, S::Cancelled)),
+    }
+}
+
+impl SqlStore {
+    async fn load(&self, key: EntityKey) -> Result<Option<StoredEntity>, StoreError> {
+        let EntityKey::AmbulanceRequest(id) = key else {
+            return Err(StoreError::Corrupt {
+                key,
+                reason: "this kind of entity is not kept in the database yet".to_owned(),
+            });
+        };
+        let mut conn = self.db.read().await.map_err(unavailable)?;
+        let row = on_conn!(&mut conn, c => ar::table
+            .find(id.0)
+            .select((ar::status, ar::assigned_unit_id, ar::version))
+            .first::<(String, Option<i64>, i64)>(c)
+            .await)
+        .optional()
+        .map_err(unavailable)?;
+        let Some((status, unit, version)) = row else {
+            return Ok(None);
+        };
+        let state = ambulance_status(&status, unit).ok_or_else(|| StoreError::Corrupt {
+            key,
+            reason: format!("status `{status}` with unit {unit:?}"),
+        })?;
+        Ok(Some(StoredEntity {
+            key,
+            state: EntityState::AmbulanceRequest(state),
+            version: u64::try_from(version).unwrap_or(0),
+        }))
+    }
+
+    async fn append(&self, record: TransitionRecord) -> Result<AppendOutcome, StoreError> {
+        let (
+            EntityKey::AmbulanceRequest(AmbulanceRequestId(id)),
+            EntityState::AmbulanceRequest(from),
+            EntityState::AmbulanceRequest(to),
+        ) = (record.key, &record.from, &record.to)
+        else {
+            return Err(StoreError::Corrupt {
+                key: record.key,
+                reason: "this kind of entity is not kept in the database yet".to_owned(),
+            });
+        };
+        let (from, to) = (*from, *to);
+        let at = naive(record.at);
+        let expected = i64::try_from(record.expected_version).map_err(unavailable)?;
+        let command = record.command_id.to_string();
+        let (actor_user, actor_unit) = match record.agent {
+            Agent::System => (None, None),
+            Agent::User(user) => (Some(user.0), None),
+            Agent::Unit(unit) => (None, Some(unit.0)),
+        };
+        let input = AppendInput {
+            id,
+            from,
+            to,
+            at,
+            expected,
+            command,
+            event: record.event.clone(),
+            actor_user,
+            actor_unit,
+        };
+        let mut conn = self.db.write().await.map_err(unavailable)?;
+        let mut tries = 0;
+        let outcome = loop {
+            tries += 1;
+            match append_once(&mut conn, input.clone()).await {
+                Err(error) if tries < 4 && error.is_retryable() => {
+                    tracing::warn!(error = %error, tries, "transition re-run after a serialization failure");
+                    tokio::time::sleep(std::time::Duration::from_millis(15) * tries).await;
+                }
+                other => break other,
+            }
+        };
+        match outcome {
+            Ok(version) => Ok(AppendOutcome::Applied {
+                version: u64::try_from(version).unwrap_or(0),
+            }),
+            Err(AppendError::Duplicate) => Ok(AppendOutcome::Duplicate),
+            Err(AppendError::Stale) => Ok(AppendOutcome::Stale),
+            Err(AppendError::Db(error)) => Err(unavailable(error)),
+        }
+    }
+}
+
+/// One transition to write, owned so the write's future is `Send` for the actors.
+#[derive(Debug, Clone)]
+struct AppendInput {
+    id: i64,
+    from: AmbulanceStatus,
+    to: AmbulanceStatus,
+    at: NaiveDateTime,
+    expected: i64,
+    command: String,
+    event: String,
+    actor_user: Option<i64>,
+    actor_unit: Option<i64>,
+}
+
+/// Appends the timeline row (a replayed command id fails here), checks and bumps the version, writes
+/// the request's columns and the side effects, in one transaction. Returns the new version.
+async fn append_once(conn: &mut Conn, input: AppendInput) -> Result<i64, AppendError> {
+    on_conn!(conn, c => c.transaction(async move |c| {
+        let AppendInput { id, from, to, at, expected, command, event, actor_user, actor_unit } = input;
+        let inserted = diesel::insert_into(entity_transitions::table)
+            .values(NewTransition {
+                entity_type: ENTITY,
+                entity_id: id,
+                event: &event,
+                from_status: Some(from.name()),
+                to_status: to.name(),
+                actor_user_id: actor_user,
+                actor_unit_id: actor_unit,
+                reason: None,
+                command_id: Some(&command),
+                at,
+            })
+            .execute(c)
+            .await;
+        match inserted {
+            Err(diesel::result::Error::DatabaseError(diesel::result::DatabaseErrorKind::UniqueViolation, _)) => {
+                return Err(AppendError::Duplicate);
+            }
+            other => other?,
+        };
+        let row = ar::table
+            .find(id)
+            .select(RequestRow::as_select())
+            .first(c)
+            .await
+            .optional()?
+            .ok_or(AppendError::Stale)?;
+        if row.version != expected {
+            return Err(AppendError::Stale);
+        }
+        let new = changes(&row, &from, &to, at);
+        let version = diesel::update(ar::table.find(id).filter(ar::version.eq(expected)))
+            .set((
+                ar::status.eq(new.status),
+                ar::assigned_unit_id.eq(new.assigned_unit_id),
+                ar::escalation_level.eq(new.escalation_level),
+                ar::notified_at.eq(new.notified_at),
+                ar::en_route_at.eq(new.en_route_at),
+                ar::on_scene_at.eq(new.on_scene_at),
+                ar::transporting_at.eq(new.transporting_at),
+                ar::at_destination_at.eq(new.at_destination_at),
+                ar::handed_over_at.eq(new.handed_over_at),
+                ar::back_in_service_at.eq(new.back_in_service_at),
+                ar::closed_at.eq(new.closed_at),
+                ar::cancelled_at.eq(new.cancelled_at),
+                ar::version.eq(ar::version + 1),
+                ar::updated_at.eq(at),
+            ))
+            .returning(ar::version)
+            .get_result::<i64>(c)
+            .await
+            .optional()?
+            .ok_or(AppendError::Stale)?;
+        let touched = Touched {
+            id,
+            category: row.category,
+            destination_hospital_id: row.destination_hospital_id,
+        };
+        SideEffects::run(c, touched, from, to, at).await?;
+        Ok(version)
+    }).await)
+}
+
+/// What a transition does to other rows, inside its transaction: offers opened and closed, the unit's
+/// status following the job, the unit released when the job ends, a bed taken on arrival. Written once,
+/// implemented per backend by the macro below.
+struct SideEffects;
+
+/// What the side effects need of the request row.
+#[derive(Debug, Clone, Copy)]
+struct Touched {
+    id: i64,
+    category: i32,
+    destination_hospital_id: Option<i64>,
+}
+
+trait SideEffectQueries<C> {
+    fn run(
+        c: &mut C,
+        request: Touched,
+        from: AmbulanceStatus,
+        to: AmbulanceStatus,
+        at: NaiveDateTime,
+    ) -> impl Future<Output = Result<(), AppendError>> + Send;
+}
+
+macro_rules! side_effect_queries {
+    ($conn:ty) => {
+        impl SideEffectQueries<$conn> for SideEffects {
+            async fn run(
+                c: &mut $conn,
+                touched: Touched,
+                from: AmbulanceStatus,
+                to: AmbulanceStatus,
+                at: NaiveDateTime,
+            ) -> Result<(), AppendError> {
+                use AmbulanceStatus as S;
+                let request = touched.id;
+                let open_offers = || {
+                    dispatch_offers::table.filter(
+                        dispatch_offers::request_kind
+                            .eq(ENTITY)
+                            .and(dispatch_offers::request_id.eq(request))
+                            .and(dispatch_offers::status.eq("offered")),
+                    )
+                };
+                if let S::Offered(unit) = to {
+                    let expires = chrono::TimeDelta::from_std(priority_of(touched.category).offer_timeout())
+                        .ok()
+                        .and_then(|t| at.checked_add_signed(t))
+                        .unwrap_or(at);
+                    // An earlier offer of this request to another unit is over (declined or lapsed).
+                    diesel::update(open_offers().filter(dispatch_offers::unit_id.ne(unit.0)))
+                        .set((
+                            dispatch_offers::status.eq("expired"),
+                            dispatch_offers::responded_at.eq(at),
+                        ))
+                        .execute(c)
+                        .await?;
+                    diesel::insert_into(dispatch_offers::table)
+                        .values((
+                            dispatch_offers::request_kind.eq(ENTITY),
+                            dispatch_offers::request_id.eq(request),
+                            dispatch_offers::unit_id.eq(unit.0),
+                            dispatch_offers::status.eq("offered"),
+                            dispatch_offers::offered_at.eq(at),
+                            dispatch_offers::expires_at.eq(expires),
+                        ))
+                        .on_conflict((
+                            dispatch_offers::request_kind,
+                            dispatch_offers::request_id,
+                            dispatch_offers::unit_id,
+                        ))
+                        .do_update()
+                        .set((
+                            dispatch_offers::status.eq("offered"),
+                            dispatch_offers::offered_at.eq(at),
+                            dispatch_offers::expires_at.eq(expires),
+                            dispatch_offers::responded_at.eq(None::<NaiveDateTime>),
+                            dispatch_offers::version.eq(dispatch_offers::version + 1),
+                        ))
+                        .execute(c)
+                        .await?;
+                    return Ok(());
+                }
+                if matches!(
+                    to,
+                    S::Requested | S::Cancelled | S::NoUnitAvailable | S::Escalated
+                ) {
+                    diesel::update(open_offers())
+                        .set((
+                            dispatch_offers::status.eq("expired"),
+                            dispatch_offers::responded_at.eq(at),
+                        ))
+                        .execute(c)
+                        .await?;
+                }
+                let Some(unit) = from.unit().or(to.unit()) else {
+                    return Ok(());
+                };
+                let ours = units::table.find(unit.0).filter(
+                    units::request_kind
+                        .eq(ENTITY)
+                        .and(units::request_id.eq(request)),
+                );
+                if let Some(status) = unit_status_for(&to) {
+                    diesel::update(ours)
+                        .set((
+                            units::status.eq(status),
+                            units::version.eq(units::version + 1),
+                            units::updated_at.eq(at),
+                        ))
+                        .execute(c)
+                        .await?;
+                } else if matches!(to, S::Closed | S::Cancelled) {
+                    diesel::update(ours)
+                        .set((
+                            units::status.eq("available"),
+                            units::request_kind.eq(None::<String>),
+                            units::request_id.eq(None::<i64>),
+                            units::version.eq(units::version + 1),
+                            units::updated_at.eq(at),
+                        ))
+                        .execute(c)
+                        .await?;
+                }
+                if matches!(to, S::AtDestination(_))
+                    && let Some(hospital) = touched.destination_hospital_id
+                {
+                    // One emergency bed is taken on arrival, if one is left (the count never goes negative).
+                    diesel::update(
+                        hospitals::table
+                            .find(hospital)
+                            .filter(hospitals::beds_emergency_available.gt(0)),
+                    )
+                    .set((
+                        hospitals::beds_emergency_available.eq(hospitals::beds_emergency_available - 1),
+                        hospitals::version.eq(hospitals::version + 1),
+                        hospitals::updated_at.eq(at),
+                    ))
+                    .execute(c)
+                    .await?;
+                }
+                Ok(())
+            }
+        }
+    };
+}
+
+side_effect_queries!(diesel_async::AsyncPgConnection);
+side_effect_queries!(super::SqliteConn);
+
+impl Store for SqlStore {
+    fn load_entity(&self, key: EntityKey) -> BoxFuture<'_, Result<Option<StoredEntity>, StoreError>> {
+        Box::pin(self.load(key))
+    }
+
+    fn append_transition(
+        &self,
+        record: TransitionRecord,
+    ) -> BoxFuture<'_, Result<AppendOutcome, StoreError>> {
+        Box::pin(self.append(record))
+    }
+
+    /// `UPDATE units SET status='assigned', request_kind, request_id WHERE id=$u AND (status='available'
+    /// OR it is already this claimant's)`.
+    fn claim_unit(&self, unit: UnitId, claimant: EntityKey) -> BoxFuture<'_, Result<bool, StoreError>> {
+        Box::pin(async move {
+            let kind = claimant.kind().as_str();
+            let request = claimant.raw_id();
+            let now = super::now();
+            let mut conn = self.db.write().await.map_err(unavailable)?;
+            let claimed = on_conn!(&mut conn, c => diesel::update(units::table.find(unit.0).filter(
+                    units::status.eq("available").or(units::request_kind.eq(kind).and(units::request_id.eq(request))),
+                ))
+                .set((
+                    units::status.eq("assigned"),
+                    units::request_kind.eq(kind),
+                    units::request_id.eq(request),
+                    units::version.eq(units::version + 1),
+                    units::updated_at.eq(now),
+                ))
+                .execute(c)
+                .await)
+            .map_err(unavailable)?;
+            Ok(claimed == 1)
+        })
+    }
+
+    fn release_unit(&self, unit: UnitId, claimant: EntityKey) -> BoxFuture<'_, Result<bool, StoreError>> {
+        Box::pin(async move {
+            let kind = claimant.kind().as_str();
+            let request = claimant.raw_id();
+            let now = super::now();
+            let mut conn = self.db.write().await.map_err(unavailable)?;
+            let released = on_conn!(&mut conn, c => diesel::update(units::table.find(unit.0).filter(
+                    units::request_kind.eq(kind).and(units::request_id.eq(request)),
+                ))
+                .set((
+                    units::status.eq("available"),
+                    units::request_kind.eq(None::<String>),
+                    units::request_id.eq(None::<i64>),
+                    units::version.eq(units::version + 1),
+                    units::updated_at.eq(now),
+                ))
+                .execute(c)
+                .await)
+            .map_err(unavailable)?;
+            Ok(released == 1)
+        })
+    }
+}

@@ -1,0 +1,344 @@
+//! Emergency dispatch on this node: the actors' entity registry and dispatcher wired to the database
+//! (`SqlStore`), the bus and this node's fleet index, plus the operations the API and the websocket
+//! share (answering offers, assigning by hand, moving a request through its lifecycle).
+//!
+//! Who decides what: a request's offer cascade runs on the node that received the request. A crew's
+//! answer is settled on whichever node the crew is connected to, by conditional writes in the database
+//! (`db::emergency::accept_offer`); the resulting `unit_assigned` / `offer_declined` event crosses the
+//! bus and tells the owning node's dispatcher to stop or move on.
+
+pub mod breach;
+pub mod fleet;
+
+use std::sync::Arc;
+
+use actix::{Actor, Addr};
+use chrono::Utc;
+use onemedi_actors::{
+    dispatch::{CancelDispatch, Dispatch, DispatchSettings, Dispatcher, OfferSettled},
+    entity::{Command, EntityError, EntityRegistry, EntitySettings, Execute, Executed},
+    events::{DomainEvent, Topic},
+    fleet::{Capabilities, FleetLink, UnitKind},
+    ids::{AmbulanceRequestId, CommandId, UnitId},
+    machines::{Agent, AmbulanceEvent, EntityEvent, EntityKey},
+    ports::{Ports, SystemClock},
+    position::Position,
+};
+
+use crate::{
+    bus::{Bus, Event, SharedFleet},
+    db::{
+        Db,
+        emergency::{self, EmergencyError, RequestRow, Settled},
+        entity_store::{SqlStore, priority_of},
+    },
+    error::{ApiError, ErrorCode},
+};
+
+/// The dispatch actors of this node.
+#[derive(Clone)]
+pub struct Emergency {
+    pub registry: Addr<EntityRegistry>,
+    pub dispatcher: Addr<Dispatcher>,
+}
+
+/// Where the bus hands dispatch-relevant events to this node's dispatcher.
+#[derive(Clone)]
+pub struct DispatchLink {
+    pub settled: actix::Recipient<OfferSettled>,
+    pub cancel: actix::Recipient<CancelDispatch>,
+}
+
+impl Emergency {
+    /// Starts the registry and the dispatcher on the current arbiter and attaches them to `bus`.
+    pub fn start(db: Db, bus: &Bus, fleet: SharedFleet) -> Self {
+        let ports = Ports {
+            store: Arc::new(SqlStore::new(db)),
+            bus: Arc::new(bus.clone()),
+            clock: Arc::new(SystemClock),
+        };
+        let registry = EntityRegistry::new(ports.clone(), EntitySettings::default()).start();
+        let search = fleet::FleetSearch::new(fleet).start();
+        let link = FleetLink {
+            find: search.clone().recipient(),
+            set_status: search.recipient(),
+        };
+        let dispatcher = Dispatcher::new(
+            ports,
+            link,
+            Some(registry.clone().recipient()),
+            DispatchSettings::default(),
+        )
+        .start();
+        bus.attach_dispatcher(DispatchLink {
+            settled: dispatcher.clone().recipient(),
+            cancel: dispatcher.clone().recipient(),
+        });
+        Self { registry, dispatcher }
+    }
+
+    /// Starts the offer cascade of a stored request.
+    pub fn dispatch(&self, request: &RequestRow) {
+        let Ok(point) = Position::new(request.pickup_lat, request.pickup_lng) else {
+            tracing::error!(request = request.id, "request has an impossible pickup point");
+            return;
+        };
+        let (kind, fallback) = kinds_for(request.category);
+        self.dispatcher.do_send(Dispatch {
+            job: key(request.id),
+            kind,
+            point,
+            priority: priority_of(request.category),
+            required: Capabilities::NONE,
+            fallback: Some(fallback),
+        });
+    }
+
+    /// Applies one lifecycle event to a request through its entity actor (retried once on a conflict
+    /// with another node's write).
+    pub async fn execute(
+        &self,
+        request: i64,
+        event: AmbulanceEvent,
+        agent: Agent,
+        command: String,
+    ) -> Result<Executed, ApiError> {
+        let id = CommandId::parse(command).map_err(|e| ApiError::field("command", e.to_string()))?;
+        let command = Command {
+            id,
+            agent,
+            event: EntityEvent::AmbulanceRequest(event),
+        };
+        let mut attempt = 0;
+        loop {
+            let sent = self
+                .registry
+                .send(Execute {
+                    key: key(request),
+                    command: command.clone(),
+                })
+                .await;
+            match sent.unwrap_or(Err(EntityError::Unavailable(key(request)))) {
+                Ok(done) => return Ok(done),
+                Err(EntityError::Conflict(_) | EntityError::Crashed(_)) if attempt < 2 => attempt += 1,
+                Err(error) => return Err(entity_error(error)),
+            }
+        }
+    }
+}
+
+/// Which ambulance answers a category first, and which one next: life-threatening calls want an ALS
+/// crew but take the nearest BLS crew rather than nobody; lower categories the other way round.
+pub fn kinds_for(category: i32) -> (UnitKind, UnitKind) {
+    if category <= 2 {
+        (UnitKind::AmbulanceAls, UnitKind::AmbulanceBls)
+    } else {
+        (UnitKind::AmbulanceBls, UnitKind::AmbulanceAls)
+    }
+}
+
+pub fn key(request: i64) -> EntityKey {
+    EntityKey::AmbulanceRequest(AmbulanceRequestId(request))
+}
+
+pub fn entity_error(error: EntityError) -> ApiError {
+    match error {
+        EntityError::NotFound(_) => ApiError::not_found("ambulance request"),
+        EntityError::Rejected(rejected) => ApiError::new(ErrorCode::InvalidTransition, rejected.to_string()),
+        EntityError::Conflict(_) => ApiError::new(
+            ErrorCode::Conflict,
+            "the request changed meanwhile; reload and retry",
+        ),
+        other => ApiError::unavailable(anyhow::anyhow!("{other}")),
+    }
+}
+
+pub fn emergency_error(error: EmergencyError) -> ApiError {
+    match error {
+        EmergencyError::UnitNotFound => ApiError::not_found("unit"),
+        EmergencyError::RequestNotFound => ApiError::not_found("ambulance request"),
+        EmergencyError::CallSignTaken => {
+            ApiError::new(ErrorCode::CallSignTaken, "a unit with this call sign exists")
+        }
+        EmergencyError::NotParamedic(user) => ApiError::new(
+            ErrorCode::CrewUnavailable,
+            format!("user {user} is not a paramedic"),
+        ),
+        EmergencyError::CrewTaken(user) => ApiError::new(
+            ErrorCode::CrewUnavailable,
+            format!("user {user} already crews another unit"),
+        ),
+        EmergencyError::OfferNotFound => ApiError::not_found("offer of this request to your unit"),
+        EmergencyError::OfferExpired => ApiError::new(
+            ErrorCode::OfferExpired,
+            "the offer lapsed; the request went on to another unit",
+        ),
+        EmergencyError::OfferClosed => ApiError::new(
+            ErrorCode::OfferTaken,
+            "the offer was already answered, withdrawn, or the request was given to another unit",
+        ),
+        EmergencyError::UnitUnavailable => {
+            ApiError::new(ErrorCode::UnitUnavailable, "the unit is not available")
+        }
+        EmergencyError::RequestState(status) => ApiError::new(
+            ErrorCode::InvalidTransition,
+            format!("the request cannot change now (it is {status})"),
+        ),
+        EmergencyError::Db(error) => error.into(),
+    }
+}
+
+/// The topics that carry a request's changes: its own, and the dispatchers'.
+pub fn request_topics(request: i64) -> Vec<String> {
+    vec![format!("ambulance_request:{request}"), "dispatch".to_owned()]
+}
+
+/// Announces a settled assignment (accepted offer or manual assignment): the request's new state, the
+/// assignment itself (which also tells the owning node's dispatcher), and the unit's new status.
+pub async fn announce_assignment(bus: &Bus, settled: &Settled, from: &str, event: &str, agent: Agent) {
+    let request = settled.request.id;
+    let unit = settled.unit.id;
+    let now = Utc::now();
+    let changed = DomainEvent::StateChanged {
+        entity: key(request),
+        from: from.to_owned(),
+        to: "assigned".to_owned(),
+        event: event.to_owned(),
+        version: u64::try_from(settled.request.version).unwrap_or(0),
+        at: now,
+        agent,
+    };
+    bus.publish(&request_topics(request), changed.to_json()).await;
+    let assigned = DomainEvent::UnitAssigned {
+        request: key(request),
+        unit: UnitId(unit),
+    };
+    let mut topics = request_topics(request);
+    topics.push(Topic::unit(UnitId(unit)).as_str().to_owned());
+    bus.publish(&topics, assigned.to_json()).await;
+    announce_unit_status(bus, unit, "assigned").await;
+}
+
+/// Tells every node's sessions and fleet index a unit's new status.
+pub async fn announce_unit_status(bus: &Bus, unit: i64, status: &str) {
+    let event = Event::UnitStatus {
+        unit_id: unit,
+        status: status.to_owned(),
+        at: Utc::now(),
+    };
+    bus.publish_event(&[format!("unit:{unit}"), "dispatch".to_owned()], &event)
+        .await;
+}
+
+/// How often each node looks for requests whose cascade died with its node.
+pub const ORPHAN_SWEEP_INTERVAL: std::time::Duration = std::time::Duration::from_secs(10);
+/// A searching request untouched for its offer timeout plus this long has lost its cascade.
+const ORPHAN_GRACE: chrono::TimeDelta = chrono::TimeDelta::seconds(30);
+
+/// Restarts the cascade of every request that is still searching but has not moved for longer than an
+/// offer could take (its node crashed or restarted). A node adopts a request by bumping its version with
+/// a conditional write, so exactly one node restarts each orphan.
+pub async fn adopt_orphans(state: &crate::state::AppState) {
+    let now = crate::db::now();
+    let candidates = match state.db.read().await {
+        Ok(mut conn) => emergency::undispatched(&mut conn, 200).await,
+        Err(error) => {
+            tracing::warn!(error = %error, "orphan sweep skipped");
+            return;
+        }
+    };
+    let candidates = match candidates {
+        Ok(rows) => rows,
+        Err(error) => {
+            tracing::warn!(error = %error, "orphan sweep skipped");
+            return;
+        }
+    };
+    for request in candidates {
+        let timeout = chrono::TimeDelta::from_std(priority_of(request.category).offer_timeout())
+            .unwrap_or(chrono::TimeDelta::zero());
+        if request.updated_at + timeout + ORPHAN_GRACE > now {
+            continue;
+        }
+        let running = state
+            .emergency
+            .dispatcher
+            .send(onemedi_actors::dispatch::DispatchStatus(key(request.id)))
+            .await
+            .ok()
+            .flatten()
+            .is_some_and(|phase| !matches!(phase, onemedi_actors::dispatch::DispatchPhase::Done(_)));
+        if running {
+            continue;
+        }
+        let adopted = match state.db.write().await {
+            Ok(mut conn) => emergency::adopt(&mut conn, request.id, request.version).await,
+            Err(error) => {
+                tracing::warn!(error = %error, "orphan not adopted");
+                continue;
+            }
+        };
+        match adopted {
+            Ok(Some(row)) => {
+                tracing::info!(request = row.id, "restarting the dispatch of an orphaned request");
+                state.emergency.dispatch(&row);
+            }
+            Ok(None) => {}
+            Err(error) => tracing::warn!(error = %error, request = request.id, "orphan not adopted"),
+        }
+    }
+}
+
+/// The crew of `unit` answers the open offer of `request`, settled here by conditional writes whatever
+/// node runs the request's cascade; the announcement tells that node's dispatcher. An expired, taken or
+/// unknown offer is refused and nothing changes.
+pub async fn answer_offer(
+    state: &crate::state::AppState,
+    unit: i64,
+    user: i64,
+    request: i64,
+    accepted: bool,
+    reason: Option<&str>,
+) -> Result<Option<Settled>, ApiError> {
+    let mut conn = state.db.write().await?;
+    if accepted {
+        let settled = emergency::accept_offer(&mut conn, request, unit, user).await;
+        drop(conn);
+        match settled {
+            Ok(settled) => {
+                announce_assignment(
+                    &state.bus,
+                    &settled,
+                    "offered",
+                    "assign",
+                    Agent::Unit(UnitId(unit)),
+                )
+                .await;
+                Ok(Some(settled))
+            }
+            Err(EmergencyError::UnitUnavailable) => {
+                // The unit went to another job first: the cascade moves on to the next candidate.
+                let lost = DomainEvent::ClaimLost {
+                    request: key(request),
+                    unit: UnitId(unit),
+                };
+                state.bus.publish(&request_topics(request), lost.to_json()).await;
+                Err(emergency_error(EmergencyError::UnitUnavailable))
+            }
+            Err(error) => Err(emergency_error(error)),
+        }
+    } else {
+        emergency::decline_offer(&mut conn, request, unit, user, reason)
+            .await
+            .map_err(emergency_error)?;
+        drop(conn);
+        let declined = DomainEvent::OfferDeclined {
+            request: key(request),
+            unit: UnitId(unit),
+        };
+        let mut topics = request_topics(request);
+        topics.push(format!("unit:{unit}"));
+        state.bus.publish(&topics, declined.to_json()).await;
+        Ok(None)
+    }
+}
