@@ -5,6 +5,7 @@ pub mod auth;
 pub mod cart;
 pub mod catalog_admin;
 pub mod docs;
+pub mod emergency;
 pub mod health;
 pub mod medicines;
 pub mod orders;
@@ -169,7 +170,20 @@ pub fn configure(config: &mut ServiceConfig) {
             .service(orders::list_orders)
             .service(orders::get_order)
             .service(orders::cancel_order)
-            .service(orders::update_status),
+            .service(orders::update_status)
+            .service(emergency::create_unit)
+            .service(emergency::list_units)
+            .service(emergency::get_unit)
+            .service(emergency::set_unit_status)
+            .service(emergency::create_request)
+            .service(emergency::list_requests)
+            .service(emergency::get_request)
+            .service(emergency::cancel_request)
+            .service(emergency::assign_request)
+            .service(emergency::accept_offer)
+            .service(emergency::decline_offer)
+            .service(emergency::board)
+            .service(emergency::stats),
     );
     config
         .service(health::health)

@@ -29,8 +29,14 @@ pub const ACTIVE_STATUSES: [&str; 5] = [
 ];
 /// Request statuses that are over.
 pub const FINAL_STATUSES: [&str; 2] = ["closed", "cancelled"];
-/// Request statuses a dispatcher may (re)assign from.
-const ASSIGNABLE_STATUSES: [&str; 4] = ["requested", "offered", "no_unit_available", "escalated"];
+/// Request statuses a dispatcher may (re)assign from (`assigned`: before the unit sets off).
+const ASSIGNABLE_STATUSES: [&str; 5] = [
+    "requested",
+    "offered",
+    "assigned",
+    "no_unit_available",
+    "escalated",
+];
 
 #[derive(Debug, Clone, Queryable, Selectable)]
 #[diesel(table_name = units)]
@@ -697,6 +703,29 @@ pub async fn assign_manually(
             if !ASSIGNABLE_STATUSES.contains(&current.status.as_str()) {
                 return Err(EmergencyError::RequestState(current.status));
             }
+            if current.status == "assigned"
+                && let Some(previous) = current.assigned_unit_id
+            {
+                // Reassignment: the previous unit goes back to available, if it has not set off.
+                let released = diesel::update(units::table.find(previous).filter(
+                    units::status
+                        .eq("assigned")
+                        .and(units::request_kind.eq(ENTITY))
+                        .and(units::request_id.eq(request)),
+                ))
+                .set((
+                    units::status.eq("available"),
+                    units::request_kind.eq(None::<String>),
+                    units::request_id.eq(None::<i64>),
+                    units::version.eq(units::version + 1),
+                    units::updated_at.eq(now),
+                ))
+                .execute(c)
+                .await?;
+                if released == 0 {
+                    return Err(EmergencyError::RequestState("assigned, and its unit has set off".to_owned()));
+                }
+            }
             let claimed = diesel::update(units::table.find(unit).filter(units::status.eq("available")))
                 .set((
                     units::status.eq("assigned"),
@@ -758,6 +787,25 @@ pub async fn assign_manually(
         }).await)
     })
     .await
+}
+
+/// The unit `user` crews (the lowest id if several).
+pub async fn unit_of_crew(conn: &mut Conn, user: i64) -> QueryResult<Option<i64>> {
+    on_conn!(conn, c => unit_crew::table
+        .filter(unit_crew::user_id.eq(user))
+        .order(unit_crew::unit_id.asc())
+        .select(unit_crew::unit_id)
+        .first::<i64>(c)
+        .await)
+    .optional()
+}
+
+/// Records why a request was called off.
+pub async fn set_cancel_reason(conn: &mut Conn, request: i64, reason: Option<&str>) -> QueryResult<usize> {
+    on_conn!(conn, c => diesel::update(ar::table.find(request).filter(ar::status.eq("cancelled")))
+        .set(ar::cancel_reason.eq(reason))
+        .execute(c)
+        .await)
 }
 
 /// A row of the hospitals a crew may take a patient to.
