@@ -194,7 +194,8 @@ async fn a_unit_beyond_the_first_radius_is_found_after_widening_once() {
 }
 
 #[actix::test]
-async fn with_nobody_within_the_widened_radius_the_request_is_marked_no_unit_available_and_escalated() {
+async fn with_nobody_within_the_widened_radius_the_request_is_marked_no_unit_available_and_escalated_to_dispatchers()
+ {
     tokio::time::pause();
     let (world, node) = setup(&[40_000.0]);
     node.dispatcher.send(emergency(JOB)).await.unwrap().unwrap();
@@ -204,7 +205,7 @@ async fn with_nobody_within_the_widened_radius_the_request_is_marked_no_unit_ava
     let stored = world.store.inner.entity(JOB).unwrap();
     assert_eq!(
         stored.state,
-        EntityState::AmbulanceRequest(AmbulanceStatus::Escalated)
+        EntityState::AmbulanceRequest(AmbulanceStatus::NoUnitAvailable)
     );
     let names: Vec<_> = world
         .store
@@ -213,7 +214,7 @@ async fn with_nobody_within_the_widened_radius_the_request_is_marked_no_unit_ava
         .iter()
         .map(|t| t.to.name())
         .collect();
-    assert_eq!(names, vec!["no_unit_available", "escalated"]);
+    assert_eq!(names, vec!["no_unit_available"]);
     let escalated = world
         .bus
         .published()

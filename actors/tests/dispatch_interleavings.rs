@@ -145,7 +145,10 @@ async fn simulate(units_m: Vec<f64>, jobs: usize, script: Vec<Move>) {
                 );
             }
             Some(DispatchPhase::Done(DispatchOutcome::NoUnitAvailable)) => {
-                assert_eq!(stored, EntityState::AmbulanceRequest(AmbulanceStatus::Escalated));
+                assert_eq!(
+                    stored,
+                    EntityState::AmbulanceRequest(AmbulanceStatus::NoUnitAvailable)
+                );
             }
             other => panic!("{job} ended {other:?}"),
         }

@@ -5,147 +5,17 @@ use std::time::Duration;
 
 use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
-use futures_util::{SinkExt, StreamExt};
+use futures_util::SinkExt;
 use jsonwebtoken::{Algorithm, EncodingKey, Header, encode};
 use onemedi::{db::schema, domain::Role, on_conn};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-use tokio_tungstenite::{
-    MaybeTlsStream, WebSocketStream,
-    tungstenite::{self, Message, client::IntoClientRequest, http::HeaderValue},
+use tokio_tungstenite::tungstenite::Message;
+
+use crate::{
+    helpers::{TestApp, redis_url, spawn_app, spawn_app_with, spawn_second_node},
+    ws_client::{Client, Ended, eventually},
 };
-
-use crate::helpers::{TestApp, redis_url, spawn_app, spawn_app_with, spawn_second_node};
-
-/// Longest wait for something that should happen promptly.
-const PATIENCE: Duration = Duration::from_secs(10);
-
-type Socket = WebSocketStream<MaybeTlsStream<tokio::net::TcpStream>>;
-
-/// A test client of `/ws`.
-struct Client {
-    socket: Socket,
-}
-
-/// How a read ended when the test expected the session to end.
-#[derive(Debug, PartialEq)]
-enum Ended {
-    /// A close frame with this code.
-    Code(u16),
-    /// The connection dropped without a close frame.
-    Dropped,
-}
-
-impl Client {
-    async fn open(app: &TestApp, token: &str) -> Self {
-        Self::open_with(app, Some(token), None).await.unwrap()
-    }
-
-    /// Opens a session with an optional bearer token and Origin; the HTTP status on refusal.
-    async fn open_with(app: &TestApp, token: Option<&str>, origin: Option<&str>) -> Result<Self, StatusCode> {
-        let mut request = app.ws_url().into_client_request().unwrap();
-        if let Some(token) = token {
-            request.headers_mut().insert(
-                "authorization",
-                HeaderValue::from_str(&format!("Bearer {token}")).unwrap(),
-            );
-        }
-        if let Some(origin) = origin {
-            request
-                .headers_mut()
-                .insert("origin", HeaderValue::from_str(origin).unwrap());
-        }
-        Self::connect(request).await
-    }
-
-    async fn open_url(url: &str) -> Result<Self, StatusCode> {
-        Self::connect(url.into_client_request().unwrap()).await
-    }
-
-    async fn connect(request: tungstenite::handshake::client::Request) -> Result<Self, StatusCode> {
-        match tokio_tungstenite::connect_async(request).await {
-            Ok((socket, _)) => Ok(Self { socket }),
-            Err(tungstenite::Error::Http(response)) => {
-                Err(StatusCode::from_u16(response.status().as_u16()).unwrap())
-            }
-            Err(other) => panic!("websocket connect failed: {other}"),
-        }
-    }
-
-    async fn send(&mut self, frame: Value) {
-        self.socket.send(Message::text(frame.to_string())).await.unwrap();
-    }
-
-    /// The next JSON frame (pings are answered by the client library).
-    async fn next(&mut self) -> Value {
-        loop {
-            let message = tokio::time::timeout(PATIENCE, self.socket.next())
-                .await
-                .expect("a frame arrives in time")
-                .expect("the session is still open")
-                .unwrap();
-            match message {
-                Message::Text(text) => return serde_json::from_str(&text).unwrap(),
-                Message::Ping(_) | Message::Pong(_) => continue,
-                other => panic!("expected a text frame, got {other:?}"),
-            }
-        }
-    }
-
-    /// Sends a command with a `ref` and returns the server's answer to it.
-    async fn command(&mut self, mut frame: Value, reference: &str) -> Value {
-        frame["ref"] = json!(reference);
-        self.send(frame).await;
-        loop {
-            let reply = self.next().await;
-            if reply["ref"] == reference {
-                return reply;
-            }
-        }
-    }
-
-    async fn subscribe(&mut self, topic: &str) -> Value {
-        self.command(json!({"type": "subscribe", "topic": topic}), topic)
-            .await
-    }
-
-    /// Reads (and discards) frames until the session ends.
-    async fn ended(&mut self) -> Ended {
-        let deadline = tokio::time::Instant::now() + PATIENCE;
-        loop {
-            let next = tokio::time::timeout_at(deadline, self.socket.next())
-                .await
-                .expect("the session ends in time");
-            match next {
-                Some(Ok(Message::Close(Some(frame)))) => return Ended::Code(u16::from(frame.code)),
-                Some(Ok(Message::Close(None))) | None | Some(Err(_)) => return Ended::Dropped,
-                Some(Ok(_)) => continue,
-            }
-        }
-    }
-
-    /// Whether any text frame arrives within `wait`.
-    async fn quiet_for(&mut self, wait: Duration) -> bool {
-        let deadline = tokio::time::Instant::now() + wait;
-        loop {
-            match tokio::time::timeout_at(deadline, self.socket.next()).await {
-                Err(_) => return true,
-                Ok(Some(Ok(Message::Text(text)))) => panic!("unexpected frame {text}"),
-                Ok(Some(Ok(_))) => continue,
-                Ok(_) => return true,
-            }
-        }
-    }
-}
-
-/// Waits until `check` holds, polling; panics after [`PATIENCE`].
-async fn eventually(mut check: impl AsyncFnMut() -> bool) {
-    let deadline = tokio::time::Instant::now() + PATIENCE;
-    while !check().await {
-        assert!(tokio::time::Instant::now() < deadline, "condition never held");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
 
 /// An order of `customer`, optionally carried by `rider_unit`; returns its id.
 async fn insert_order(app: &TestApp, customer: i64, rider_unit: Option<i64>) -> i64 {
@@ -467,7 +337,7 @@ async fn a_crews_status_change_is_stored_published_and_refused_while_on_a_job() 
     let no_offer = rider
         .command(json!({"type": "accept", "request_id": 99}), "o1")
         .await;
-    assert_eq!(no_offer["code"], "validation_failed");
+    assert_eq!(no_offer["code"], "not_found");
 }
 
 #[actix_web::test]

@@ -30,13 +30,11 @@ pub(crate) fn assign_event(job: EntityKey, unit: UnitId) -> Option<EntityEvent> 
     }
 }
 
-/// The events recording "nobody found" and the hand-over to a human dispatcher.
+/// The events recording "nobody found". The request stays `no_unit_available` (what a dispatcher's
+/// board must show); the hand-over to a human is the `escalated` announcement on `dispatch`.
 pub(crate) fn no_unit_events(job: EntityKey) -> Vec<EntityEvent> {
     match job {
-        EntityKey::AmbulanceRequest(_) => vec![
-            EntityEvent::AmbulanceRequest(AmbulanceEvent::NoUnit),
-            EntityEvent::AmbulanceRequest(AmbulanceEvent::Escalate),
-        ],
+        EntityKey::AmbulanceRequest(_) => vec![EntityEvent::AmbulanceRequest(AmbulanceEvent::NoUnit)],
         _ => Vec::new(),
     }
 }

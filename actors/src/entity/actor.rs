@@ -248,6 +248,16 @@ impl EntityActor {
         command: Command,
         ctx: &mut Context<Self>,
     ) -> ResponseActFuture<Self, Result<Executed, EntityError>> {
+        self.run_fresh(command, ctx, false)
+    }
+
+    /// Runs `command`; `fresh` says the cache was just reloaded (so a refusal is final).
+    fn run_fresh(
+        &mut self,
+        command: Command,
+        ctx: &mut Context<Self>,
+        fresh: bool,
+    ) -> ResponseActFuture<Self, Result<Executed, EntityError>> {
         let current = match self.current() {
             Ok(current) => current.clone(),
             Err(err) => return Box::pin(fut::ready(Err(err))),
@@ -259,7 +269,15 @@ impl EntityActor {
         let next =
             match std::panic::catch_unwind(AssertUnwindSafe(|| current.state.apply(&command.event, at))) {
                 Ok(Ok(next)) => next,
-                Ok(Err(rejected)) => return Box::pin(fut::ready(Err(rejected.into()))),
+                Ok(Err(rejected)) if fresh => return Box::pin(fut::ready(Err(rejected.into()))),
+                Ok(Err(_)) => {
+                    // The cache may be behind a write made elsewhere (another node, or a conditional
+                    // write outside the actors): decide again on the stored state before refusing.
+                    return Box::pin(
+                        self.reload()
+                            .then(move |(), act, ctx| act.run_fresh(command, ctx, true)),
+                    );
+                }
                 Err(_) => return Box::pin(fut::ready(Err(self.crash(ctx)))),
             };
         let record = TransitionRecord {
