@@ -605,7 +605,8 @@ async fn fifty_concurrent_calls_across_two_nodes_never_give_one_unit_two_request
     assert_eq!(rows.len(), CALLS);
     let assigned: Vec<i64> = rows
         .iter()
-        .filter_map(|(_, s, u)| (s == "assigned").then(|| u.unwrap()))
+        .filter(|(_, s, _)| s == "assigned")
+        .map(|(_, _, u)| u.unwrap())
         .collect();
     let distinct: HashSet<i64> = assigned.iter().copied().collect();
     assert_eq!(
@@ -624,7 +625,8 @@ async fn fifty_concurrent_calls_across_two_nodes_never_give_one_unit_two_request
         .unwrap();
         let by_request: HashMap<i64, i64> = rows
             .iter()
-            .filter_map(|(id, s, u)| (s == "assigned").then(|| (u.unwrap(), *id)))
+            .filter(|(_, s, _)| s == "assigned")
+            .map(|(id, _, u)| (u.unwrap(), *id))
             .collect();
         for (unit, request) in claims {
             assert_eq!(
