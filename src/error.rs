@@ -53,6 +53,14 @@ pub enum ErrorCode {
     CartEmpty,
     /// The cart holds a prescription medicine and the customer has no approved prescription.
     PrescriptionRequired,
+    /// A donor whose blood group cannot give the requested component to this patient.
+    IncompatibleDonor,
+    /// A donor who may not give now: unavailable, donated within 90 days, or no donor profile.
+    DonorNotEligible,
+    /// This donor already pledged to this blood request.
+    AlreadyPledged,
+    /// The blood request no longer takes this action (covered, cancelled or expired).
+    RequestClosed,
     /// The body exceeds the route's limit.
     PayloadTooLarge,
     /// The body's content type is not one the route takes.
@@ -79,11 +87,15 @@ impl ErrorCode {
             | Self::Conflict
             | Self::OutOfStock
             | Self::CouponExhausted
-            | Self::InvalidTransition => StatusCode::CONFLICT,
+            | Self::InvalidTransition
+            | Self::AlreadyPledged
+            | Self::RequestClosed => StatusCode::CONFLICT,
             Self::IdempotencyKeyReused
             | Self::CouponInvalid
             | Self::CartEmpty
-            | Self::PrescriptionRequired => StatusCode::UNPROCESSABLE_ENTITY,
+            | Self::PrescriptionRequired
+            | Self::IncompatibleDonor
+            | Self::DonorNotEligible => StatusCode::UNPROCESSABLE_ENTITY,
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::RateLimited => StatusCode::TOO_MANY_REQUESTS,
@@ -113,6 +125,10 @@ impl ErrorCode {
         Self::InvalidTransition,
         Self::CartEmpty,
         Self::PrescriptionRequired,
+        Self::IncompatibleDonor,
+        Self::DonorNotEligible,
+        Self::AlreadyPledged,
+        Self::RequestClosed,
         Self::PayloadTooLarge,
         Self::UnsupportedMediaType,
         Self::RateLimited,

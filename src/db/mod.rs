@@ -7,10 +7,13 @@
 
 pub mod addresses;
 pub mod audit;
+pub mod blood;
+pub mod blood_banks;
 pub mod cart;
 pub mod catalog;
 pub mod coupons;
 pub mod demo;
+pub mod hospitals;
 pub mod idempotency;
 pub mod migrate;
 pub mod orders;

@@ -23,7 +23,7 @@ const PATIENCE: Duration = Duration::from_secs(10);
 type Socket = WebSocketStream<MaybeTlsStream<tokio::net::TcpStream>>;
 
 /// A test client of `/ws`.
-struct Client {
+pub(crate) struct Client {
     socket: Socket,
 }
 
@@ -37,7 +37,7 @@ enum Ended {
 }
 
 impl Client {
-    async fn open(app: &TestApp, token: &str) -> Self {
+    pub(crate) async fn open(app: &TestApp, token: &str) -> Self {
         Self::open_with(app, Some(token), None).await.unwrap()
     }
 
@@ -77,7 +77,7 @@ impl Client {
     }
 
     /// The next JSON frame (pings are answered by the client library).
-    async fn next(&mut self) -> Value {
+    pub(crate) async fn next(&mut self) -> Value {
         loop {
             let message = tokio::time::timeout(PATIENCE, self.socket.next())
                 .await
@@ -104,7 +104,7 @@ impl Client {
         }
     }
 
-    async fn subscribe(&mut self, topic: &str) -> Value {
+    pub(crate) async fn subscribe(&mut self, topic: &str) -> Value {
         self.command(json!({"type": "subscribe", "topic": topic}), topic)
             .await
     }
@@ -125,7 +125,7 @@ impl Client {
     }
 
     /// Whether any text frame arrives within `wait`.
-    async fn quiet_for(&mut self, wait: Duration) -> bool {
+    pub(crate) async fn quiet_for(&mut self, wait: Duration) -> bool {
         let deadline = tokio::time::Instant::now() + wait;
         loop {
             match tokio::time::timeout_at(deadline, self.socket.next()).await {
