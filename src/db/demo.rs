@@ -37,6 +37,10 @@ pub const DEMO_USERS: &[(&str, &str, Role)] = &[
     ("rider4", "Deepak Rider", Role::Rider),
     ("customer1", "Asha Customer", Role::Customer),
     ("customer2", "Rahul Customer", Role::Customer),
+    ("donor1", "Nisha Donor", Role::Customer),
+    ("donor2", "Farhan Donor", Role::Customer),
+    ("donor3", "Pooja Donor", Role::Customer),
+    ("donor4", "Kumar Donor", Role::Customer),
 ];
 
 pub const DEMO_DOMAIN: &str = "demo.onemedi.in";

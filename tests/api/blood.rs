@@ -744,3 +744,56 @@ async fn the_donor_profile_is_saved_validated_and_read_back() {
     assert_eq!(updated.body["available"], false);
     assert_eq!(updated.body["version"], 2);
 }
+
+#[actix_web::test]
+async fn the_demo_city_reserves_stock_and_alerts_only_its_eligible_compatible_donor() {
+    use onemedi::db::demo;
+    let app = spawn_app().await;
+    let mut conn = app.app.db.write().await.unwrap();
+    assert!(demo::seed(&mut conn).await.unwrap());
+    let cells: Vec<Option<i64>> = on_conn!(&mut conn, c => schema::donor_profiles::table
+        .select(schema::donor_profiles::h3_cell)
+        .load(c)
+        .await)
+    .unwrap();
+    drop(conn);
+    assert_eq!(cells.len(), 5);
+    assert!(
+        cells.iter().all(Option::is_some),
+        "seeded donors get their H3 cell"
+    );
+
+    let login =
+        |who: &str| json!({"email": format!("{who}@{}", demo::DEMO_DOMAIN), "password": demo::DEMO_PASSWORD});
+    let customer = app.post("/api/v1/auth/login", &login("customer1"), None).await;
+    let customer = customer.body["token"].as_str().unwrap().to_owned();
+    let donor1 = app.post("/api/v1/auth/login", &login("donor1"), None).await;
+    let donor1_id = donor1.body["user"]["id"].as_i64().unwrap();
+
+    // More O- red cells than the city's banks hold: everything is reserved and O- donors are alerted.
+    let created = create_request(&app, &customer, &request_body("O-", "red_cells", 20)).await;
+    assert_eq!(created["status"], "partially_reserved", "{created}");
+    assert!(created["progress"]["reserved"].as_i64().unwrap() > 0);
+    assert_eq!(created["donors_notified"], 1);
+    assert_eq!(notified_users(&app).await, [donor1_id]);
+
+    let partner = app.post("/api/v1/auth/login", &login("partner"), None).await;
+    let partner = partner.body["token"].as_str().unwrap().to_owned();
+    let hospitals = app.get("/api/v1/hospitals?per_page=100", None).await;
+    let manipal = hospitals.body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|h| h["slug"] == "manipal-hospital-old-airport-road")
+        .unwrap()["id"]
+        .as_i64()
+        .unwrap();
+    let beds = app
+        .put(
+            &format!("/api/v1/hospitals/{manipal}/beds"),
+            &json!({"icu_available": 10}),
+            Some(&partner),
+        )
+        .await;
+    assert_eq!(beds.status, StatusCode::OK, "{}", beds.body);
+}
