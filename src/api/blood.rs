@@ -141,7 +141,7 @@ impl From<BloodError> for ApiError {
                 ErrorCode::Conflict,
                 "the request changed meanwhile; reload it and try again",
             ),
-            corrupt @ BloodError::Corrupt(_) => ApiError::internal(corrupt),
+            corrupt @ (BloodError::Corrupt(_) | BloodError::NotDue) => ApiError::internal(corrupt),
             BloodError::Db(error) => error.into(),
         }
     }
@@ -437,6 +437,34 @@ pub async fn cancel_request(
     publish_progress(&state, &request, "cancelled").await;
     tracing::info!(request = request.id, user = auth.id.0, "blood request cancelled");
     Ok(web::Json(full_view(&state, request).await?))
+}
+
+/// Expires requests past their deadline and ends lapsed holds, giving the units back to the banks, then
+/// announces each change. Run periodically; every step is a conditional write, so two nodes sweeping at
+/// once change each row once.
+pub async fn sweep_expired(state: &AppState) -> Result<usize, ApiError> {
+    let mut conn = state.db.write().await?;
+    let (requests, holds) = blood::due(&mut conn, crate::db::now()).await?;
+    let mut changed = Vec::new();
+    for id in requests {
+        match blood::expire(&mut conn, id).await {
+            Ok(request) => changed.push((request, "expired")),
+            Err(BloodError::Closed(_) | BloodError::NotDue | BloodError::NotFound) => {}
+            Err(error) => tracing::warn!(request = id, error = %error, "blood request not expired"),
+        }
+    }
+    for id in holds {
+        match blood::lapse_hold(&mut conn, id).await {
+            Ok(Some(request)) => changed.push((request, "hold_expired")),
+            Ok(None) => {}
+            Err(error) => tracing::warn!(reservation = id, error = %error, "blood hold not lapsed"),
+        }
+    }
+    drop(conn);
+    for (request, change) in &changed {
+        publish_progress(state, request, change).await;
+    }
+    Ok(changed.len())
 }
 
 #[derive(Debug, Deserialize, ToSchema)]

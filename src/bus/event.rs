@@ -51,7 +51,8 @@ pub enum Event {
     /// A blood request was created, pledged to or cancelled (on `blood_request:{id}`).
     BloodRequestProgress {
         request_id: i64,
-        /// `created`, `pledged` or `cancelled`.
+        /// `created`, `pledged`, `cancelled`, `expired` or `hold_expired` (a bank's hold lapsed and its
+        /// units went back to stock).
         change: String,
         status: String,
         units_needed: i32,

@@ -160,6 +160,8 @@ pub enum BloodError {
     AlreadyPledged,
     #[error("the request changed meanwhile")]
     Conflict,
+    #[error("the deadline has not passed")]
+    NotDue,
     #[error("stored {0} is not valid")]
     Corrupt(&'static str),
     #[error(transparent)]
@@ -579,6 +581,26 @@ pub async fn pledge(
 /// Cancels a request: its status by a version-conditional update, each held reservation released
 /// (`held → released`, then its units moved back to `units_available`), open pledges cancelled.
 pub async fn cancel(conn: &mut Conn, request_id: i64, actor: i64) -> Result<BloodRequest, BloodError> {
+    close(conn, request_id, Some(actor), RequestStatus::Cancelled).await
+}
+
+/// Expires a request whose deadline has passed, releasing its holds like a cancellation (the holds
+/// become `expired`). `NotDue` when the deadline is still ahead.
+pub async fn expire(conn: &mut Conn, request_id: i64) -> Result<BloodRequest, BloodError> {
+    close(conn, request_id, None, RequestStatus::Expired).await
+}
+
+/// Ends a live request as `to` (cancelled or expired) and gives its held stock back.
+async fn close(
+    conn: &mut Conn,
+    request_id: i64,
+    actor: Option<i64>,
+    to: RequestStatus,
+) -> Result<BloodRequest, BloodError> {
+    let (event, hold_status) = match to {
+        RequestStatus::Expired => ("expired", "expired"),
+        _ => ("cancelled", "released"),
+    };
     with_retries(conn, async |conn| {
         let now = super::now();
         on_conn!(conn, c => c.transaction(async move |c| {
@@ -593,12 +615,15 @@ pub async fn cancel(conn: &mut Conn, request_id: i64, actor: i64) -> Result<Bloo
             if !from.may_cancel() {
                 return Err(BloodError::Closed(from.as_str()));
             }
+            if to == RequestStatus::Expired && request.expires_at > now {
+                return Err(BloodError::NotDue);
+            }
             let updated = diesel::update(blood_requests::table.filter(
                 blood_requests::id.eq(request_id).and(blood_requests::version.eq(request.version)),
             ))
             .set((
-                blood_requests::status.eq(RequestStatus::Cancelled.as_str()),
-                blood_requests::cancelled_at.eq(now),
+                blood_requests::status.eq(to.as_str()),
+                (to == RequestStatus::Cancelled).then_some(blood_requests::cancelled_at.eq(now)),
                 blood_requests::version.eq(blood_requests::version + 1),
                 blood_requests::updated_at.eq(now),
             ))
@@ -620,7 +645,7 @@ pub async fn cancel(conn: &mut Conn, request_id: i64, actor: i64) -> Result<Bloo
                     blood_reservations::id.eq(id).and(blood_reservations::status.eq("held")),
                 ))
                 .set((
-                    blood_reservations::status.eq("released"),
+                    blood_reservations::status.eq(hold_status),
                     blood_reservations::released_at.eq(now),
                     blood_reservations::version.eq(blood_reservations::version + 1),
                     blood_reservations::updated_at.eq(now),
@@ -656,16 +681,137 @@ pub async fn cancel(conn: &mut Conn, request_id: i64, actor: i64) -> Result<Bloo
                 .values(NewTransition {
                     entity_type: ENTITY,
                     entity_id: request_id,
-                    event: "cancelled",
+                    event,
                     from_status: Some(from.as_str()),
-                    to_status: RequestStatus::Cancelled.as_str(),
-                    actor_user_id: Some(actor),
+                    to_status: to.as_str(),
+                    actor_user_id: actor,
                     details: serde_json::json!({ "units_released": released }).to_string(),
                     at: now,
                 })
                 .execute(c)
                 .await?;
             Ok(updated)
+        }).await)
+    })
+    .await
+}
+
+/// Most requests or holds handled per sweep.
+pub const SWEEP_BATCH: i64 = 100;
+
+/// Live requests whose deadline has passed, and held reservations of live requests whose hold has
+/// lapsed (oldest first, at most [`SWEEP_BATCH`] of each).
+pub async fn due(conn: &mut Conn, now: NaiveDateTime) -> QueryResult<(Vec<i64>, Vec<i64>)> {
+    let live = ["open", "partially_reserved", "reserved", "fulfilled"];
+    on_conn!(conn, c => {
+        let requests = blood_requests::table
+            .filter(blood_requests::status.eq_any(live))
+            .filter(blood_requests::expires_at.le(now))
+            .order(blood_requests::expires_at.asc())
+            .limit(SWEEP_BATCH)
+            .select(blood_requests::id)
+            .load(c)
+            .await?;
+        let holds = blood_reservations::table
+            .inner_join(blood_requests::table)
+            .filter(blood_reservations::status.eq("held"))
+            .filter(blood_reservations::expires_at.le(now))
+            .filter(blood_requests::status.eq_any(live))
+            .filter(blood_requests::expires_at.gt(now))
+            .order(blood_reservations::expires_at.asc())
+            .limit(SWEEP_BATCH)
+            .select(blood_reservations::id)
+            .load(c)
+            .await?;
+        Ok((requests, holds))
+    })
+}
+
+/// Ends a lapsed hold of a live request: `held → expired` (conditional), its units back to the bank,
+/// and the request's reserved count and status recomputed with a version-conditional update. `None`
+/// when the hold is no longer held, not yet due, or its request has ended.
+pub async fn lapse_hold(conn: &mut Conn, reservation_id: i64) -> Result<Option<BloodRequest>, BloodError> {
+    with_retries(conn, async |conn| {
+        let now = super::now();
+        on_conn!(conn, c => c.transaction(async move |c| {
+            let hold: Option<(i64, i64, i32)> = blood_reservations::table
+                .filter(blood_reservations::id.eq(reservation_id))
+                .filter(blood_reservations::status.eq("held"))
+                .filter(blood_reservations::expires_at.le(now))
+                .select((blood_reservations::request_id, blood_reservations::blood_stock_id, blood_reservations::reserved_units))
+                .first(c)
+                .await
+                .optional()?;
+            let Some((request_id, stock, units)) = hold else {
+                return Ok(None);
+            };
+            let request = blood_requests::table
+                .find(request_id)
+                .select(BloodRequest::as_select())
+                .first(c)
+                .await?;
+            let from = request.stored_status()?;
+            if !from.may_cancel() {
+                return Ok(None);
+            }
+            let won = diesel::update(blood_reservations::table.filter(
+                blood_reservations::id.eq(reservation_id).and(blood_reservations::status.eq("held")),
+            ))
+            .set((
+                blood_reservations::status.eq("expired"),
+                blood_reservations::released_at.eq(now),
+                blood_reservations::version.eq(blood_reservations::version + 1),
+                blood_reservations::updated_at.eq(now),
+            ))
+            .execute(c)
+            .await?;
+            if won == 0 {
+                return Ok(None);
+            }
+            let back = diesel::update(blood_stock::table.filter(
+                blood_stock::id.eq(stock).and(blood_stock::units_reserved.ge(units)),
+            ))
+            .set((
+                blood_stock::units_available.eq(blood_stock::units_available + units),
+                blood_stock::units_reserved.eq(blood_stock::units_reserved - units),
+                blood_stock::version.eq(blood_stock::version + 1),
+                blood_stock::updated_at.eq(now),
+            ))
+            .execute(c)
+            .await?;
+            if back == 0 {
+                return Err(BloodError::Corrupt("stock reserved count"));
+            }
+            let reserved = (request.units_reserved - units).max(0);
+            let to = RequestStatus::for_counts(request.units_needed, reserved, request.units_pledged);
+            let updated = diesel::update(blood_requests::table.filter(
+                blood_requests::id.eq(request_id).and(blood_requests::version.eq(request.version)),
+            ))
+            .set((
+                blood_requests::units_reserved.eq(reserved),
+                blood_requests::status.eq(to.as_str()),
+                blood_requests::version.eq(blood_requests::version + 1),
+                blood_requests::updated_at.eq(now),
+            ))
+            .returning(BloodRequest::as_returning())
+            .get_result(c)
+            .await
+            .optional()?
+            .ok_or(BloodError::Conflict)?;
+            diesel::insert_into(entity_transitions::table)
+                .values(NewTransition {
+                    entity_type: ENTITY,
+                    entity_id: request_id,
+                    event: "hold_expired",
+                    from_status: Some(from.as_str()),
+                    to_status: to.as_str(),
+                    actor_user_id: None,
+                    details: serde_json::json!({ "reservation_id": reservation_id, "units": units }).to_string(),
+                    at: now,
+                })
+                .execute(c)
+                .await?;
+            Ok(Some(updated))
         }).await)
     })
     .await

@@ -797,3 +797,73 @@ async fn the_demo_city_reserves_stock_and_alerts_only_its_eligible_compatible_do
         .await;
     assert_eq!(beds.status, StatusCode::OK, "{}", beds.body);
 }
+
+#[actix_web::test]
+async fn expired_requests_and_lapsed_holds_give_their_units_back_once() {
+    use schema::{blood_requests as br, blood_reservations as bv};
+    let app = spawn_app().await;
+    let (owner, _) = app.register_customer("expiry@example.in").await;
+    let (helper, _) = donor(&app, "O+", None, true, (12.98, 77.60)).await;
+    let bank = insert_bank(&app, "Bank", None, 12.975, 77.60).await;
+    let line = insert_stock(&app, bank, "O+", "red_cells", 5).await;
+    let lapsing = create_request(&app, &owner, &request_body("O+", "red_cells", 2)).await;
+    let held = create_request(&app, &owner, &request_body("O+", "red_cells", 2)).await;
+    assert_eq!(stock(&app, line).await, (1, 4));
+    let (lapsing, held) = (lapsing["id"].as_i64().unwrap(), held["id"].as_i64().unwrap());
+    let past = onemedi::db::now() - chrono::TimeDelta::minutes(1);
+    let mut conn = app.app.db.write().await.unwrap();
+    on_conn!(&mut conn, c => diesel::update(br::table.find(lapsing)).set(br::expires_at.eq(past)).execute(c).await)
+        .unwrap();
+    on_conn!(&mut conn, c => diesel::update(bv::table.filter(bv::request_id.eq(held)))
+        .set(bv::expires_at.eq(past))
+        .execute(c)
+        .await)
+    .unwrap();
+    drop(conn);
+    let mut watcher = Client::open(&app, &owner).await;
+    assert_eq!(
+        watcher.subscribe(&format!("blood_request:{held}")).await["type"],
+        "ack"
+    );
+
+    assert_eq!(onemedi::api::blood::sweep_expired(&app.app).await.unwrap(), 2);
+    assert_eq!(stock(&app, line).await, (5, 0));
+    let expired = app
+        .get(
+            &format!("/api/v1/emergency/blood-requests/{lapsing}"),
+            Some(&owner),
+        )
+        .await;
+    assert_eq!(expired.body["status"], "expired");
+    assert_eq!(expired.body["reservations"][0]["status"], "expired");
+    let reopened = app
+        .get(&format!("/api/v1/emergency/blood-requests/{held}"), Some(&owner))
+        .await;
+    assert_eq!(reopened.body["status"], "open", "{}", reopened.body);
+    assert_eq!(reopened.body["progress"]["reserved"], 0);
+    let event = watcher.next().await;
+    assert_eq!(event["event"]["change"], "hold_expired");
+
+    assert_eq!(
+        onemedi::api::blood::sweep_expired(&app.app).await.unwrap(),
+        0,
+        "once"
+    );
+    assert_eq!(stock(&app, line).await, (5, 0));
+    let late = app
+        .post(
+            &format!("/api/v1/emergency/blood-requests/{lapsing}/pledges"),
+            &json!({}),
+            Some(&helper),
+        )
+        .await;
+    assert_eq!(late.code(), "request_closed");
+    let still_open = app
+        .post(
+            &format!("/api/v1/emergency/blood-requests/{held}/pledges"),
+            &json!({}),
+            Some(&helper),
+        )
+        .await;
+    assert_eq!(still_open.status, StatusCode::CREATED, "{}", still_open.body);
+}
