@@ -323,11 +323,15 @@ pub async fn list_requests(
     let requester = (!sees_all(&auth)).then_some(auth.id.0);
     let mut conn = state.db.read().await?;
     let (rows, total) = blood::list(&mut conn, requester, page.limit(), page.offset()).await?;
-    let mut items = Vec::with_capacity(rows.len());
-    for row in rows {
-        let pledges = blood::pledge_count(&mut conn, row.id).await?;
-        items.push(BloodRequestView::new(row, Vec::new(), pledges));
-    }
+    let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
+    let pledges = blood::pledge_counts(&mut conn, &ids).await?;
+    let items = rows
+        .into_iter()
+        .map(|row| {
+            let count = pledges.get(&row.id).copied().unwrap_or(0);
+            BloodRequestView::new(row, Vec::new(), count)
+        })
+        .collect();
     Ok(web::Json(page.wrap(items, total)))
 }
 

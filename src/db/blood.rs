@@ -848,12 +848,26 @@ pub async fn reservations(conn: &mut Conn, request_id: i64) -> QueryResult<Vec<R
 
 /// Live pledges (pledged or donated) to a request.
 pub async fn pledge_count(conn: &mut Conn, request_id: i64) -> QueryResult<i64> {
-    on_conn!(conn, c => blood_pledges::table
-        .filter(blood_pledges::request_id.eq(request_id))
+    Ok(pledge_counts(conn, &[request_id])
+        .await?
+        .get(&request_id)
+        .copied()
+        .unwrap_or(0))
+}
+
+/// Live pledges per request, for a page of requests in one query (requests without any are absent).
+pub async fn pledge_counts(
+    conn: &mut Conn,
+    request_ids: &[i64],
+) -> QueryResult<std::collections::HashMap<i64, i64>> {
+    let rows: Vec<(i64, i64)> = on_conn!(conn, c => blood_pledges::table
+        .filter(blood_pledges::request_id.eq_any(request_ids))
         .filter(blood_pledges::status.eq_any(["pledged", "donated"]))
-        .count()
-        .get_result(c)
-        .await)
+        .group_by(blood_pledges::request_id)
+        .select((blood_pledges::request_id, diesel::dsl::count_star()))
+        .load(c)
+        .await)?;
+    Ok(rows.into_iter().collect())
 }
 
 /// One page of requests, newest first: one requester's, or everyone's when `requester` is None.

@@ -440,6 +440,91 @@ async fn concurrent_requests_never_reserve_more_units_than_the_stock_holds() {
     .unwrap()
     .unwrap_or(0);
     assert_eq!(rows, 5);
+    drop(conn);
+
+    // Cancellations racing new requests: units move between held and available, never lost or doubled.
+    let ids: Vec<i64> = replies.iter().map(|r| r.body["id"].as_i64().unwrap()).collect();
+    let cancels = ids.iter().zip(&tokens).take(5).map(|(id, token)| {
+        let app = &app;
+        async move {
+            app.post(
+                &format!("/api/v1/emergency/blood-requests/{id}/cancel"),
+                &json!({}),
+                Some(token),
+            )
+            .await
+        }
+    });
+    let creates = tokens.iter().take(5).map(|token| {
+        let app = &app;
+        let body = request_body("O-", "red_cells", 2);
+        async move {
+            app.post("/api/v1/emergency/blood-requests", &body, Some(token))
+                .await
+        }
+    });
+    let (cancelled, created) = futures_util::future::join(
+        futures_util::future::join_all(cancels),
+        futures_util::future::join_all(creates),
+    )
+    .await;
+    assert!(cancelled.iter().all(|r| r.status == StatusCode::OK));
+    assert!(created.iter().all(|r| r.status == StatusCode::CREATED));
+    let (available, reserved) = stock(&app, line).await;
+    assert_eq!(available + reserved, 5, "({available}, {reserved})");
+    let mut conn = app.app.db.read().await.unwrap();
+    let held: i64 = on_conn!(&mut conn, c => schema::blood_reservations::table
+        .filter(schema::blood_reservations::status.eq("held"))
+        .select(diesel::dsl::sum(schema::blood_reservations::reserved_units))
+        .first::<Option<i64>>(c)
+        .await)
+    .unwrap()
+    .unwrap_or(0);
+    assert_eq!(held, i64::from(reserved));
+    let live: i64 = on_conn!(&mut conn, c => schema::blood_requests::table
+        .filter(schema::blood_requests::status.ne("cancelled"))
+        .select(diesel::dsl::sum(schema::blood_requests::units_reserved))
+        .first::<Option<i64>>(c)
+        .await)
+    .unwrap()
+    .unwrap_or(0);
+    assert_eq!(live, i64::from(reserved));
+}
+
+#[actix_web::test]
+async fn donors_racing_for_the_last_missing_unit_pledge_it_once() {
+    let app = spawn_app().await;
+    let (owner, _) = app.register_customer("last-unit@example.in").await;
+    let created = create_request(&app, &owner, &request_body("AB+", "red_cells", 1)).await;
+    let path = format!("/api/v1/emergency/blood-requests/{}/pledges", created["id"]);
+    let mut donors = Vec::new();
+    for group in ["O-", "O+", "A+", "B-", "AB+", "AB-"] {
+        donors.push(donor(&app, group, None, true, (12.98, 77.60)).await.0);
+    }
+    let pledges = donors.iter().map(|token| {
+        let (app, path) = (&app, &path);
+        async move { app.post(path, &json!({}), Some(token)).await }
+    });
+    let replies = futures_util::future::join_all(pledges).await;
+    let won = replies.iter().filter(|r| r.status == StatusCode::CREATED).count();
+    assert_eq!(
+        won,
+        1,
+        "{:?}",
+        replies.iter().map(|r| r.body.clone()).collect::<Vec<_>>()
+    );
+    for reply in replies.iter().filter(|r| r.status != StatusCode::CREATED) {
+        assert_eq!(reply.code(), "request_closed", "{}", reply.body);
+    }
+    let shown = app
+        .get(
+            &format!("/api/v1/emergency/blood-requests/{}", created["id"]),
+            Some(&owner),
+        )
+        .await;
+    assert_eq!(shown.body["progress"]["pledged"], 1);
+    assert_eq!(shown.body["pledges"], 1);
+    assert_eq!(shown.body["status"], "fulfilled");
 }
 
 #[actix_web::test]
