@@ -1,9 +1,9 @@
-//! `/emergency/blood-requests` and `/users/donor-profile`: requests reserve compatible bank stock and
-//! alert eligible compatible donors nearby; donors pledge; the requester follows `blood_request:{id}`.
+//! `/emergency/blood-requests`: requests reserve compatible bank stock and alert eligible compatible
+//! donors nearby; donors pledge; the requester follows `blood_request:{id}`.
 //! Only the requester, staff, administrators and dispatchers see a request (others get 404).
 
-use actix_web::{HttpResponse, get, post, put, web};
-use chrono::{NaiveDate, NaiveDateTime};
+use actix_web::{HttpResponse, get, post, web};
+use chrono::NaiveDateTime;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -15,7 +15,7 @@ use crate::{
     auth::AuthUser,
     bus::Event,
     db::{
-        blood::{self, BloodError, BloodRequest, DonorProfile, NewRequest, ProfileInput, Reservation},
+        blood::{self, BloodError, BloodRequest, NewRequest, Reservation},
         hospitals,
     },
     domain::{LatLng, PersonName, Phone, Role, blood::Urgency},
@@ -469,69 +469,4 @@ pub async fn sweep_expired(state: &AppState) -> Result<usize, ApiError> {
         publish_progress(state, request, change).await;
     }
     Ok(changed.len())
-}
-
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct DonorProfileBody {
-    #[schema(example = "O+")]
-    pub blood_group: String,
-    pub last_donation_date: Option<NaiveDate>,
-    pub lat: f64,
-    pub lng: f64,
-    pub available: bool,
-}
-
-#[utoipa::path(
-    tag = "users",
-    responses((status = 200, body = DonorProfile), (status = 404, description = "not_found: no donor profile", body = ErrorBody)),
-    security(("bearer" = []))
-)]
-#[get("/users/donor-profile")]
-pub async fn get_donor_profile(
-    state: web::Data<AppState>,
-    auth: AuthUser,
-) -> Result<web::Json<DonorProfile>, ApiError> {
-    let mut conn = state.db.read().await?;
-    let profile = blood::donor_profile(&mut conn, auth.id.0)
-        .await?
-        .ok_or_else(|| ApiError::not_found("donor profile"))?;
-    Ok(web::Json(profile))
-}
-
-#[utoipa::path(
-    tag = "users",
-    request_body = DonorProfileBody,
-    responses((status = 200, body = DonorProfile), (status = 400, description = "validation_failed", body = ErrorBody)),
-    security(("bearer" = []))
-)]
-#[put("/users/donor-profile")]
-pub async fn save_donor_profile(
-    state: web::Data<AppState>,
-    auth: AuthUser,
-    body: web::Json<DonorProfileBody>,
-) -> Result<web::Json<DonorProfile>, ApiError> {
-    let mut p = Problems::default();
-    let group = parse_group(&mut p, "blood_group", &body.blood_group);
-    let point = p.check("location", LatLng::parse(body.lat, body.lng));
-    let today = crate::db::now().date();
-    if let Some(day) = body.last_donation_date {
-        let earliest = NaiveDate::from_ymd_opt(1900, 1, 1).unwrap_or(NaiveDate::MIN);
-        if day > today || day < earliest {
-            p.add("last_donation_date", "must be a past date");
-        }
-    }
-    p.finish()?;
-    let (Some(group), Some(point)) = (group, point) else {
-        return Err(ApiError::field("body", "invalid"));
-    };
-    let input = ProfileInput {
-        group,
-        last_donation_date: body.last_donation_date,
-        point,
-        available: body.available,
-    };
-    let mut conn = state.db.write().await?;
-    let profile = blood::save_donor_profile(&mut conn, auth.id.0, input).await?;
-    Ok(web::Json(profile))
 }

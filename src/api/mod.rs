@@ -7,6 +7,7 @@ pub mod blood_banks;
 pub mod cart;
 pub mod catalog_admin;
 pub mod docs;
+pub mod donors;
 pub mod health;
 pub mod hospitals;
 pub mod medicines;
@@ -207,8 +208,8 @@ pub fn configure(config: &mut ServiceConfig) {
             .service(hospitals::update_beds)
             .service(blood_banks::list_banks)
             .service(blood_banks::set_stock)
-            .service(blood::get_donor_profile)
-            .service(blood::save_donor_profile)
+            .service(donors::get_donor_profile)
+            .service(donors::save_donor_profile)
             .service(blood::create_request)
             .service(blood::list_requests)
             .service(blood::get_request)

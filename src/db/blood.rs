@@ -7,12 +7,13 @@ use std::time::Duration;
 use chrono::{NaiveDate, NaiveDateTime};
 use diesel::prelude::*;
 use diesel_async::{AsyncConnection, RunQueryDsl};
-use h3o::{CellIndex, Resolution};
+use h3o::CellIndex;
 use serde::Serialize;
 use utoipa::ToSchema;
 
 use super::{
     Conn,
+    donors::{DONOR_RESOLUTION, DonorProfile, donor_cell},
     schema::{
         blood_banks, blood_pledges, blood_requests, blood_reservations, blood_stock, donor_profiles,
         entity_transitions, notifications, users,
@@ -35,8 +36,6 @@ pub const ENTITY: &str = "blood_request";
 pub const MAX_RESERVE_RADIUS_M: f64 = 50_000.0;
 /// Most stock lines considered for one request.
 const MAX_STOCK_CANDIDATES: i64 = 500;
-/// Donor cells are indexed at this H3 resolution (edge ≈ 1.4 km).
-pub const DONOR_RESOLUTION: Resolution = Resolution::Seven;
 /// The widening rings (grid distance k) searched for donors, ≈ 2.5, 5, 10 and 20 km at resolution 7.
 pub const DONOR_RINGS: [u32; 4] = [1, 2, 4, 8];
 /// Donors asked per missing unit (not every donor asked comes).
@@ -124,21 +123,6 @@ pub struct Created {
     pub notified: Vec<NotifiedDonor>,
 }
 
-#[derive(Debug, Clone, Serialize, ToSchema, Queryable, Selectable)]
-#[diesel(table_name = donor_profiles)]
-pub struct DonorProfile {
-    #[serde(skip)]
-    pub user_id: i64,
-    #[schema(value_type = String, example = "O+")]
-    pub blood_group: String,
-    pub last_donation_date: Option<NaiveDate>,
-    pub lat: f64,
-    pub lng: f64,
-    pub available: bool,
-    pub version: i64,
-    pub updated_at: NaiveDateTime,
-}
-
 /// Why a blood request change did not happen. Everything it wrote is rolled back.
 #[derive(Debug, thiserror::Error)]
 pub enum BloodError {
@@ -195,14 +179,6 @@ where
             other => return other,
         }
     }
-}
-
-/// The H3 cell (resolution 7) of a point, as stored in `h3_cell` columns.
-pub fn donor_cell(point: LatLng) -> Option<i64> {
-    let cell = h3o::LatLng::new(point.lat(), point.lng())
-        .ok()?
-        .to_cell(DONOR_RESOLUTION);
-    i64::try_from(u64::from(cell)).ok()
 }
 
 #[derive(Debug, Insertable)]
@@ -892,79 +868,4 @@ pub async fn list(
             .await?;
         Ok((rows, count.get_result(c).await?))
     })
-}
-
-pub async fn donor_profile(conn: &mut Conn, user: i64) -> QueryResult<Option<DonorProfile>> {
-    on_conn!(conn, c => donor_profiles::table
-        .filter(donor_profiles::user_id.eq(user))
-        .select(DonorProfile::as_select())
-        .first(c)
-        .await
-        .optional())
-}
-
-/// A validated donor profile.
-#[derive(Debug, Clone, Copy)]
-pub struct ProfileInput {
-    pub group: BloodGroup,
-    pub last_donation_date: Option<NaiveDate>,
-    pub point: LatLng,
-    pub available: bool,
-}
-
-/// Creates or replaces the user's donor profile, with its H3 cell for the ring search.
-pub async fn save_donor_profile(
-    conn: &mut Conn,
-    user: i64,
-    input: ProfileInput,
-) -> QueryResult<DonorProfile> {
-    let now = super::now();
-    let cell = donor_cell(input.point);
-    on_conn!(conn, c => diesel::insert_into(donor_profiles::table)
-        .values((
-            donor_profiles::user_id.eq(user),
-            donor_profiles::blood_group.eq(input.group.as_str()),
-            donor_profiles::last_donation_date.eq(input.last_donation_date),
-            donor_profiles::lat.eq(input.point.lat()),
-            donor_profiles::lng.eq(input.point.lng()),
-            donor_profiles::h3_cell.eq(cell),
-            donor_profiles::available.eq(input.available),
-            donor_profiles::created_at.eq(now),
-            donor_profiles::updated_at.eq(now),
-        ))
-        .on_conflict(donor_profiles::user_id)
-        .do_update()
-        .set((
-            donor_profiles::blood_group.eq(input.group.as_str()),
-            donor_profiles::last_donation_date.eq(input.last_donation_date),
-            donor_profiles::lat.eq(input.point.lat()),
-            donor_profiles::lng.eq(input.point.lng()),
-            donor_profiles::h3_cell.eq(cell),
-            donor_profiles::available.eq(input.available),
-            donor_profiles::version.eq(donor_profiles::version + 1),
-            donor_profiles::updated_at.eq(now),
-        ))
-        .returning(DonorProfile::as_returning())
-        .get_result(c)
-        .await)
-}
-
-/// Fills the H3 cell of donor profiles loaded without one (the demo city's SQL leaves them NULL).
-pub async fn fill_donor_cells(conn: &mut Conn) -> QueryResult<usize> {
-    let rows: Vec<(i64, f64, f64)> = on_conn!(conn, c => donor_profiles::table
-        .filter(donor_profiles::h3_cell.is_null())
-        .select((donor_profiles::id, donor_profiles::lat, donor_profiles::lng))
-        .load(c)
-        .await)?;
-    let mut filled = 0;
-    for (id, lat, lng) in rows {
-        let Some(cell) = LatLng::parse(lat, lng).ok().and_then(donor_cell) else {
-            continue;
-        };
-        filled += on_conn!(conn, c => diesel::update(donor_profiles::table.find(id))
-            .set(donor_profiles::h3_cell.eq(cell))
-            .execute(c)
-            .await)?;
-    }
-    Ok(filled)
 }

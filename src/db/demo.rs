@@ -79,7 +79,7 @@ pub async fn seed(conn: &mut Conn) -> anyhow::Result<bool> {
         c.batch_execute(DEMO_CITY_SQL).await?;
         Ok::<_, diesel::result::Error>(())
     }).await)?;
-    super::blood::fill_donor_cells(conn).await?;
+    super::donors::fill_missing_cells(conn).await?;
     Ok(true)
 }
 

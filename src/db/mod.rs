@@ -13,6 +13,7 @@ pub mod cart;
 pub mod catalog;
 pub mod coupons;
 pub mod demo;
+pub mod donors;
 pub mod hospitals;
 pub mod idempotency;
 pub mod migrate;
