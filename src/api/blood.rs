@@ -367,7 +367,7 @@ pub async fn get_request(
     Ok(web::Json(full_view(&state, request).await?))
 }
 
-#[derive(Debug, Default, Deserialize, ToSchema)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PledgeBody {
     /// 1..=2, default 1; capped at the units still missing.
@@ -391,9 +391,9 @@ pub async fn pledge(
     state: web::Data<AppState>,
     auth: AuthUser,
     id: web::Path<i64>,
-    body: Option<web::Json<PledgeBody>>,
+    body: web::Json<PledgeBody>,
 ) -> Result<HttpResponse, ApiError> {
-    let units = body.and_then(|b| b.units).unwrap_or(1);
+    let units = body.units.unwrap_or(1);
     if !(1..=MAX_PLEDGE_UNITS).contains(&units) {
         return Err(ApiError::field(
             "units",

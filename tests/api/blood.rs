@@ -618,6 +618,8 @@ async fn donors_pledge_once_when_eligible_and_compatible_and_the_requester_sees_
     }
     let too_many = app.post(&path, &json!({"units": 3}), Some(&second)).await;
     assert_eq!(too_many.code(), "validation_failed");
+    let not_a_number = app.post(&path, &json!({"units": "two"}), Some(&second)).await;
+    assert_eq!(not_a_number.status, StatusCode::BAD_REQUEST);
 
     let completing = app.post(&path, &json!({"units": 2}), Some(&second)).await;
     assert_eq!(completing.status, StatusCode::CREATED, "{}", completing.body);
