@@ -63,6 +63,14 @@ pub enum ErrorCode {
     CallSignTaken,
     /// A crew member named is not a paramedic, or already crews another unit.
     CrewUnavailable,
+    /// A donor whose blood group cannot give the requested component to this patient.
+    IncompatibleDonor,
+    /// A donor who may not give now: unavailable, donated within 90 days, or no donor profile.
+    DonorNotEligible,
+    /// This donor already pledged to this blood request.
+    AlreadyPledged,
+    /// The blood request no longer takes this action (covered, cancelled or expired).
+    RequestClosed,
     /// The body exceeds the route's limit.
     PayloadTooLarge,
     /// The body's content type is not one the route takes.
@@ -93,12 +101,16 @@ impl ErrorCode {
             | Self::OfferExpired
             | Self::OfferTaken
             | Self::UnitUnavailable
-            | Self::CallSignTaken => StatusCode::CONFLICT,
+            | Self::CallSignTaken
+            | Self::AlreadyPledged
+            | Self::RequestClosed => StatusCode::CONFLICT,
             Self::IdempotencyKeyReused
             | Self::CouponInvalid
             | Self::CartEmpty
             | Self::PrescriptionRequired
-            | Self::CrewUnavailable => StatusCode::UNPROCESSABLE_ENTITY,
+            | Self::CrewUnavailable
+            | Self::IncompatibleDonor
+            | Self::DonorNotEligible => StatusCode::UNPROCESSABLE_ENTITY,
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::RateLimited => StatusCode::TOO_MANY_REQUESTS,
@@ -133,6 +145,10 @@ impl ErrorCode {
         Self::UnitUnavailable,
         Self::CallSignTaken,
         Self::CrewUnavailable,
+        Self::IncompatibleDonor,
+        Self::DonorNotEligible,
+        Self::AlreadyPledged,
+        Self::RequestClosed,
         Self::PayloadTooLarge,
         Self::UnsupportedMediaType,
         Self::RateLimited,

@@ -51,6 +51,8 @@ use crate::{
 
 /// How often stale idempotency records are deleted.
 const IDEMPOTENCY_PURGE_INTERVAL: Duration = Duration::from_secs(3600);
+/// How often blood requests past their deadline, and lapsed stock holds, are expired.
+const BLOOD_SWEEP_INTERVAL: Duration = Duration::from_secs(60);
 
 /// A built server: the listener is bound (so the port is known) but not yet serving.
 pub struct Application {
@@ -118,6 +120,18 @@ impl Application {
             }
         });
         let state = self.state.clone();
+        let blood = actix_web::rt::spawn(async move {
+            let mut tick = tokio::time::interval(BLOOD_SWEEP_INTERVAL);
+            loop {
+                tick.tick().await;
+                match api::blood::sweep_expired(&state).await {
+                    Ok(0) => {}
+                    Ok(n) => tracing::info!(changed = n, "blood requests and holds expired"),
+                    Err(error) => tracing::warn!(error = ?error, "blood expiry sweep failed"),
+                }
+            }
+        });
+        let state = self.state.clone();
         // actix-web stops on the same signals by itself; this only tells the sessions first.
         let signals = actix_web::rt::spawn(async move {
             shutdown_signal().await;
@@ -128,6 +142,7 @@ impl Application {
         flush.abort();
         clocks.abort();
         orphans.abort();
+        blood.abort();
         signals.abort();
         begin_shutdown(&self.state);
         flush_positions(&self.state).await;

@@ -2,11 +2,15 @@
 
 pub mod admin;
 pub mod auth;
+pub mod blood;
+pub mod blood_banks;
 pub mod cart;
 pub mod catalog_admin;
 pub mod docs;
+pub mod donors;
 pub mod emergency;
 pub mod health;
+pub mod hospitals;
 pub mod medicines;
 pub mod orders;
 pub mod users;
@@ -130,6 +134,35 @@ impl Problems {
     }
 }
 
+/// Default and largest search radius of `?near=` lists, kilometres.
+pub const DEFAULT_RADIUS_KM: u32 = 10;
+pub const MAX_RADIUS_KM: u32 = 100;
+
+/// Parses `?near=lat,lng`; `None` when absent or invalid (the problem is recorded).
+pub fn parse_near(problems: &mut Problems, raw: Option<&str>) -> Option<crate::domain::LatLng> {
+    let raw = raw?;
+    let parsed = (raw.len() <= 64)
+        .then(|| raw.split_once(','))
+        .flatten()
+        .and_then(|(lat, lng)| Some((lat.trim().parse::<f64>().ok()?, lng.trim().parse::<f64>().ok()?)));
+    match parsed {
+        Some((lat, lng)) => problems.check("near", crate::domain::LatLng::parse(lat, lng)),
+        None => {
+            problems.add("near", "must be lat,lng in degrees, e.g. 12.97,77.59");
+            None
+        }
+    }
+}
+
+/// Checks `?radius_km=` (1..=100, default 10); returns metres.
+pub fn parse_radius(problems: &mut Problems, radius_km: Option<u32>) -> f64 {
+    let km = radius_km.unwrap_or(DEFAULT_RADIUS_KM);
+    if !(1..=MAX_RADIUS_KM).contains(&km) {
+        problems.add("radius_km", format!("must be between 1 and {MAX_RADIUS_KM}"));
+    }
+    f64::from(km.clamp(1, MAX_RADIUS_KM)) * 1000.0
+}
+
 /// Every `/api/v1` route.
 pub fn configure(config: &mut ServiceConfig) {
     config.service(
@@ -183,7 +216,19 @@ pub fn configure(config: &mut ServiceConfig) {
             .service(emergency::accept_offer)
             .service(emergency::decline_offer)
             .service(emergency::board)
-            .service(emergency::stats),
+            .service(emergency::stats)
+            .service(hospitals::list_hospitals)
+            .service(hospitals::get_hospital)
+            .service(hospitals::update_beds)
+            .service(blood_banks::list_banks)
+            .service(blood_banks::set_stock)
+            .service(donors::get_donor_profile)
+            .service(donors::save_donor_profile)
+            .service(blood::create_request)
+            .service(blood::list_requests)
+            .service(blood::get_request)
+            .service(blood::pledge)
+            .service(blood::cancel_request),
     );
     config
         .service(health::health)

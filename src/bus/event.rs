@@ -41,6 +41,39 @@ pub enum Event {
         reason: String,
         at: DateTime<Utc>,
     },
+    /// A hospital's available beds changed (on `dispatch`, for routing patients).
+    HospitalBeds {
+        hospital_id: i64,
+        general_available: i32,
+        icu_available: i32,
+        emergency_available: i32,
+        version: i64,
+        at: DateTime<Utc>,
+    },
+    /// A blood request was created, pledged to or cancelled (on `blood_request:{id}`).
+    BloodRequestProgress {
+        request_id: i64,
+        /// `created`, `pledged`, `cancelled`, `expired` or `hold_expired` (a bank's hold lapsed and its
+        /// units went back to stock).
+        change: String,
+        status: String,
+        units_needed: i32,
+        units_reserved: i32,
+        units_pledged: i32,
+        at: DateTime<Utc>,
+    },
+    /// A compatible, eligible donor near a blood request is asked to help (on the donor's `user:{id}`).
+    BloodRequestNearby {
+        request_id: i64,
+        blood_group: String,
+        component: String,
+        units_needed: i32,
+        urgency: String,
+        hospital_id: Option<i64>,
+        /// Straight-line distance from the donor's saved location, metres.
+        distance_m: i64,
+        at: DateTime<Utc>,
+    },
 }
 
 /// One location ping as it travels the bus.

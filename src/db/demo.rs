@@ -37,6 +37,10 @@ pub const DEMO_USERS: &[(&str, &str, Role)] = &[
     ("rider4", "Deepak Rider", Role::Rider),
     ("customer1", "Asha Customer", Role::Customer),
     ("customer2", "Rahul Customer", Role::Customer),
+    ("donor1", "Nisha Donor", Role::Customer),
+    ("donor2", "Farhan Donor", Role::Customer),
+    ("donor3", "Pooja Donor", Role::Customer),
+    ("donor4", "Kumar Donor", Role::Customer),
 ];
 
 pub const DEMO_DOMAIN: &str = "demo.onemedi.in";
@@ -75,6 +79,7 @@ pub async fn seed(conn: &mut Conn) -> anyhow::Result<bool> {
         c.batch_execute(DEMO_CITY_SQL).await?;
         Ok::<_, diesel::result::Error>(())
     }).await)?;
+    super::donors::fill_missing_cells(conn).await?;
     Ok(true)
 }
 

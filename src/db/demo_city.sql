@@ -233,9 +233,18 @@ INSERT INTO blood_stock (blood_bank_id, blood_group, component, units_available,
     ((SELECT id FROM blood_banks WHERE license_number = 'KA/BB/1995/007'), 'AB-', 'plasma', 1, 0),
     ((SELECT id FROM blood_banks WHERE license_number = 'KA/BB/1995/007'), 'AB-', 'platelets', 0, 0);
 
--- A registered donor.
+-- Registered donors. donor2 gave blood recently (not eligible until 90 days after) and donor4 has
+-- paused alerts, so a demo request shows who is and is not asked.
 INSERT INTO donor_profiles (user_id, blood_group, last_donation_date, lat, lng, h3_cell, available) VALUES
-    ((SELECT id FROM users WHERE email = 'customer2@demo.onemedi.in'), 'O+', '2026-05-12', 12.9784, 77.6408, NULL, TRUE);
+    ((SELECT id FROM users WHERE email = 'customer2@demo.onemedi.in'), 'O+', '2026-05-12', 12.9784, 77.6408, NULL, TRUE),
+    ((SELECT id FROM users WHERE email = 'donor1@demo.onemedi.in'), 'O-', NULL, 12.9352, 77.6245, NULL, TRUE),
+    ((SELECT id FROM users WHERE email = 'donor2@demo.onemedi.in'), 'A+', '2026-11-01', 12.9719, 77.6412, NULL, TRUE),
+    ((SELECT id FROM users WHERE email = 'donor3@demo.onemedi.in'), 'B+', '2026-02-14', 13.0068, 77.5813, NULL, TRUE),
+    ((SELECT id FROM users WHERE email = 'donor4@demo.onemedi.in'), 'AB-', '2025-12-20', 12.9166, 77.6101, NULL, FALSE);
+
+-- The partner account also runs the beds of the two hospitals that have a blood bank.
+UPDATE hospitals SET partner_user_id = (SELECT id FROM users WHERE email = 'partner@demo.onemedi.in')
+    WHERE slug IN ('manipal-hospital-old-airport-road', 'st-johns-medical-college-hospital');
 
 -- Saved addresses for the demo customers.
 INSERT INTO addresses (user_id, label, line1, line2, city, state, pincode, lat, lng, is_default) VALUES

@@ -7,12 +7,16 @@
 
 pub mod addresses;
 pub mod audit;
+pub mod blood;
+pub mod blood_banks;
 pub mod cart;
 pub mod catalog;
 pub mod coupons;
 pub mod demo;
+pub mod donors;
 pub mod emergency;
 pub mod entity_store;
+pub mod hospitals;
 pub mod idempotency;
 pub mod migrate;
 pub mod orders;

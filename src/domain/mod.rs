@@ -1,5 +1,6 @@
 //! Parsed domain values: once constructed, an email, phone, role or id is valid.
 
+pub mod blood;
 mod contact;
 pub mod order;
 mod role;
@@ -46,6 +47,51 @@ impl LatLng {
     pub fn lng(self) -> f64 {
         self.lng
     }
+
+    /// Great-circle distance in metres.
+    pub fn distance_m(self, other: LatLng) -> f64 {
+        const EARTH_RADIUS_M: f64 = 6_371_008.8;
+        let (p1, p2) = (self.lat.to_radians(), other.lat.to_radians());
+        let dp = p2 - p1;
+        let dl = (other.lng - self.lng).to_radians();
+        let a = (dp / 2.0).sin().powi(2) + p1.cos() * p2.cos() * (dl / 2.0).sin().powi(2);
+        2.0 * EARTH_RADIUS_M * a.sqrt().asin()
+    }
+
+    /// A latitude/longitude box that contains every point within `radius_m` (a cheap SQL pre-filter
+    /// before the exact distance). Near the poles or across the antimeridian it widens to every longitude.
+    pub fn bounding_box(self, radius_m: f64) -> BoundingBox {
+        const METRES_PER_DEGREE: f64 = 111_320.0;
+        let dlat = radius_m / METRES_PER_DEGREE;
+        let min_lat = (self.lat - dlat).max(-90.0);
+        let max_lat = (self.lat + dlat).min(90.0);
+        let cos = min_lat.to_radians().cos().min(max_lat.to_radians().cos());
+        let (min_lng, max_lng) = if cos < 0.01 {
+            (-180.0, 180.0)
+        } else {
+            let dlng = radius_m / (METRES_PER_DEGREE * cos);
+            if self.lng - dlng < -180.0 || self.lng + dlng > 180.0 {
+                (-180.0, 180.0)
+            } else {
+                (self.lng - dlng, self.lng + dlng)
+            }
+        };
+        BoundingBox {
+            min_lat,
+            max_lat,
+            min_lng,
+            max_lng,
+        }
+    }
+}
+
+/// Degrees bounding a search area.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct BoundingBox {
+    pub min_lat: f64,
+    pub max_lat: f64,
+    pub min_lng: f64,
+    pub max_lng: f64,
 }
 
 #[cfg(test)]
@@ -60,5 +106,26 @@ mod tests {
         assert!(LatLng::parse(0.0, 180.5).is_err());
         assert!(LatLng::parse(f64::NAN, 0.0).is_err());
         assert!(LatLng::parse(0.0, f64::INFINITY).is_err());
+    }
+
+    #[test]
+    fn the_bounding_box_contains_every_point_within_the_radius() {
+        let centre = LatLng::parse(12.9716, 77.5946).unwrap();
+        let bbox = centre.bounding_box(10_000.0);
+        for bearing in 0..36 {
+            let angle = f64::from(bearing * 10).to_radians();
+            // A point just inside 10 km in each direction.
+            let lat = centre.lat() + 9_990.0 / 111_320.0 * angle.cos();
+            let lng = centre.lng() + 9_990.0 / (111_320.0 * centre.lat().to_radians().cos()) * angle.sin();
+            let p = LatLng::parse(lat, lng).unwrap();
+            assert!(centre.distance_m(p) < 10_100.0);
+            assert!((bbox.min_lat..=bbox.max_lat).contains(&lat));
+            assert!((bbox.min_lng..=bbox.max_lng).contains(&lng));
+        }
+        let victoria = LatLng::parse(12.9634, 77.5738).unwrap();
+        let d = centre.distance_m(victoria);
+        assert!((2_300.0..2_500.0).contains(&d), "{d}");
+        let pole = LatLng::parse(89.99, 10.0).unwrap().bounding_box(5_000.0);
+        assert_eq!((pole.min_lng, pole.max_lng), (-180.0, 180.0));
     }
 }

@@ -26,6 +26,8 @@ pub enum Topic {
     Collector(i64),
     /// `user:{id}`: a user's notifications and profile changes.
     User(i64),
+    /// `blood_request:{id}`: a blood request's reservations, pledges and status.
+    BloodRequest(i64),
 }
 
 impl Topic {
@@ -45,6 +47,7 @@ impl Topic {
             "unit" => Some(Self::Unit(id)),
             "collector" => Some(Self::Collector(id)),
             "user" => Some(Self::User(id)),
+            "blood_request" => Some(Self::BloodRequest(id)),
             _ => None,
         }
     }
@@ -58,6 +61,7 @@ impl Topic {
             Self::Unit(id) => format!("unit:{id}"),
             Self::Collector(id) => format!("collector:{id}"),
             Self::User(id) => format!("user:{id}"),
+            Self::BloodRequest(id) => format!("blood_request:{id}"),
         }
     }
 }
@@ -128,6 +132,27 @@ pub async fn may_subscribe(conn: &mut Conn, user: UserId, role: Role, topic: Top
                 None => Ok(false),
             }
         }
+        Topic::BloodRequest(id) => {
+            use schema::{blood_pledges as bp, blood_requests as br};
+            let requester = on_conn!(conn, c => br::table
+                .find(id)
+                .select(br::requester_user_id)
+                .first::<i64>(c)
+                .await)
+            .optional()?;
+            let Some(requester) = requester else {
+                return Ok(false);
+            };
+            if requester == me || matches!(role, Role::Admin | Role::Staff | Role::Dispatcher) {
+                return Ok(true);
+            }
+            // A donor who pledged follows the request they are helping.
+            exists(on_conn!(conn, c => bp::table
+                .filter(bp::request_id.eq(id).and(bp::donor_user_id.eq(me)).and(bp::status.eq("pledged")))
+                .select(bp::id)
+                .first::<i64>(c)
+                .await))
+        }
     }
 }
 
@@ -160,6 +185,7 @@ mod tests {
             "unit:3",
             "collector:4",
             "user:5",
+            "blood_request:6",
         ] {
             assert_eq!(Topic::parse(name).map(Topic::name).as_deref(), Some(name));
         }

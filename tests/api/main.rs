@@ -8,6 +8,7 @@
 
 mod admin;
 mod auth;
+mod blood;
 mod cart;
 mod catalog;
 mod cli;

@@ -54,6 +54,10 @@ const DEMO_ACCOUNTS: &[(&str, &str)] = &[
     ("rider4", "rider"),
     ("customer1", "customer"),
     ("customer2", "customer"),
+    ("donor1", "customer"),
+    ("donor2", "customer"),
+    ("donor3", "customer"),
+    ("donor4", "customer"),
 ];
 
 /// Row counts the demo city must produce, whatever the backend.
@@ -68,6 +72,8 @@ const DEMO_COUNTS: &str = "\
     UNION ALL SELECT 'lab packages ' || count(*) FROM lab_tests WHERE is_package \
     UNION ALL SELECT 'doctors ' || count(*) FROM doctors WHERE hospital_id IS NOT NULL \
     UNION ALL SELECT 'coupons ' || count(*) FROM coupons \
+    UNION ALL SELECT 'donors ' || count(*) FROM donor_profiles \
+    UNION ALL SELECT 'partnered hospitals ' || count(*) FROM hospitals WHERE partner_user_id IS NOT NULL \
     ORDER BY 1";
 
 /// A sync Postgres connection without libpq: diesel-async's connection driven by a blocking wrapper.
@@ -419,9 +425,11 @@ fn assert_demo_counts(counts: &[String]) -> Result<()> {
         "coupons 2",
         "crewed units 13",
         "doctors 4",
+        "donors 5",
         "hospitals 6",
         "lab packages 2",
         "medicines 30",
+        "partnered hospitals 2",
         "phlebotomists 3",
         "riders 4",
     ];
