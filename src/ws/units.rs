@@ -37,16 +37,6 @@ pub struct CrewUnit {
     pub capabilities: u32,
 }
 
-fn kind_of(stored: &str) -> Option<UnitKind> {
-    match stored {
-        "als" => Some(UnitKind::AmbulanceAls),
-        "bls" => Some(UnitKind::AmbulanceBls),
-        "rider" => Some(UnitKind::Rider),
-        "phlebotomist" => Some(UnitKind::Phlebotomist),
-        _ => None,
-    }
-}
-
 /// The session user's active unit (the lowest id if they crew several), or `forbidden`.
 async fn crew_unit(session: &mut Session) -> Result<CrewUnit, Refusal> {
     if session.crew.is_none() {
@@ -64,7 +54,7 @@ async fn crew_unit(session: &mut Session) -> Result<CrewUnit, Refusal> {
         session.crew = Some(row.and_then(|(id, kind, status, capabilities)| {
             Some(CrewUnit {
                 id,
-                kind: kind_of(&kind)?,
+                kind: db::emergency::unit_kind(&kind)?,
                 status,
                 capabilities: u32::try_from(capabilities).unwrap_or(0),
             })
