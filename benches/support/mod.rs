@@ -1,6 +1,7 @@
 //! Shared harness of the real-time load benchmarks: a release `onemedi serve` child process on
 //! 127.0.0.1 with a temp SQLite database, crews and dispatchers inserted directly, websocket clients,
 //! percentiles and the result files in `bench-results/`.
+#![allow(dead_code, reason = "each benchmark uses only part of the harness")]
 
 use std::{
     io::{BufRead, BufReader},
@@ -75,17 +76,34 @@ pub struct Server {
 }
 
 impl Server {
-    /// Starts the release server binary built next to this benchmark and waits for its port.
+    /// Starts the release server binary built next to this benchmark (embedded SQLite, in-process bus)
+    /// and waits for its port.
     pub async fn start() -> anyhow::Result<Self> {
+        Self::start_on(None, None).await
+    }
+
+    /// Starts the server on `database_url` (PostgreSQL) and `redis_url` when given, as production runs.
+    pub async fn start_on(database_url: Option<&str>, redis_url: Option<&str>) -> anyhow::Result<Self> {
         let data_dir = tempfile::tempdir()?;
-        let mut child = Command::new(env!("CARGO_BIN_EXE_onemedi"))
+        let mut command = Command::new(env!("CARGO_BIN_EXE_onemedi"));
+        command
             .args(["serve", "--bind", "127.0.0.1:0", "--data-dir"])
             .arg(data_dir.path())
             .env("ONEMEDI_CONFIG_DIR", data_dir.path().join("no-config"))
             .env("ONEMEDI__AUTH__JWT_SECRET", SECRET)
+            .env("ONEMEDI__RATE_LIMIT__ENABLED", "false")
             .env("RUST_LOG", "warn")
             .env_remove("DATABASE_URL")
-            .env_remove("REDIS_URL")
+            .env_remove("REDIS_URL");
+        if let Some(url) = database_url {
+            command.env("DATABASE_URL", url);
+        }
+        if let Some(url) = redis_url {
+            command
+                .env("REDIS_URL", url)
+                .env("ONEMEDI__REDIS__KEY_PREFIX", format!("bench-{}", std::process::id()));
+        }
+        let mut child = command
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
@@ -103,7 +121,7 @@ impl Server {
         })
         .await??;
         let mut settings = Settings::load_env("bench")?;
-        settings.database.url = SecretString::from(String::new());
+        settings.database.url = SecretString::from(database_url.unwrap_or_default().to_owned());
         settings.auth.jwt_secret = SecretString::from(SECRET.to_owned());
         let db = Db::connect(&settings.database.effective_url(data_dir.path()), 4).await?;
         let jwt = JwtKeys::from_settings(&settings.auth, data_dir.path())?;
@@ -175,6 +193,42 @@ impl Server {
         Ok(ids)
     }
 
+    /// Inserts one available ambulance (`als`) per user at the given home position, crewed by that user;
+    /// returns the unit ids in order.
+    pub async fn ambulances(&self, crews: &[(i64, String)], at: &[(f64, f64)]) -> anyhow::Result<Vec<i64>> {
+        use schema::units as un;
+        let units: Vec<String> = at
+            .iter()
+            .enumerate()
+            .map(|(i, (lat, lng))| {
+                format!(
+                    "('AMB-{i:06}', 'als', 'available', {lat:.6}, {lng:.6}, CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)"
+                )
+            })
+            .collect();
+        self.insert_rows(
+            "units (call_sign, kind, status, home_lat, home_lng, created_at, updated_at)",
+            &units,
+        )
+        .await?;
+        let mut conn = self.db.read().await?;
+        let ids = on_conn!(&mut conn, c => un::table
+            .filter(un::call_sign.like("AMB-%"))
+            .order(un::id.asc())
+            .select(un::id)
+            .load::<i64>(c)
+            .await)?;
+        drop(conn);
+        let links: Vec<String> = ids
+            .iter()
+            .zip(crews)
+            .map(|(unit, (user, _))| format!("({unit}, {user}, 'paramedic')"))
+            .collect();
+        self.insert_rows("unit_crew (unit_id, user_id, crew_role)", &links)
+            .await?;
+        Ok(ids)
+    }
+
     /// `INSERT INTO {into} VALUES …` in one transaction, 500 rows a statement. Rows are built by this
     /// harness from numbers and fixed words only.
     async fn insert_rows(&self, into: &str, rows: &[String]) -> anyhow::Result<()> {
@@ -234,6 +288,13 @@ pub fn location_frame(ts: i64, jitter: f64) -> String {
         r#"{{"type":"location","lat":{:.6},"lng":{:.6},"heading":90,"speed":8.5,"accuracy":6,"ts":{ts}}}"#,
         12.9716 + jitter,
         77.5946 + jitter
+    )
+}
+
+/// A location frame at a given point.
+pub fn location_at(ts: i64, lat: f64, lng: f64) -> String {
+    format!(
+        r#"{{"type":"location","lat":{lat:.6},"lng":{lng:.6},"heading":90,"speed":0,"accuracy":6,"ts":{ts}}}"#
     )
 }
 
