@@ -110,7 +110,9 @@ impl Step {
 async fn scratch_database(base: &str) -> anyhow::Result<(String, String)> {
     let name = format!("onemedi_bench_p6_{}", std::process::id());
     let mut admin = AsyncPgConnection::establish(base).await?;
-    admin.batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).await?;
+    admin
+        .batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+        .await?;
     admin.batch_execute(&format!("CREATE DATABASE {name}")).await?;
     let url = match base.rsplit_once('/') {
         Some((root, _)) => format!("{root}/{name}"),
@@ -121,7 +123,9 @@ async fn scratch_database(base: &str) -> anyhow::Result<(String, String)> {
 
 async fn drop_database(base: &str, name: &str) -> anyhow::Result<()> {
     let mut admin = AsyncPgConnection::establish(base).await?;
-    admin.batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).await?;
+    admin
+        .batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+        .await?;
     Ok(())
 }
 
@@ -182,7 +186,10 @@ async fn measure(
     }
 
     let client = reqwest::Client::builder().pool_max_idle_per_host(64).build()?;
-    let endpoint = format!("http://127.0.0.1:{}/api/v1/emergency/ambulance-requests", server.port);
+    let endpoint = format!(
+        "http://127.0.0.1:{}/api/v1/emergency/ambulance-requests",
+        server.port
+    );
     let mut steps = Vec::new();
     let mut sends: Vec<(usize, Instant, i64)> = Vec::new();
     for (k, rate) in rates.iter().enumerate() {
@@ -233,9 +240,9 @@ async fn measure(
     for (k, sent, id) in sends {
         if let Some(arrived) = arrivals.get(&id) {
             steps[k].delivered += 1;
-            steps[k].latencies_us.push(
-                u32::try_from(arrived.saturating_duration_since(sent).as_micros()).unwrap_or(u32::MAX),
-            );
+            steps[k]
+                .latencies_us
+                .push(u32::try_from(arrived.saturating_duration_since(sent).as_micros()).unwrap_or(u32::MAX));
         }
     }
     drop(server);
@@ -277,7 +284,8 @@ async fn crew(
         if at >= end {
             break;
         }
-        sink.send(Message::text(location_at(unix_ms(), home.0, home.1))).await?;
+        sink.send(Message::text(location_at(unix_ms(), home.0, home.1)))
+            .await?;
     }
     reader.await??;
     Ok(())
@@ -310,7 +318,8 @@ async fn baseline(
     )
     .await?;
     drop(pg);
-    let manager = diesel_async::pooled_connection::AsyncDieselConnectionManager::<AsyncPgConnection>::new(url);
+    let manager =
+        diesel_async::pooled_connection::AsyncDieselConnectionManager::<AsyncPgConnection>::new(url);
     let pool = diesel_async::pooled_connection::deadpool::Pool::builder(manager)
         .max_size(16)
         .build()?;
@@ -376,7 +385,8 @@ async fn baseline(
                 break;
             }
             let pickup = rng.point();
-            let (mut conn, pool, key, channel) = (redis_conn.clone(), pool.clone(), key.clone(), channel.clone());
+            let (mut conn, pool, key, channel) =
+                (redis_conn.clone(), pool.clone(), key.clone(), channel.clone());
             flows.push(tokio::spawn(async move {
                 let sent = Instant::now();
                 let nearest: Vec<String> = redis::cmd("GEOSEARCH")
@@ -392,8 +402,16 @@ async fn baseline(
                     .arg(1)
                     .query_async(&mut conn)
                     .await?;
-                let unit: i64 = nearest.into_iter().next().and_then(|u| u.parse().ok()).unwrap_or(-1);
-                let _: i64 = redis::cmd("ZREM").arg(&key).arg(unit).query_async(&mut conn).await?;
+                let unit: i64 = nearest
+                    .into_iter()
+                    .next()
+                    .and_then(|u| u.parse().ok())
+                    .unwrap_or(-1);
+                let _: i64 = redis::cmd("ZREM")
+                    .arg(&key)
+                    .arg(unit)
+                    .query_async(&mut conn)
+                    .await?;
                 let mut pg = pool.get().await?;
                 let id: i64 = diesel::sql_query(format!(
                     "INSERT INTO baseline_requests (lat, lng, unit) VALUES ({}, {}, {unit}) RETURNING id",
@@ -434,9 +452,9 @@ async fn baseline(
     for (k, sent, id) in sends {
         if let Some(arrived) = arrivals.get(&id) {
             steps[k].delivered += 1;
-            steps[k].latencies_us.push(
-                u32::try_from(arrived.saturating_duration_since(sent).as_micros()).unwrap_or(u32::MAX),
-            );
+            steps[k]
+                .latencies_us
+                .push(u32::try_from(arrived.saturating_duration_since(sent).as_micros()).unwrap_or(u32::MAX));
         }
     }
     Ok(steps)
@@ -452,9 +470,13 @@ fn report(units: usize, step: Duration, ours: &[Step], baseline: &[Step]) -> any
     let top = ours.last().map_or(f64::NAN, Step::p99);
     let top_baseline = baseline.last().map_or(f64::NAN, Step::p99);
     let ratio = top_baseline / top;
+    let machine = support::machine().replace(
+        "SQLite, in-process event bus (no REDIS_URL)",
+        "PostgreSQL + Redis",
+    );
     let json = json!({
         "benchmark": "P6 emergency dispatch: request posted → offer on the crew's websocket",
-        "machine": support::machine().replace("SQLite, in-process event bus (no REDIS_URL)", "PostgreSQL + Redis"),
+        "machine": machine,
         "units": units,
         "background_pings_per_s": r2(units as f64 / PING_PERIOD.as_secs_f64()),
         "step_secs": step.as_secs(),
@@ -486,7 +508,7 @@ fn report(units: usize, step: Duration, ours: &[Step], baseline: &[Step]) -> any
          {BASELINE_RATIO_GOAL}).\n\nRun: `cargo bench --bench emergency_p6_dispatch`. Machine: {}.\n",
         top,
         ratio,
-        support::machine()
+        machine
     ));
     let dir = support::write_results("emergency-p6-dispatch", &json, &md)?;
     println!("{md}");

@@ -99,9 +99,10 @@ impl Server {
             command.env("DATABASE_URL", url);
         }
         if let Some(url) = redis_url {
-            command
-                .env("REDIS_URL", url)
-                .env("ONEMEDI__REDIS__KEY_PREFIX", format!("bench-{}", std::process::id()));
+            command.env("REDIS_URL", url).env(
+                "ONEMEDI__REDIS__KEY_PREFIX",
+                format!("bench-{}", std::process::id()),
+            );
         }
         let mut child = command
             .stdout(Stdio::piped())

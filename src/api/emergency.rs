@@ -745,11 +745,12 @@ pub async fn create_request(
         "lng": row.pickup_lng,
         "at": Utc::now(),
     });
+    // The cascade starts before the announcement's Redis round trip.
+    state.emergency.dispatch(&row);
     state
         .bus
         .publish(&dispatch::request_topics(row.id), created)
         .await;
-    state.emergency.dispatch(&row);
     let view = request_view(&state, row, Vec::new()).await?;
     Ok(HttpResponse::Created().json(view))
 }
