@@ -656,3 +656,62 @@ async fn fifty_concurrent_calls_across_two_nodes_never_give_one_unit_two_request
         task.abort();
     }
 }
+
+/// A request left searching by a node that died (stored, no cascade anywhere) is adopted by exactly one
+/// node — with Redis, two nodes sweep at once — and offered again.
+#[actix_web::test]
+async fn a_request_orphaned_by_a_crashed_node_is_adopted_once_and_offered_again() {
+    let first = spawn_app().await;
+    let second = match redis_url() {
+        Some(_) => Some(spawn_second_node(&first).await),
+        None => None,
+    };
+    let (dispatcher, dispatcher_id) = first.user_with_role(Role::Dispatcher).await;
+    let mut crew = ambulance(&first, &dispatcher, "ALS-20", "als", (12.9800, 77.6050)).await;
+    for node in std::iter::once(&first).chain(second.as_ref()) {
+        indexed(node, crew.unit).await;
+    }
+    let id = {
+        use schema::ambulance_requests as ar;
+        let stale = onemedi::db::now() - chrono::TimeDelta::minutes(5);
+        let mut conn = first.app.db.write().await.unwrap();
+        on_conn!(&mut conn, c => diesel::insert_into(ar::table)
+            .values((
+                ar::requester_user_id.eq(dispatcher_id),
+                ar::pickup_lat.eq(PICKUP.0),
+                ar::pickup_lng.eq(PICKUP.1),
+                ar::category.eq(1),
+                ar::call_received_at.eq(stale),
+                ar::created_at.eq(stale),
+                ar::updated_at.eq(stale),
+            ))
+            .returning(ar::id)
+            .get_result::<i64>(c)
+            .await)
+        .unwrap()
+    };
+    match &second {
+        Some(second) => {
+            futures_util::join!(
+                onemedi::dispatch::adopt_orphans(&first.app),
+                onemedi::dispatch::adopt_orphans(&second.app)
+            );
+        }
+        None => onemedi::dispatch::adopt_orphans(&first.app).await,
+    }
+    let offer = next_offer(&mut crew.ws).await;
+    assert_eq!(offer["request"]["id"], id);
+    // A second sweep finds the request moving and leaves it alone.
+    onemedi::dispatch::adopt_orphans(&first.app).await;
+    let offers: i64 = {
+        use schema::dispatch_offers as o;
+        let mut conn = first.app.db.read().await.unwrap();
+        on_conn!(&mut conn, c => o::table.filter(o::request_id.eq(id)).count().get_result(c).await).unwrap()
+    };
+    assert_eq!(offers, 1, "exactly one node restarted the cascade");
+    let accepted = crew
+        .ws
+        .command(json!({"type": "accept", "request_id": id}), "a")
+        .await;
+    assert_eq!(accepted["type"], "ack", "{accepted}");
+}

@@ -6,10 +6,7 @@
 //! decline, timeout or a lost claim, move to the next candidate and never come back to this unit.
 //! With nobody left, widen the radius once; then record `no_unit_available`, escalate and announce.
 
-use std::{
-    collections::{HashMap, HashSet},
-    time::Duration,
-};
+use std::{collections::HashMap, time::Duration};
 
 use actix::{
     Actor, ActorFutureExt, AsyncContext, Context, Handler, Recipient, ResponseActFuture, WrapFuture, fut,
@@ -145,7 +142,7 @@ impl Dispatcher {
                 return;
             }
         }
-        let mut exclude: HashSet<UnitId> = cascade.tried.iter().copied().collect();
+        let mut exclude: Vec<UnitId> = cascade.tried.iter().copied().collect();
         exclude.extend(self.offered.keys().copied());
         let query = FindNearest {
             kind: cascade.kind,

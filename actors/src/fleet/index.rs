@@ -5,10 +5,7 @@
 //! reads (48 bytes a unit) and whose `units` hold the rest. A unit leaving a bucket leaves a vacant slot
 //! that the next arrival reuses, so a move touches no other unit's entry.
 
-use std::{
-    collections::{HashMap, HashSet},
-    time::Duration,
-};
+use std::{collections::HashMap, time::Duration};
 
 use chrono::{DateTime, Utc};
 use geo::Haversine;
@@ -161,9 +158,8 @@ struct Entry {
 pub struct SearchFilter {
     /// Capabilities a unit must have (all of them).
     pub required: Capabilities,
-    /// Units never to return (e.g. they declined this job, or hold an offer elsewhere). A set: a busy
-    /// dispatcher excludes thousands of units on offer, checked for every candidate.
-    pub exclude: HashSet<UnitId>,
+    /// Units never to return (e.g. they declined this job, or hold an offer elsewhere).
+    pub exclude: Vec<UnitId>,
 }
 
 /// One search result.
