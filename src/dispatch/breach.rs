@@ -168,14 +168,17 @@ async fn sweep(db: &Db, fleet: &SharedFleet, bus: &Bus, announced: &mut HashSet<
     drop(conn);
     announced.retain(|id| open.iter().any(|r| r.id == *id));
     let now = crate::db::now();
-    let due: Vec<_> = {
-        let index = lock_fleet(fleet);
-        open.iter()
-            .filter(|r| r.on_scene_at.is_none() && !announced.contains(&r.id))
-            .map(|r| (r, clock(r, &index, None, now)))
-            .filter(|(_, clock)| clock.breach_predicted)
-            .collect()
-    };
+    let ceiling = eta_for(UnitKind::AmbulanceBls, ETA_SEARCH_RADIUS_M).as_secs_f64();
+    let due: Vec<_> = open
+        .iter()
+        .filter(|r| r.on_scene_at.is_none() && !announced.contains(&r.id))
+        // Nobody farther than the search radius is considered, so a request whose elapsed time plus the
+        // longest ETA is still inside its target cannot be predicted to breach yet: skip the search.
+        .filter(|r| seconds_between(r.call_received_at, now) + ceiling > target(r.category).p90_s as f64)
+        // The index lock is taken per request: location pings keep flowing between two clocks.
+        .map(|r| (r, clock(r, &lock_fleet(fleet), None, now)))
+        .filter(|(_, clock)| clock.breach_predicted)
+        .collect();
     for (request, clock) in due {
         let reason = match clock.predicted_s {
             Some(p) => format!(
