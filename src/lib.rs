@@ -14,6 +14,7 @@ pub mod metrics;
 pub mod middleware;
 pub mod ratelimit;
 pub mod state;
+pub mod storage;
 pub mod telemetry;
 pub mod ws;
 
@@ -266,6 +267,7 @@ pub async fn build_state(settings: Settings) -> anyhow::Result<AppState> {
         positions: Default::default(),
         shutdown: tokio::sync::watch::Sender::new(false),
         emergency,
+        storage: storage::LocalStorage::new(data_dir.join("files")),
         catalog_cache: ResponseCache::new(
             cache::CATALOG_TTL,
             cache::CATALOG_MAX_ENTRIES,

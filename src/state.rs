@@ -37,6 +37,8 @@ pub struct AppState {
     pub positions: PositionBuffer,
     /// Set to `true` once, by graceful shutdown; every session holds a receiver and closes with 1001.
     pub shutdown: watch::Sender<bool>,
+    /// Uploaded files (prescriptions, reports).
+    pub storage: crate::storage::LocalStorage,
     /// This node's entity registry and dispatcher.
     pub emergency: Emergency,
     /// Catalog read answers; invalidated after every catalog write.

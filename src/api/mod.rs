@@ -13,6 +13,7 @@ pub mod health;
 pub mod hospitals;
 pub mod medicines;
 pub mod orders;
+pub mod prescriptions;
 pub mod users;
 
 use serde::{Deserialize, Serialize};
@@ -199,6 +200,11 @@ pub fn configure(config: &mut ServiceConfig) {
             .service(cart::update_item)
             .service(cart::delete_item)
             .service(cart::preview_coupon)
+            .service(prescriptions::upload)
+            .service(prescriptions::list_own)
+            .service(prescriptions::download)
+            .service(prescriptions::review_queue)
+            .service(prescriptions::review)
             .service(orders::place_order)
             .service(orders::list_orders)
             .service(orders::get_order)
