@@ -61,6 +61,8 @@ pub enum ErrorCode {
     UnitUnavailable,
     /// A unit with this call sign exists.
     CallSignTaken,
+    /// A coupon with this code exists.
+    CouponCodeTaken,
     /// A crew member named is not a paramedic, or already crews another unit.
     CrewUnavailable,
     /// A donor whose blood group cannot give the requested component to this patient.
@@ -102,6 +104,7 @@ impl ErrorCode {
             | Self::OfferTaken
             | Self::UnitUnavailable
             | Self::CallSignTaken
+            | Self::CouponCodeTaken
             | Self::AlreadyPledged
             | Self::RequestClosed => StatusCode::CONFLICT,
             Self::IdempotencyKeyReused
@@ -144,6 +147,7 @@ impl ErrorCode {
         Self::OfferTaken,
         Self::UnitUnavailable,
         Self::CallSignTaken,
+        Self::CouponCodeTaken,
         Self::CrewUnavailable,
         Self::IncompatibleDonor,
         Self::DonorNotEligible,

@@ -6,6 +6,7 @@ pub mod blood;
 pub mod blood_banks;
 pub mod cart;
 pub mod catalog_admin;
+pub mod coupons_admin;
 pub mod docs;
 pub mod donors;
 pub mod emergency;
@@ -195,6 +196,9 @@ pub fn configure(config: &mut ServiceConfig) {
             .service(catalog_admin::update_category)
             .service(catalog_admin::create_brand)
             .service(catalog_admin::update_brand)
+            .service(coupons_admin::create_coupon)
+            .service(coupons_admin::list_coupons)
+            .service(coupons_admin::update_coupon)
             .service(cart::get_cart)
             .service(cart::add_item)
             .service(cart::update_item)

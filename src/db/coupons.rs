@@ -13,7 +13,7 @@ use crate::{
     on_conn,
 };
 
-#[derive(Debug, Clone, Queryable, Selectable)]
+#[derive(Debug, Clone, Queryable, Selectable, serde::Serialize, utoipa::ToSchema)]
 #[diesel(table_name = coupons)]
 pub struct Coupon {
     pub id: i64,
@@ -160,4 +160,57 @@ pub async fn insert(conn: &mut Conn, new: &NewCoupon) -> QueryResult<Coupon> {
         .returning(Coupon::as_returning())
         .get_result(c)
         .await)
+}
+
+/// Editable fields of a coupon (its code never changes: it is printed on banners and in messages).
+#[derive(Debug, AsChangeset)]
+#[diesel(table_name = coupons, treat_none_as_null = true)]
+pub struct CouponChange {
+    pub description: String,
+    pub kind: String,
+    pub value: i64,
+    pub applies_to: String,
+    pub min_order_paise: i64,
+    pub max_discount_paise: Option<i64>,
+    pub starts_at: NaiveDateTime,
+    pub ends_at: Option<NaiveDateTime>,
+    pub global_limit: Option<i32>,
+    pub per_user_limit: Option<i32>,
+    pub first_order_only: bool,
+    pub is_active: bool,
+}
+
+/// Every coupon, newest first.
+pub async fn list(conn: &mut Conn, limit: i64, offset: i64) -> QueryResult<(Vec<Coupon>, i64)> {
+    on_conn!(conn, c => {
+        let rows = coupons::table
+            .order(coupons::id.desc())
+            .limit(limit)
+            .offset(offset)
+            .select(Coupon::as_select())
+            .load(c)
+            .await?;
+        let total: i64 = coupons::table.count().get_result(c).await?;
+        Ok((rows, total))
+    })
+}
+
+/// Applies `change` unless it would set the global limit below the uses already counted (concurrent
+/// checkouts keep counting; the condition is checked in the same statement). `Ok(None)`: no such
+/// coupon, or the limit is below the count.
+pub async fn update(conn: &mut Conn, id: i64, change: &CouponChange) -> QueryResult<Option<Coupon>> {
+    let now = super::now();
+    let floor = change.global_limit.unwrap_or(i32::MAX);
+    on_conn!(conn, c => diesel::update(
+            coupons::table.find(id).filter(coupons::used_count.le(floor)),
+        )
+        .set((change, coupons::version.eq(coupons::version + 1), coupons::updated_at.eq(now)))
+        .returning(Coupon::as_returning())
+        .get_result(c)
+        .await
+        .optional())
+}
+
+pub async fn find(conn: &mut Conn, id: i64) -> QueryResult<Option<Coupon>> {
+    on_conn!(conn, c => coupons::table.find(id).select(Coupon::as_select()).first(c).await.optional())
 }

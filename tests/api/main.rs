@@ -13,6 +13,7 @@ mod cart;
 mod catalog;
 mod cli;
 mod conventions;
+mod coupons;
 mod demo;
 mod emergency;
 mod helpers;
