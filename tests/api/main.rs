@@ -20,6 +20,7 @@ mod jwt;
 mod migrations;
 mod operations;
 mod orders;
+mod payments;
 mod realtime;
 mod shop;
 mod users;
