@@ -126,7 +126,7 @@ impl Payments {
         let has_secret = !settings.key_secret.expose_secret().is_empty();
         // Half a key pair is a misconfiguration, never a silent fall-back to offline mode.
         anyhow::ensure!(
-            key_id.is_empty() == !has_secret,
+            key_id.is_empty() != has_secret,
             "set both payments.key_id and payments.key_secret, or neither (offline mode)"
         );
         if has_secret {
