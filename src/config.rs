@@ -22,6 +22,8 @@ pub struct Settings {
     /// Websocket sessions and the event bus; every key has a default, so the section is optional.
     #[serde(default)]
     pub realtime: RealtimeSettings,
+    /// Razorpay keys; empty keys select offline mode.
+    pub payments: PaymentsSettings,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -95,6 +97,24 @@ pub struct RateLimitSettings {
 pub struct IdempotencySettings {
     /// How long a stored response is replayed for the same `Idempotency-Key`.
     pub ttl_secs: u64,
+}
+
+/// Razorpay. With `key_id` and `key_secret` empty the server runs offline: it issues order ids itself
+/// and signs checkouts with a key secret generated into the data dir (see README, "Payments").
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PaymentsSettings {
+    /// Razorpay key id (`rzp_live_…` / `rzp_test_…`), shown to the checkout.
+    pub key_id: String,
+    /// Razorpay key secret: basic-auth password of the API and the checkout signature key.
+    pub key_secret: SecretString,
+    /// Secret of the webhook endpoint (`X-Razorpay-Signature`); required with real keys, generated into
+    /// the data dir offline when empty.
+    pub webhook_secret: SecretString,
+    /// Base URL of Razorpay's API (tests point it at a loopback fake).
+    pub api_base_url: String,
+    /// Timeout of one call to Razorpay, seconds.
+    pub request_timeout_secs: u64,
 }
 
 /// Websocket session limits and timings. The defaults are the documented constants in [`crate::ws`];

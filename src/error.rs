@@ -73,6 +73,14 @@ pub enum ErrorCode {
     AlreadyPledged,
     /// The blood request no longer takes this action (covered, cancelled or expired).
     RequestClosed,
+    /// A Razorpay signature (checkout or webhook) does not match; nothing was changed.
+    SignatureInvalid,
+    /// The order is paid already (by this or another payment).
+    AlreadyPaid,
+    /// The order cannot be paid online: not pending, cash on delivery, or its payment is flagged.
+    PaymentNotApplicable,
+    /// The payment provider failed or could not be reached; retry later.
+    PaymentProviderFailed,
     /// The body exceeds the route's limit.
     PayloadTooLarge,
     /// The body's content type is not one the route takes.
@@ -88,7 +96,7 @@ pub enum ErrorCode {
 impl ErrorCode {
     pub fn status(self) -> StatusCode {
         match self {
-            Self::ValidationFailed | Self::MalformedJson => StatusCode::BAD_REQUEST,
+            Self::ValidationFailed | Self::MalformedJson | Self::SignatureInvalid => StatusCode::BAD_REQUEST,
             Self::Unauthorized | Self::InvalidCredentials | Self::OtpInvalid => StatusCode::UNAUTHORIZED,
             Self::Forbidden => StatusCode::FORBIDDEN,
             Self::NotFound => StatusCode::NOT_FOUND,
@@ -106,14 +114,17 @@ impl ErrorCode {
             | Self::CallSignTaken
             | Self::CouponCodeTaken
             | Self::AlreadyPledged
-            | Self::RequestClosed => StatusCode::CONFLICT,
+            | Self::RequestClosed
+            | Self::AlreadyPaid => StatusCode::CONFLICT,
             Self::IdempotencyKeyReused
             | Self::CouponInvalid
             | Self::CartEmpty
             | Self::PrescriptionRequired
             | Self::CrewUnavailable
             | Self::IncompatibleDonor
-            | Self::DonorNotEligible => StatusCode::UNPROCESSABLE_ENTITY,
+            | Self::DonorNotEligible
+            | Self::PaymentNotApplicable => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::PaymentProviderFailed => StatusCode::BAD_GATEWAY,
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::RateLimited => StatusCode::TOO_MANY_REQUESTS,
@@ -153,6 +164,10 @@ impl ErrorCode {
         Self::DonorNotEligible,
         Self::AlreadyPledged,
         Self::RequestClosed,
+        Self::SignatureInvalid,
+        Self::AlreadyPaid,
+        Self::PaymentNotApplicable,
+        Self::PaymentProviderFailed,
         Self::PayloadTooLarge,
         Self::UnsupportedMediaType,
         Self::RateLimited,

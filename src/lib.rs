@@ -250,9 +250,11 @@ pub async fn build_state(settings: Settings) -> anyhow::Result<AppState> {
     };
     let jwt = JwtKeys::from_settings(&settings.auth, &data_dir)?;
     let sms = Arc::new(OutboxSms::new(data_dir.join("outbox")));
+    let payments = integrations::razorpay::Payments::from_settings(&settings.payments, &data_dir)?;
     tracing::info!(
         backend = db.backend().name(),
         redis = redis.is_some(),
+        payments_offline = payments.is_offline(),
         "dependencies connected"
     );
     Ok(AppState {
@@ -260,6 +262,7 @@ pub async fn build_state(settings: Settings) -> anyhow::Result<AppState> {
         jwt,
         limiter,
         sms,
+        payments,
         metrics: Default::default(),
         hub,
         bus,

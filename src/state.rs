@@ -12,7 +12,7 @@ use crate::{
     config::Settings,
     db::Db,
     dispatch::Emergency,
-    integrations::sms::SmsSender,
+    integrations::{razorpay::Payments, sms::SmsSender},
     metrics::Metrics,
     ratelimit::RateLimiter,
     ws::{Hub, positions::PositionBuffer},
@@ -26,6 +26,8 @@ pub struct AppState {
     pub jwt: JwtKeys,
     pub limiter: RateLimiter,
     pub sms: Arc<dyn SmsSender>,
+    /// Razorpay keys and gateway (offline mode issues ids locally).
+    pub payments: Payments,
     pub metrics: Metrics,
     /// This node's websocket sessions by topic.
     pub hub: Arc<Hub>,

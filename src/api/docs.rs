@@ -19,6 +19,7 @@ use utoipa::{
         (name = "users", description = "Profile and addresses"),
         (name = "admin", description = "Administration"),
         (name = "prescriptions", description = "Prescription uploads (checked by content) and staff review"),
+        (name = "payments", description = "Razorpay checkout: provider orders, signature verification, webhooks"),
         (name = "hospitals", description = "Hospitals and live bed capacity"),
         (name = "blood banks", description = "Blood banks and their stock"),
         (name = "emergency", description = "Ambulance units, requests, offers, the dispatcher board and response times; blood requests: reservations, donor alerts, pledges"),

@@ -14,6 +14,7 @@ pub mod health;
 pub mod hospitals;
 pub mod medicines;
 pub mod orders;
+pub mod payments;
 pub mod prescriptions;
 pub mod users;
 
@@ -214,6 +215,10 @@ pub fn configure(config: &mut ServiceConfig) {
             .service(orders::get_order)
             .service(orders::cancel_order)
             .service(orders::update_status)
+            .service(payments::create_order)
+            .service(payments::verify)
+            .service(payments::webhook)
+            .service(payments::simulate)
             .service(emergency::create_unit)
             .service(emergency::list_units)
             .service(emergency::get_unit)

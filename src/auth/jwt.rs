@@ -38,7 +38,7 @@ impl JwtKeys {
     /// Builds keys from the configured secret, or from `{data_dir}/jwt_secret` (created on first run).
     pub fn from_settings(settings: &AuthSettings, data_dir: &Path) -> anyhow::Result<Self> {
         let secret = if settings.jwt_secret.expose_secret().is_empty() {
-            load_or_create_secret(data_dir)?
+            load_or_create_secret(data_dir, "jwt_secret")?
         } else {
             settings.jwt_secret.clone()
         };
@@ -102,8 +102,9 @@ impl JwtKeys {
     }
 }
 
-fn load_or_create_secret(data_dir: &Path) -> anyhow::Result<SecretString> {
-    let path = data_dir.join("jwt_secret");
+/// The secret kept in `{data_dir}/{file_name}`, generated (32 random bytes, hex) on first use.
+pub fn load_or_create_secret(data_dir: &Path, file_name: &str) -> anyhow::Result<SecretString> {
+    let path = data_dir.join(file_name);
     if let Ok(existing) = std::fs::read_to_string(&path) {
         return Ok(SecretString::from(existing.trim().to_owned()));
     }
@@ -112,7 +113,7 @@ fn load_or_create_secret(data_dir: &Path) -> anyhow::Result<SecretString> {
     let secret = hex::encode(bytes);
     std::fs::write(&path, &secret).with_context(|| format!("writing {}", path.display()))?;
     restrict_permissions(&path)?;
-    tracing::info!(path = %path.display(), "generated a new JWT secret");
+    tracing::info!(path = %path.display(), "generated a new secret");
     Ok(SecretString::from(secret))
 }
 

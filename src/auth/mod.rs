@@ -5,4 +5,4 @@ pub mod jwt;
 pub mod password;
 
 pub use extract::{AuthUser, Authorized, Policy};
-pub use jwt::JwtKeys;
+pub use jwt::{JwtKeys, load_or_create_secret};

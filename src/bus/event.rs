@@ -50,6 +50,15 @@ pub enum Event {
         version: i64,
         at: DateTime<Utc>,
     },
+    /// A pharmacy order changed status (on `order:{id}`), e.g. confirmed by its captured payment.
+    OrderStatusChanged {
+        order_id: i64,
+        from: String,
+        to: String,
+        /// What moved it: `payment_captured`, …
+        cause: String,
+        at: DateTime<Utc>,
+    },
     /// A blood request was created, pledged to or cancelled (on `blood_request:{id}`).
     BloodRequestProgress {
         request_id: i64,

@@ -21,6 +21,7 @@ pub mod idempotency;
 pub mod migrate;
 pub mod orders;
 pub mod otp;
+pub mod payments;
 pub mod prescriptions;
 pub mod schema;
 pub mod users;

@@ -131,17 +131,18 @@ pub struct Transition {
     pub at: NaiveDateTime,
 }
 
+/// A row of `entity_transitions` about to be written.
 #[derive(Debug, Insertable)]
 #[diesel(table_name = entity_transitions)]
-struct NewTransition<'a> {
-    entity_type: &'a str,
-    entity_id: i64,
-    event: &'a str,
-    from_status: Option<&'a str>,
-    to_status: &'a str,
-    actor_user_id: Option<i64>,
-    reason: Option<&'a str>,
-    at: NaiveDateTime,
+pub(crate) struct NewTransition<'a> {
+    pub entity_type: &'a str,
+    pub entity_id: i64,
+    pub event: &'a str,
+    pub from_status: Option<&'a str>,
+    pub to_status: &'a str,
+    pub actor_user_id: Option<i64>,
+    pub reason: Option<&'a str>,
+    pub at: NaiveDateTime,
 }
 
 /// Why a checkout or transition did not happen. Everything it wrote is rolled back.

@@ -1,3 +1,4 @@
-//! Adapters to the outside world: SMS today; mail, payments and storage as their features land.
+//! Adapters to the outside world: SMS and Razorpay payments; mail and storage as their features land.
 
+pub mod razorpay;
 pub mod sms;

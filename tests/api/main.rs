@@ -21,6 +21,7 @@ mod jwt;
 mod migrations;
 mod operations;
 mod orders;
+mod payments;
 mod prescriptions;
 mod realtime;
 mod shop;

@@ -1,0 +1,543 @@
+//! `/payments`: Razorpay checkout for orders — create the provider order, verify the checkout signature,
+//! receive webhooks — and, in offline mode only, a stand-in for the checkout that signs a payment.
+//!
+//! Verification and webhooks share [`payments::settle`], so a payment is captured and its order
+//! confirmed once, whichever arrives first and however often either is repeated.
+
+use actix_web::{HttpRequest, HttpResponse, post, web};
+use futures_util::StreamExt;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use super::Problems;
+use crate::{
+    auth::AuthUser,
+    bus::Event,
+    db::{
+        orders,
+        payments::{self, Action, Outcome, PaymentError, Settle, Settled, WebhookEvent},
+    },
+    domain::{OrderStatus, PaymentMethod},
+    error::{ApiError, ErrorBody, ErrorCode},
+    integrations::razorpay::{self, MAX_ID_LEN},
+    state::AppState,
+};
+
+/// Largest webhook body read; Razorpay's payment events are a few KiB.
+pub const MAX_WEBHOOK_BYTES: usize = 64 * 1024;
+/// Longest accepted signature (hex SHA-256 is 64).
+const MAX_SIGNATURE_LEN: usize = 128;
+/// Header carrying the webhook signature.
+pub const SIGNATURE_HEADER: &str = "x-razorpay-signature";
+/// Header carrying the webhook event id (the deduplication key).
+pub const EVENT_ID_HEADER: &str = "x-razorpay-event-id";
+/// Longest accepted stored failure description.
+const MAX_FAILURE_CHARS: usize = 300;
+
+impl From<PaymentError> for ApiError {
+    fn from(error: PaymentError) -> Self {
+        match error {
+            PaymentError::NotFound => ApiError::not_found("payment"),
+            PaymentError::NotPayable(why) => ApiError::new(ErrorCode::PaymentNotApplicable, why),
+            PaymentError::AlreadyPaid => ApiError::new(ErrorCode::AlreadyPaid, "the order is paid already"),
+            PaymentError::Db(error) => error.into(),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreatePaymentOrder {
+    pub order_id: i64,
+}
+
+/// What the Razorpay checkout needs.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PaymentOrderView {
+    pub razorpay_order_id: String,
+    pub amount_paise: i64,
+    pub currency: String,
+    pub key_id: String,
+    pub order_id: i64,
+    /// `created`, `authorized` or `failed` (a failed attempt may be retried on the same order).
+    pub payment_status: String,
+}
+
+#[utoipa::path(
+    tag = "payments",
+    request_body = CreatePaymentOrder,
+    responses(
+        (status = 200, body = PaymentOrderView, description = "the provider order (the same one on every call)"),
+        (status = 404, description = "not_found", body = ErrorBody),
+        (status = 409, description = "already_paid", body = ErrorBody),
+        (status = 422, description = "payment_not_applicable", body = ErrorBody),
+        (status = 502, description = "payment_provider_failed", body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+#[post("/payments/create-order")]
+pub async fn create_order(
+    state: web::Data<AppState>,
+    auth: AuthUser,
+    body: web::Json<CreatePaymentOrder>,
+) -> Result<web::Json<PaymentOrderView>, ApiError> {
+    let mut conn = state.db.read().await?;
+    let order = orders::find(&mut conn, body.order_id)
+        .await?
+        .filter(|o| o.user_id == auth.id.0)
+        .ok_or_else(|| ApiError::not_found("order"))?;
+    if order.payment_status == "paid" {
+        return Err(PaymentError::AlreadyPaid.into());
+    }
+    if order.payment_method != PaymentMethod::Razorpay.as_str() {
+        return Err(PaymentError::NotPayable("the order is paid on delivery".to_owned()).into());
+    }
+    if order.status != OrderStatus::Pending.as_str() {
+        return Err(PaymentError::NotPayable(format!("the order is {}", order.status)).into());
+    }
+    let existing = payments::for_order(&mut conn, order.id).await?;
+    drop(conn);
+    if existing.iter().any(|p| p.status == "captured") {
+        return Err(PaymentError::AlreadyPaid.into());
+    }
+    let payment = match existing.into_iter().find(payments::Payment::is_open) {
+        Some(open) => open,
+        None => {
+            // Never a client amount: the order's stored total.
+            let provider_order_id = state
+                .payments
+                .create_order(order.total_paise, &order.order_number)
+                .await
+                .map_err(|cause| {
+                    let mut error = ApiError::new(
+                        ErrorCode::PaymentProviderFailed,
+                        "the payment provider did not answer; retry",
+                    );
+                    error.cause = Some(cause);
+                    error
+                })?;
+            let mut conn = state.db.write().await?;
+            payments::insert_for_order(
+                &mut conn,
+                auth.id.0,
+                order.id,
+                order.total_paise,
+                &provider_order_id,
+            )
+            .await?
+        }
+    };
+    Ok(web::Json(PaymentOrderView {
+        razorpay_order_id: payment.provider_order_id,
+        amount_paise: payment.amount_paise,
+        currency: payment.currency,
+        key_id: state.payments.key_id.clone(),
+        order_id: order.id,
+        payment_status: payment.status,
+    }))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct VerifyPayment {
+    pub razorpay_order_id: String,
+    pub razorpay_payment_id: String,
+    pub razorpay_signature: String,
+}
+
+/// A captured payment and its order.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct VerifiedPayment {
+    pub razorpay_order_id: String,
+    pub razorpay_payment_id: String,
+    pub payment_status: String,
+    pub order_id: i64,
+    pub order_status: String,
+}
+
+fn check_id(p: &mut Problems, field: &str, value: &str, prefix: &str) {
+    if !razorpay::is_provider_id(value, prefix) {
+        p.add(
+            field,
+            format!(
+                "must be a Razorpay id: {prefix}_ and letters or digits, at most {MAX_ID_LEN} characters"
+            ),
+        );
+    }
+}
+
+#[utoipa::path(
+    tag = "payments",
+    request_body = VerifyPayment,
+    responses(
+        (status = 200, body = VerifiedPayment, description = "captured (a replay answers the same)"),
+        (status = 400, description = "validation_failed or signature_invalid", body = ErrorBody),
+        (status = 404, description = "not_found (also another customer's order)", body = ErrorBody),
+        (status = 409, description = "already_paid (by another payment) or conflict", body = ErrorBody),
+        (status = 422, description = "payment_not_applicable (the payment is flagged)", body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+#[post("/payments/verify")]
+pub async fn verify(
+    state: web::Data<AppState>,
+    auth: AuthUser,
+    body: web::Json<VerifyPayment>,
+) -> Result<web::Json<VerifiedPayment>, ApiError> {
+    let mut p = Problems::default();
+    check_id(&mut p, "razorpay_order_id", &body.razorpay_order_id, "order");
+    check_id(&mut p, "razorpay_payment_id", &body.razorpay_payment_id, "pay");
+    if body.razorpay_signature.is_empty() || body.razorpay_signature.len() > MAX_SIGNATURE_LEN {
+        p.add(
+            "razorpay_signature",
+            "must be the hex signature from the checkout",
+        );
+    }
+    p.finish()?;
+    let mut conn = state.db.read().await?;
+    let found = payments::find_for_customer(&mut conn, &body.razorpay_order_id, auth.id.0).await?;
+    drop(conn);
+    if found.is_none() {
+        return Err(ApiError::not_found("payment"));
+    }
+    if !razorpay::verify_checkout_signature(
+        state.payments.key_secret(),
+        &body.razorpay_order_id,
+        &body.razorpay_payment_id,
+        &body.razorpay_signature,
+    ) {
+        tracing::warn!(user = auth.id.0, order = %body.razorpay_order_id, "checkout signature refused");
+        return Err(ApiError::new(
+            ErrorCode::SignatureInvalid,
+            "the checkout signature does not match",
+        ));
+    }
+    let mut conn = state.db.write().await?;
+    let settled = payments::settle(
+        &mut conn,
+        Settle {
+            provider_order_id: &body.razorpay_order_id,
+            customer_id: Some(auth.id.0),
+            event: None,
+            action: Action::Capture {
+                payment_id: &body.razorpay_payment_id,
+                signature: Some(&body.razorpay_signature),
+                method: None,
+                amount_paise: None,
+            },
+        },
+    )
+    .await?;
+    drop(conn);
+    announce(&state, &settled).await;
+    let Some(payment) = settled.payment else {
+        return Err(ApiError::not_found("payment"));
+    };
+    match settled.outcome {
+        Outcome::Captured { .. } | Outcome::AlreadyCaptured => Ok(web::Json(VerifiedPayment {
+            razorpay_order_id: payment.provider_order_id,
+            razorpay_payment_id: body.razorpay_payment_id.clone(),
+            payment_status: payment.status,
+            order_id: payment.reference_id,
+            order_status: settled.order_status.unwrap_or_default(),
+        })),
+        Outcome::OtherPaymentCaptured => Err(PaymentError::AlreadyPaid.into()),
+        Outcome::Flagged => Err(PaymentError::NotPayable(
+            "the payment is flagged for review; contact support".to_owned(),
+        )
+        .into()),
+        _ => Err(ApiError::new(
+            ErrorCode::Conflict,
+            "another payment attempt holds this order; reload and retry",
+        )),
+    }
+}
+
+/// Publishes, after commit, the order confirmation a settlement made.
+async fn announce(state: &AppState, settled: &Settled) {
+    let (
+        Outcome::Captured {
+            order_confirmed: true,
+        },
+        Some(payment),
+    ) = (settled.outcome, &settled.payment)
+    else {
+        return;
+    };
+    let event = Event::OrderStatusChanged {
+        order_id: payment.reference_id,
+        from: OrderStatus::Pending.as_str().to_owned(),
+        to: OrderStatus::Confirmed.as_str().to_owned(),
+        cause: "payment_captured".to_owned(),
+        at: chrono::Utc::now(),
+    };
+    state
+        .bus
+        .publish_event(&[format!("order:{}", payment.reference_id)], &event)
+        .await;
+    tracing::info!(
+        order = payment.reference_id,
+        payment = payment.id,
+        "order confirmed by its payment"
+    );
+}
+
+/// Reads at most `limit` bytes of the body: 413 above, without reading the rest.
+async fn read_bounded(
+    req: &HttpRequest,
+    mut payload: web::Payload,
+    limit: usize,
+) -> Result<Vec<u8>, ApiError> {
+    let too_large = || {
+        ApiError::new(
+            ErrorCode::PayloadTooLarge,
+            format!("the body exceeds {limit} bytes"),
+        )
+    };
+    let declared = req
+        .headers()
+        .get(actix_web::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    if declared.is_some_and(|n| n > limit) {
+        return Err(too_large());
+    }
+    let mut body = Vec::with_capacity(declared.unwrap_or(0));
+    while let Some(chunk) = payload.next().await {
+        let chunk =
+            chunk.map_err(|e| ApiError::new(ErrorCode::MalformedJson, format!("reading the body: {e}")))?;
+        if body.len() + chunk.len() > limit {
+            return Err(too_large());
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
+}
+
+/// Razorpay's webhook body (the fields this server reads).
+#[derive(Debug, Deserialize)]
+struct WebhookBody {
+    event: String,
+    #[serde(default)]
+    payload: WebhookPayload,
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct WebhookPayload {
+    payment: Option<Wrapped<PaymentEntity>>,
+    order: Option<Wrapped<OrderEntity>>,
+}
+
+#[derive(Debug, Deserialize)]
+struct Wrapped<T> {
+    entity: T,
+}
+
+#[derive(Debug, Deserialize)]
+struct PaymentEntity {
+    id: String,
+    order_id: Option<String>,
+    amount: i64,
+    method: Option<String>,
+    error_description: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+struct OrderEntity {
+    id: String,
+}
+
+/// The webhook's answer.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct WebhookReceipt {
+    /// `processed`, `duplicate` (this event id was seen before) or `ignored`.
+    pub status: String,
+}
+
+#[utoipa::path(
+    tag = "payments",
+    request_body(content = String, description = "Razorpay's webhook JSON, signed as sent (at most 64 KiB)"),
+    params(
+        ("X-Razorpay-Signature" = String, Header, description = "hex HMAC-SHA256 of the raw body with the webhook secret"),
+        ("X-Razorpay-Event-Id" = String, Header, description = "the event id; a redelivery changes nothing"),
+    ),
+    responses(
+        (status = 200, body = WebhookReceipt),
+        (status = 400, description = "signature_invalid, validation_failed or malformed_json", body = ErrorBody),
+        (status = 413, description = "payload_too_large", body = ErrorBody),
+    )
+)]
+#[post("/payments/webhook")]
+pub async fn webhook(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    let raw = read_bounded(&req, payload, MAX_WEBHOOK_BYTES).await?;
+    let signature = req
+        .headers()
+        .get(SIGNATURE_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    if signature.len() > MAX_SIGNATURE_LEN
+        || !razorpay::verify_webhook_signature(state.payments.webhook_secret(), &raw, signature)
+    {
+        tracing::warn!("webhook with a missing or wrong signature refused");
+        return Err(ApiError::new(
+            ErrorCode::SignatureInvalid,
+            "the webhook signature does not match the body",
+        ));
+    }
+    let event_id = req
+        .headers()
+        .get(EVENT_ID_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .filter(|id| !id.is_empty() && id.len() <= MAX_ID_LEN && id.bytes().all(|b| b.is_ascii_graphic()))
+        .ok_or_else(|| ApiError::field("X-Razorpay-Event-Id", "must be the event id Razorpay sends"))?;
+    let body: WebhookBody = serde_json::from_slice(&raw)
+        .map_err(|e| ApiError::new(ErrorCode::MalformedJson, format!("not a Razorpay event: {e}")))?;
+    let payment = body.payload.payment.as_ref().map(|w| &w.entity);
+    let provider_order_id = payment
+        .and_then(|p| p.order_id.as_deref())
+        .or(body.payload.order.as_ref().map(|w| w.entity.id.as_str()))
+        .unwrap_or_default();
+    let mut p = Problems::default();
+    if !provider_order_id.is_empty() {
+        check_id(
+            &mut p,
+            "payload.payment.entity.order_id",
+            provider_order_id,
+            "order",
+        );
+    }
+    if let Some(payment) = payment {
+        check_id(&mut p, "payload.payment.entity.id", &payment.id, "pay");
+        if payment.method.as_ref().is_some_and(|m| m.len() > MAX_ID_LEN) {
+            p.add("payload.payment.entity.method", "too long");
+        }
+    }
+    p.finish()?;
+    let failure: Option<String> = payment.map(|p| {
+        p.error_description
+            .as_deref()
+            .unwrap_or("the payment failed")
+            .chars()
+            .take(MAX_FAILURE_CHARS)
+            .collect()
+    });
+    let action = match (body.event.as_str(), payment) {
+        ("payment.captured" | "order.paid", Some(entity)) => Action::Capture {
+            payment_id: &entity.id,
+            signature: None,
+            method: entity.method.as_deref(),
+            amount_paise: Some(entity.amount),
+        },
+        ("payment.authorized", Some(entity)) => Action::Authorize {
+            payment_id: &entity.id,
+            method: entity.method.as_deref(),
+            amount_paise: entity.amount,
+        },
+        ("payment.failed", Some(entity)) => Action::Fail {
+            payment_id: &entity.id,
+            reason: failure.as_deref().unwrap_or("the payment failed"),
+        },
+        _ => Action::Nothing,
+    };
+    let payload_text = String::from_utf8_lossy(&raw);
+    let mut conn = state.db.write().await?;
+    let settled = payments::settle(
+        &mut conn,
+        Settle {
+            provider_order_id,
+            customer_id: None,
+            event: Some(WebhookEvent {
+                provider_event_id: event_id,
+                event_type: &body.event,
+                payload: &payload_text,
+            }),
+            action,
+        },
+    )
+    .await?;
+    drop(conn);
+    announce(&state, &settled).await;
+    let status = match settled.outcome {
+        Outcome::Duplicate => "duplicate",
+        Outcome::Ignored | Outcome::AlreadyCaptured => "ignored",
+        Outcome::OtherPaymentCaptured => {
+            tracing::warn!(
+                order = provider_order_id,
+                "a second payment was captured for a paid order; refund it"
+            );
+            "ignored"
+        }
+        Outcome::Flagged => {
+            tracing::warn!(
+                order = provider_order_id,
+                "payment amount differs from the order; flagged"
+            );
+            "processed"
+        }
+        Outcome::Captured { .. } | Outcome::Authorized | Outcome::Failed => "processed",
+    };
+    tracing::info!(event = %body.event, event_id, outcome = ?settled.outcome, "webhook handled");
+    Ok(HttpResponse::Ok().json(WebhookReceipt {
+        status: status.to_owned(),
+    }))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SimulateCheckout {
+    pub razorpay_order_id: String,
+}
+
+/// What Razorpay's checkout hands the client after a successful payment.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SimulatedPayment {
+    pub razorpay_order_id: String,
+    pub razorpay_payment_id: String,
+    pub razorpay_signature: String,
+}
+
+#[utoipa::path(
+    tag = "payments",
+    request_body = SimulateCheckout,
+    responses(
+        (status = 200, body = SimulatedPayment),
+        (status = 404, description = "not_found: not this customer's order, or real keys are configured", body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+#[post("/payments/simulate")]
+pub async fn simulate(
+    state: web::Data<AppState>,
+    auth: AuthUser,
+    body: web::Json<SimulateCheckout>,
+) -> Result<web::Json<SimulatedPayment>, ApiError> {
+    if !state.payments.is_offline() {
+        return Err(ApiError::new(
+            ErrorCode::NotFound,
+            "the checkout stand-in exists in offline mode only",
+        ));
+    }
+    let mut p = Problems::default();
+    check_id(&mut p, "razorpay_order_id", &body.razorpay_order_id, "order");
+    p.finish()?;
+    let mut conn = state.db.read().await?;
+    let payment = payments::find_for_customer(&mut conn, &body.razorpay_order_id, auth.id.0)
+        .await?
+        .ok_or_else(|| ApiError::not_found("payment"))?;
+    drop(conn);
+    let payment_id = razorpay::local_id("pay");
+    let signature = razorpay::checkout_signature(
+        state.payments.key_secret(),
+        &payment.provider_order_id,
+        &payment_id,
+    );
+    Ok(web::Json(SimulatedPayment {
+        razorpay_order_id: payment.provider_order_id,
+        razorpay_payment_id: payment_id,
+        razorpay_signature: signature,
+    }))
+}

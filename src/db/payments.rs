@@ -1,0 +1,469 @@
+//! Razorpay payments of orders: the payment row per provider order, and [`settle`], the one code path
+//! by which a checkout verification or a webhook moves a payment (and confirms its order).
+//!
+//! Every move is a conditional write on the payment's status and provider payment id, so a replay, a
+//! redelivery or a race changes nothing twice; a webhook's event id is claimed by the unique
+//! `payment_events.provider_event_id` in the same transaction as its effect.
+
+use chrono::NaiveDateTime;
+use diesel::prelude::*;
+use diesel_async::{AsyncConnection, RunQueryDsl};
+
+use super::{
+    Conn,
+    orders::{self as order_rows, NewTransition},
+    schema::{entity_transitions, orders, payment_events, payments},
+    with_retries,
+};
+use crate::{domain::order::OrderStatus, on_conn};
+
+/// `payments.purpose` of medicine orders.
+pub const PURPOSE_ORDER: &str = "order";
+/// Prefix of `failure_reason` on a payment whose amount did not match: flagged for a person, never
+/// captured or confirmed.
+pub const AMOUNT_MISMATCH: &str = "amount_mismatch";
+
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = payments)]
+pub struct Payment {
+    pub id: i64,
+    pub user_id: i64,
+    pub purpose: String,
+    pub reference_id: i64,
+    pub provider_order_id: String,
+    pub provider_payment_id: Option<String>,
+    pub method: Option<String>,
+    pub amount_paise: i64,
+    pub currency: String,
+    pub status: String,
+    pub failure_reason: Option<String>,
+    pub captured_at: Option<NaiveDateTime>,
+    pub version: i64,
+}
+
+impl Payment {
+    /// Flagged for a person (an amount mismatch): never captured by this server.
+    pub fn is_flagged(&self) -> bool {
+        self.failure_reason
+            .as_deref()
+            .is_some_and(|r| r.starts_with(AMOUNT_MISMATCH))
+    }
+
+    /// A payment the customer may still complete on its provider order.
+    pub fn is_open(&self) -> bool {
+        matches!(self.status.as_str(), "created" | "authorized" | "failed") && !self.is_flagged()
+    }
+}
+
+#[derive(Debug, Insertable)]
+#[diesel(table_name = payments)]
+struct NewPayment<'a> {
+    user_id: i64,
+    purpose: &'a str,
+    reference_id: i64,
+    provider_order_id: &'a str,
+    amount_paise: i64,
+    created_at: NaiveDateTime,
+    updated_at: NaiveDateTime,
+}
+
+/// A webhook delivery to record (and deduplicate) with its effect.
+#[derive(Debug, Clone, Copy)]
+pub struct WebhookEvent<'a> {
+    pub provider_event_id: &'a str,
+    pub event_type: &'a str,
+    pub payload: &'a str,
+}
+
+/// What a verification or webhook says happened to a payment.
+#[derive(Debug, Clone, Copy)]
+pub enum Action<'a> {
+    /// The payment was captured (checkout signature verified, `payment.captured`, `order.paid`).
+    /// `amount_paise` is checked against the stored amount when the provider reports one.
+    Capture {
+        payment_id: &'a str,
+        signature: Option<&'a str>,
+        method: Option<&'a str>,
+        amount_paise: Option<i64>,
+    },
+    /// `payment.authorized`: only a `created` payment moves; a later status is never moved back.
+    Authorize {
+        payment_id: &'a str,
+        method: Option<&'a str>,
+        amount_paise: i64,
+    },
+    /// `payment.failed`: the attempt failed; the customer may pay again on the same provider order.
+    Fail { payment_id: &'a str, reason: &'a str },
+    /// An event this server records but does not act on.
+    Nothing,
+}
+
+/// One settlement: which provider order, whose (verification is scoped to the customer), what
+/// happened, and the webhook event that reported it.
+#[derive(Debug, Clone, Copy)]
+pub struct Settle<'a> {
+    pub provider_order_id: &'a str,
+    pub customer_id: Option<i64>,
+    pub event: Option<WebhookEvent<'a>>,
+    pub action: Action<'a>,
+}
+
+/// How a settlement ended. Every variant but `Captured` and `Authorized`/`Failed` changed nothing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// This call captured the payment; `order_confirmed` when it also moved the order to confirmed.
+    Captured {
+        order_confirmed: bool,
+    },
+    /// Captured before, with this payment id (a replay or redelivery).
+    AlreadyCaptured,
+    /// The order is paid by another provider payment.
+    OtherPaymentCaptured,
+    Authorized,
+    Failed,
+    /// The amount differs from the stored one: the payment is flagged (status failed) and never captured.
+    Flagged,
+    /// The event changed nothing (an out-of-order or irrelevant event, an unknown provider order).
+    Ignored,
+    /// This webhook event id was processed before.
+    Duplicate,
+}
+
+/// The result of [`settle`]: the payment as it is now and how it got there.
+#[derive(Debug, Clone)]
+pub struct Settled {
+    pub payment: Option<Payment>,
+    pub outcome: Outcome,
+    /// The order's status after the settlement (for orders).
+    pub order_status: Option<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum PaymentError {
+    #[error("no such payment")]
+    NotFound,
+    #[error("the order cannot be paid online: {0}")]
+    NotPayable(String),
+    #[error("the order is paid already")]
+    AlreadyPaid,
+    #[error(transparent)]
+    Db(#[from] diesel::result::Error),
+}
+
+impl super::Retryable for PaymentError {
+    fn db_error(&self) -> Option<&diesel::result::Error> {
+        match self {
+            Self::Db(error) => Some(error),
+            _ => None,
+        }
+    }
+}
+
+/// The payments of an order, oldest first.
+pub async fn for_order(conn: &mut Conn, order_id: i64) -> QueryResult<Vec<Payment>> {
+    on_conn!(conn, c => payments::table
+        .filter(payments::purpose.eq(PURPOSE_ORDER).and(payments::reference_id.eq(order_id)))
+        .order(payments::id.asc())
+        .select(Payment::as_select())
+        .load(c)
+        .await)
+}
+
+/// The payment of a provider order if it belongs to `user_id`.
+pub async fn find_for_customer(
+    conn: &mut Conn,
+    provider_order_id: &str,
+    user_id: i64,
+) -> QueryResult<Option<Payment>> {
+    on_conn!(conn, c => payments::table
+        .filter(payments::provider_order_id.eq(provider_order_id).and(payments::user_id.eq(user_id)))
+        .select(Payment::as_select())
+        .first(c)
+        .await
+        .optional())
+}
+
+/// Records the payment of `order_id` on `provider_order_id`, unless a concurrent call got there first:
+/// the order row is claimed first (`UPDATE orders … WHERE status = 'pending'`, which holds its lock on
+/// PostgreSQL and is serialised by the single writer on SQLite), then the existing payments are read
+/// again, so two concurrent calls end with one payment row and both answer it.
+pub async fn insert_for_order(
+    conn: &mut Conn,
+    user_id: i64,
+    order_id: i64,
+    amount_paise: i64,
+    provider_order_id: &str,
+) -> Result<Payment, PaymentError> {
+    let now = super::now();
+    with_retries(conn, async |conn| {
+        on_conn!(conn, c => c.transaction(async move |c| {
+            let claimed = diesel::update(orders::table.filter(
+                orders::id
+                    .eq(order_id)
+                    .and(orders::user_id.eq(user_id))
+                    .and(orders::status.eq(OrderStatus::Pending.as_str()))
+                    .and(orders::payment_status.eq("pending")),
+            ))
+            .set(orders::updated_at.eq(now))
+            .execute(c)
+            .await?;
+            if claimed == 0 {
+                return Err(PaymentError::NotPayable("the order is no longer pending".to_owned()));
+            }
+            let existing: Vec<Payment> = payments::table
+                .filter(payments::purpose.eq(PURPOSE_ORDER).and(payments::reference_id.eq(order_id)))
+                .order(payments::id.asc())
+                .select(Payment::as_select())
+                .load(c)
+                .await?;
+            if existing.iter().any(|p| p.status == "captured") {
+                return Err(PaymentError::AlreadyPaid);
+            }
+            if let Some(open) = existing.into_iter().find(Payment::is_open) {
+                return Ok(open);
+            }
+            Ok(diesel::insert_into(payments::table)
+                .values(&NewPayment {
+                    user_id,
+                    purpose: PURPOSE_ORDER,
+                    reference_id: order_id,
+                    provider_order_id,
+                    amount_paise,
+                    created_at: now,
+                    updated_at: now,
+                })
+                .returning(Payment::as_returning())
+                .get_result(c)
+                .await?)
+        }).await)
+    })
+    .await
+}
+
+/// Applies one verification or webhook event in one transaction: the event id is claimed (a duplicate
+/// changes nothing), the payment moves by a conditional write, and a capture confirms a pending order
+/// (`OrderStatus::transition`, a conditional update and an `entity_transitions` row).
+pub async fn settle(conn: &mut Conn, settle: Settle<'_>) -> Result<Settled, PaymentError> {
+    let now = super::now();
+    with_retries(conn, async |conn| {
+        on_conn!(conn, c => c.transaction(async move |c| {
+            let mut query = payments::table
+                .filter(payments::provider_order_id.eq(settle.provider_order_id))
+                .select(Payment::as_select())
+                .into_boxed();
+            if let Some(customer) = settle.customer_id {
+                query = query.filter(payments::user_id.eq(customer));
+            }
+            let payment = query.first(c).await.optional()?;
+
+            if let Some(event) = settle.event {
+                let recorded = diesel::insert_into(payment_events::table)
+                    .values((
+                        payment_events::provider_event_id.eq(event.provider_event_id),
+                        payment_events::event_type.eq(event.event_type),
+                        payment_events::payment_id.eq(payment.as_ref().map(|p| p.id)),
+                        payment_events::payload.eq(event.payload),
+                        payment_events::signature_valid.eq(true),
+                        payment_events::received_at.eq(now),
+                        payment_events::processed_at.eq(now),
+                    ))
+                    .on_conflict(payment_events::provider_event_id)
+                    .do_nothing()
+                    .execute(c)
+                    .await?;
+                if recorded == 0 {
+                    return Ok(Settled { payment, outcome: Outcome::Duplicate, order_status: None });
+                }
+            }
+            let Some(payment) = payment else {
+                return match settle.customer_id {
+                    Some(_) => Err(PaymentError::NotFound),
+                    None => Ok(Settled { payment: None, outcome: Outcome::Ignored, order_status: None }),
+                };
+            };
+            let open_statuses = ["created", "authorized", "failed"];
+            let not_flagged = payments::failure_reason
+                .is_null()
+                .or(payments::failure_reason.not_like(format!("{AMOUNT_MISMATCH}%")));
+
+            let reported_amount = match settle.action {
+                Action::Capture { amount_paise, .. } => amount_paise,
+                Action::Authorize { amount_paise, .. } => Some(amount_paise),
+                Action::Fail { .. } | Action::Nothing => None,
+            };
+            let mut outcome = match reported_amount {
+                Some(amount) if amount != payment.amount_paise && payment.status != "captured" => {
+                    let reason = format!(
+                        "{AMOUNT_MISMATCH}: the provider reported {amount} paise, the order is {} paise",
+                        payment.amount_paise
+                    );
+                    diesel::update(payments::table.filter(
+                        payments::id.eq(payment.id).and(payments::status.eq_any(open_statuses)),
+                    ))
+                    .set((
+                        payments::status.eq("failed"),
+                        payments::failure_reason.eq(reason),
+                        payments::version.eq(payments::version + 1),
+                        payments::updated_at.eq(now),
+                    ))
+                    .execute(c)
+                    .await?;
+                    Outcome::Flagged
+                }
+                _ => Outcome::Ignored,
+            };
+
+            if outcome != Outcome::Flagged {
+                outcome = match settle.action {
+                    Action::Capture { payment_id, signature, method, .. } => {
+                        let won = diesel::update(payments::table.filter(
+                            payments::id
+                                .eq(payment.id)
+                                .and(payments::status.eq_any(open_statuses))
+                                .and(not_flagged)
+                                .and(
+                                    payments::provider_payment_id
+                                        .is_null()
+                                        .or(payments::provider_payment_id.eq(payment_id)),
+                                ),
+                        ))
+                        .set((
+                            payments::status.eq("captured"),
+                            payments::provider_payment_id.eq(payment_id),
+                            payments::provider_signature.eq(signature),
+                            payments::method.eq(method),
+                            payments::failure_reason.eq(None::<String>),
+                            payments::captured_at.eq(now),
+                            payments::version.eq(payments::version + 1),
+                            payments::updated_at.eq(now),
+                        ))
+                        .execute(c)
+                        .await?;
+                        if won == 1 {
+                            Outcome::Captured { order_confirmed: false }
+                        } else {
+                            // Lost to an earlier capture (or the payment is flagged): read what won.
+                            let now_stored = payments::table
+                                .find(payment.id)
+                                .select(Payment::as_select())
+                                .first(c)
+                                .await?;
+                            match now_stored.status.as_str() {
+                                "captured" if now_stored.provider_payment_id.as_deref() == Some(payment_id) => {
+                                    Outcome::AlreadyCaptured
+                                }
+                                "captured" => Outcome::OtherPaymentCaptured,
+                                _ if now_stored.is_flagged() => Outcome::Flagged,
+                                _ => Outcome::Ignored,
+                            }
+                        }
+                    }
+                    Action::Authorize { payment_id, method, .. } => {
+                        let moved = diesel::update(payments::table.filter(
+                            payments::id.eq(payment.id).and(payments::status.eq("created")).and(
+                                payments::provider_payment_id
+                                    .is_null()
+                                    .or(payments::provider_payment_id.eq(payment_id)),
+                            ),
+                        ))
+                        .set((
+                            payments::status.eq("authorized"),
+                            payments::provider_payment_id.eq(payment_id),
+                            payments::method.eq(method),
+                            payments::version.eq(payments::version + 1),
+                            payments::updated_at.eq(now),
+                        ))
+                        .execute(c)
+                        .await?;
+                        if moved == 1 { Outcome::Authorized } else { Outcome::Ignored }
+                    }
+                    Action::Fail { payment_id, reason } => {
+                        // The attempt's id is released, so the customer can pay again on this order.
+                        let moved = diesel::update(payments::table.filter(
+                            payments::id
+                                .eq(payment.id)
+                                .and(payments::status.eq_any(["created", "authorized"]))
+                                .and(
+                                    payments::provider_payment_id
+                                        .is_null()
+                                        .or(payments::provider_payment_id.eq(payment_id)),
+                                ),
+                        ))
+                        .set((
+                            payments::status.eq("failed"),
+                            payments::provider_payment_id.eq(None::<String>),
+                            payments::failure_reason.eq(reason),
+                            payments::version.eq(payments::version + 1),
+                            payments::updated_at.eq(now),
+                        ))
+                        .execute(c)
+                        .await?;
+                        if moved == 1 { Outcome::Failed } else { Outcome::Ignored }
+                    }
+                    Action::Nothing => Outcome::Ignored,
+                };
+            }
+
+            let mut order_status = None;
+            if payment.purpose == PURPOSE_ORDER {
+                if let Outcome::Captured { .. } = outcome {
+                    let from = OrderStatus::Pending;
+                    let confirmed = from.transition(OrderStatus::Confirmed).is_ok()
+                        && diesel::update(orders::table.filter(
+                            orders::id.eq(payment.reference_id).and(orders::status.eq(from.as_str())),
+                        ))
+                        .set((
+                            orders::status.eq(OrderStatus::Confirmed.as_str()),
+                            orders::payment_status.eq("paid"),
+                            orders::version.eq(orders::version + 1),
+                            orders::updated_at.eq(now),
+                        ))
+                        .execute(c)
+                        .await?
+                            == 1;
+                    if confirmed {
+                        let reason = match settle.action {
+                            Action::Capture { payment_id, .. } => format!("razorpay payment {payment_id}"),
+                            _ => "razorpay payment".to_owned(),
+                        };
+                        diesel::insert_into(entity_transitions::table)
+                            .values(&NewTransition {
+                                entity_type: order_rows::ENTITY,
+                                entity_id: payment.reference_id,
+                                event: "payment_captured",
+                                from_status: Some(from.as_str()),
+                                to_status: OrderStatus::Confirmed.as_str(),
+                                actor_user_id: settle.customer_id,
+                                reason: Some(&reason),
+                                at: now,
+                            })
+                            .execute(c)
+                            .await?;
+                    } else {
+                        // Money taken for an order that moved on (e.g. cancelled meanwhile): the order
+                        // records it as paid so staff refund it; its status is not touched.
+                        diesel::update(orders::table.find(payment.reference_id))
+                            .set((orders::payment_status.eq("paid"), orders::updated_at.eq(now)))
+                            .execute(c)
+                            .await?;
+                        tracing::warn!(order = payment.reference_id, "payment captured for an order that is not pending");
+                    }
+                    outcome = Outcome::Captured { order_confirmed: confirmed };
+                }
+                order_status = orders::table
+                    .find(payment.reference_id)
+                    .select(orders::status)
+                    .first::<String>(c)
+                    .await
+                    .optional()?;
+            }
+            let payment = payments::table
+                .find(payment.id)
+                .select(Payment::as_select())
+                .first(c)
+                .await?;
+            Ok(Settled { payment: Some(payment), outcome, order_status })
+        }).await)
+    })
+    .await
+}
