@@ -18,6 +18,7 @@ use utoipa::{
         (name = "auth", description = "Registration, login, OTP"),
         (name = "users", description = "Profile and addresses"),
         (name = "admin", description = "Administration"),
+        (name = "lab tests", description = "The lab test and health package catalog"),
         (name = "prescriptions", description = "Prescription uploads (checked by content) and staff review"),
         (name = "payments", description = "Razorpay checkout: provider orders, signature verification, webhooks"),
         (name = "hospitals", description = "Hospitals and live bed capacity"),

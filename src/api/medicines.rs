@@ -146,7 +146,7 @@ pub struct MedicineSearch {
     pub sort: Option<SortParam>,
 }
 
-fn reference(raw: &str) -> Ref {
+pub fn reference(raw: &str) -> Ref {
     match raw.trim().parse::<i64>() {
         Ok(id) => Ref::Id(id),
         Err(_) => Ref::Slug(raw.trim().to_lowercase()),

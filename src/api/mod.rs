@@ -12,6 +12,7 @@ pub mod donors;
 pub mod emergency;
 pub mod health;
 pub mod hospitals;
+pub mod lab_tests;
 pub mod medicines;
 pub mod orders;
 pub mod payments;
@@ -197,6 +198,11 @@ pub fn configure(config: &mut ServiceConfig) {
             .service(catalog_admin::update_category)
             .service(catalog_admin::create_brand)
             .service(catalog_admin::update_brand)
+            // The fixed /lab-tests/* paths go before /lab-tests/{id}.
+            .service(lab_tests::search_tests)
+            .service(lab_tests::categories)
+            .service(lab_tests::packages)
+            .service(lab_tests::get_test)
             .service(coupons_admin::create_coupon)
             .service(coupons_admin::list_coupons)
             .service(coupons_admin::update_coupon)

@@ -18,6 +18,7 @@ pub mod emergency;
 pub mod entity_store;
 pub mod hospitals;
 pub mod idempotency;
+pub mod lab_tests;
 pub mod migrate;
 pub mod orders;
 pub mod otp;
