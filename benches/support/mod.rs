@@ -163,47 +163,31 @@ impl Server {
 
     /// Inserts one available rider unit per user, crewed by that user; returns the unit ids in order.
     pub async fn crew_units(&self, crews: &[(i64, String)]) -> anyhow::Result<Vec<i64>> {
-        use schema::units as un;
-        let units: Vec<String> = (0..crews.len())
-            .map(|i| {
-                format!(
-                    "('BENCH-{i:06}', 'rider', 'available', 12.97, 77.59, CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)"
-                )
-            })
-            .collect();
-        self.insert_rows(
-            "units (call_sign, kind, status, home_lat, home_lng, created_at, updated_at)",
-            &units,
-        )
-        .await?;
-        let mut conn = self.db.read().await?;
-        let ids = on_conn!(&mut conn, c => un::table
-            .filter(un::call_sign.like("BENCH-%"))
-            .order(un::id.asc())
-            .select(un::id)
-            .load::<i64>(c)
-            .await)?;
-        drop(conn);
-        let links: Vec<String> = ids
-            .iter()
-            .zip(crews)
-            .map(|(unit, (user, _))| format!("({unit}, {user}, 'rider')"))
-            .collect();
-        self.insert_rows("unit_crew (unit_id, user_id, crew_role)", &links)
-            .await?;
-        Ok(ids)
+        let at = vec![(12.97, 77.59); crews.len()];
+        self.crewed_units(crews, "rider", "BENCH", &at).await
     }
 
     /// Inserts one available ambulance (`als`) per user at the given home position, crewed by that user;
     /// returns the unit ids in order.
     pub async fn ambulances(&self, crews: &[(i64, String)], at: &[(f64, f64)]) -> anyhow::Result<Vec<i64>> {
+        self.crewed_units(crews, "als", "AMB", at).await
+    }
+
+    /// One available unit of `kind` per crew member, called `{prefix}-000001`…, at `at`.
+    async fn crewed_units(
+        &self,
+        crews: &[(i64, String)],
+        kind: &str,
+        prefix: &str,
+        at: &[(f64, f64)],
+    ) -> anyhow::Result<Vec<i64>> {
         use schema::units as un;
         let units: Vec<String> = at
             .iter()
             .enumerate()
             .map(|(i, (lat, lng))| {
                 format!(
-                    "('AMB-{i:06}', 'als', 'available', {lat:.6}, {lng:.6}, CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)"
+                    "('{prefix}-{i:06}', '{kind}', 'available', {lat:.6}, {lng:.6}, CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)"
                 )
             })
             .collect();
@@ -212,18 +196,20 @@ impl Server {
             &units,
         )
         .await?;
+        let pattern = format!("{prefix}-%");
         let mut conn = self.db.read().await?;
         let ids = on_conn!(&mut conn, c => un::table
-            .filter(un::call_sign.like("AMB-%"))
+            .filter(un::call_sign.like(&pattern))
             .order(un::id.asc())
             .select(un::id)
             .load::<i64>(c)
             .await)?;
         drop(conn);
+        let role = if kind == "rider" { "rider" } else { "paramedic" };
         let links: Vec<String> = ids
             .iter()
             .zip(crews)
-            .map(|(unit, (user, _))| format!("({unit}, {user}, 'paramedic')"))
+            .map(|(unit, (user, _))| format!("({unit}, {user}, '{role}')"))
             .collect();
         self.insert_rows("unit_crew (unit_id, user_id, crew_role)", &links)
             .await?;
