@@ -236,18 +236,27 @@ async fn measure(
     for task in crew_tasks {
         task.abort();
     }
-    let arrivals = arrivals.lock().map_err(|_| anyhow::anyhow!("poisoned"))?.clone();
-    for (k, sent, id) in sends {
-        if let Some(arrived) = arrivals.get(&id) {
-            steps[k].delivered += 1;
-            steps[k]
-                .latencies_us
-                .push(u32::try_from(arrived.saturating_duration_since(sent).as_micros()).unwrap_or(u32::MAX));
-        }
-    }
+    attach(&mut steps, sends, &arrivals)?;
     drop(server);
     let baseline = baseline(url, redis_url, &homes, rates, step).await?;
     Ok((steps, baseline))
+}
+
+/// Matches each sent request (step, send instant, id) with its arrival and records the latency.
+fn attach(
+    steps: &mut [Step],
+    sends: Vec<(usize, Instant, i64)>,
+    arrivals: &Mutex<HashMap<i64, Instant>>,
+) -> anyhow::Result<()> {
+    let arrivals = arrivals.lock().map_err(|_| anyhow::anyhow!("poisoned"))?;
+    for (k, sent, id) in sends {
+        if let (Some(arrived), Some(step)) = (arrivals.get(&id), steps.get_mut(k)) {
+            step.delivered += 1;
+            step.latencies_us
+                .push(u32::try_from(arrived.saturating_duration_since(sent).as_micros()).unwrap_or(u32::MAX));
+        }
+    }
+    Ok(())
 }
 
 /// One crew: pings every [`PING_PERIOD`] from `first` until `end`, and notes each offer's arrival.
@@ -448,15 +457,7 @@ async fn baseline(
     pinger.abort();
     listener.abort();
     let _: Result<(), _> = redis::cmd("DEL").arg(&key).query_async(&mut redis_conn).await;
-    let arrivals = arrivals.lock().map_err(|_| anyhow::anyhow!("poisoned"))?.clone();
-    for (k, sent, id) in sends {
-        if let Some(arrived) = arrivals.get(&id) {
-            steps[k].delivered += 1;
-            steps[k]
-                .latencies_us
-                .push(u32::try_from(arrived.saturating_duration_since(sent).as_micros()).unwrap_or(u32::MAX));
-        }
-    }
+    attach(&mut steps, sends, &arrivals)?;
     Ok(steps)
 }
 
