@@ -681,6 +681,8 @@ async fn a_request_orphaned_by_a_crashed_node_is_adopted_once_and_offered_again(
                 ar::pickup_lat.eq(PICKUP.0),
                 ar::pickup_lng.eq(PICKUP.1),
                 ar::category.eq(1),
+                ar::status.eq("offered"),
+                ar::assigned_unit_id.eq(crew.unit),
                 ar::call_received_at.eq(stale),
                 ar::created_at.eq(stale),
                 ar::updated_at.eq(stale),
@@ -690,6 +692,36 @@ async fn a_request_orphaned_by_a_crashed_node_is_adopted_once_and_offered_again(
             .await)
         .unwrap()
     };
+    {
+        // The dead node's offer and its timeline rows, long lapsed.
+        use schema::{dispatch_offers as o, entity_transitions as t};
+        let stale = onemedi::db::now() - chrono::TimeDelta::minutes(5);
+        let mut conn = first.app.db.write().await.unwrap();
+        on_conn!(&mut conn, c => diesel::insert_into(o::table)
+            .values((
+                o::request_kind.eq("ambulance_request"),
+                o::request_id.eq(id),
+                o::unit_id.eq(crew.unit),
+                o::offered_at.eq(stale),
+                o::expires_at.eq(stale + chrono::TimeDelta::seconds(15)),
+            ))
+            .execute(c)
+            .await)
+        .unwrap();
+        on_conn!(&mut conn, c => diesel::insert_into(t::table)
+            .values((
+                t::entity_type.eq("ambulance_request"),
+                t::entity_id.eq(id),
+                t::event.eq("offer"),
+                t::from_status.eq("requested"),
+                t::to_status.eq("offered"),
+                t::command_id.eq(format!("dispatch:ambulance_request:{id}:offer:1")),
+                t::at.eq(stale),
+            ))
+            .execute(c)
+            .await)
+        .unwrap();
+    }
     match &second {
         Some(second) => {
             futures_util::join!(
@@ -708,7 +740,21 @@ async fn a_request_orphaned_by_a_crashed_node_is_adopted_once_and_offered_again(
         let mut conn = first.app.db.read().await.unwrap();
         on_conn!(&mut conn, c => o::table.filter(o::request_id.eq(id)).count().get_result(c).await).unwrap()
     };
-    assert_eq!(offers, 1, "exactly one node restarted the cascade");
+    assert_eq!(offers, 1, "the lapsed offer row was renewed, not duplicated");
+    let renewed = {
+        use schema::entity_transitions as t;
+        let mut conn = first.app.db.read().await.unwrap();
+        on_conn!(&mut conn, c => t::table
+            .filter(t::entity_id.eq(id).and(t::event.eq("offer")))
+            .count()
+            .get_result::<i64>(c)
+            .await)
+        .unwrap()
+    };
+    assert_eq!(
+        renewed, 2,
+        "exactly one node restarted the cascade and recorded its own offer"
+    );
     let accepted = crew
         .ws
         .command(json!({"type": "accept", "request_id": id}), "a")

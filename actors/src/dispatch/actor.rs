@@ -60,6 +60,12 @@ pub struct Dispatcher {
     cascades: HashMap<EntityKey, Cascade>,
     /// Units holding one of this dispatcher's offers, and for which job: never offered two jobs at once.
     offered: HashMap<UnitId, EntityKey>,
+    /// Distinguishes this dispatcher's cascades from every other's (other nodes, earlier lives of this
+    /// node) in the timeline's command ids, so a cascade restarted after a crash records its own steps
+    /// instead of being taken for a replay of the dead one's.
+    incarnation: u64,
+    /// Cascades started by this dispatcher.
+    started: u64,
 }
 
 impl Dispatcher {
@@ -77,6 +83,8 @@ impl Dispatcher {
             settings,
             cascades: HashMap::new(),
             offered: HashMap::new(),
+            incarnation: incarnation(),
+            started: 0,
         }
     }
 
@@ -88,11 +96,12 @@ impl Dispatcher {
         step: String,
     ) -> impl Future<Output = Result<(), EntityError>> + 'static {
         let entities = self.entities.clone();
+        let nonce = self.cascades.get(&job).map_or(0, |c| c.nonce);
         async move {
             let (Some(entities), Some(event)) = (entities, event) else {
                 return Ok(());
             };
-            let id = CommandId::parse(format!("dispatch:{job}:{step}"))
+            let id = CommandId::parse(format!("dispatch:{job}:{nonce:x}:{step}"))
                 .map_err(|_| EntityError::Unavailable(job))?;
             let command = Command {
                 id,
@@ -396,6 +405,17 @@ impl Dispatcher {
     }
 }
 
+/// A number unlikely to repeat across dispatchers and restarts: the clock's nanoseconds mixed with the
+/// process id and an address, shifted so consecutive cascades (incarnation + n) stay distinct.
+fn incarnation() -> u64 {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64);
+    let local = 0u8;
+    let address = std::ptr::addr_of!(local) as u64;
+    (nanos ^ (u64::from(std::process::id()) << 32) ^ address.rotate_left(17)) << 20
+}
+
 impl Actor for Dispatcher {
     type Context = Context<Self>;
 }
@@ -411,7 +431,9 @@ impl Handler<Dispatch> for Dispatcher {
         {
             return Err(DispatchError::AlreadyDispatching(msg.job));
         }
-        self.cascades.insert(msg.job, Cascade::new(&msg));
+        self.started += 1;
+        let nonce = self.incarnation.wrapping_add(self.started);
+        self.cascades.insert(msg.job, Cascade::new(&msg, nonce));
         self.advance(msg.job, ctx);
         Ok(())
     }

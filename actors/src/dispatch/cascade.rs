@@ -55,6 +55,8 @@ pub enum DispatchPhase {
 #[derive(Debug)]
 pub(crate) struct Cascade {
     pub(crate) kind: UnitKind,
+    /// Unique per cascade; part of every command id it records.
+    pub(crate) nonce: u64,
     /// Searched once `kind` is exhausted; taken (set to `None`) when the cascade switches to it.
     pub(crate) fallback: Option<UnitKind>,
     pub(crate) point: Position,
@@ -74,9 +76,10 @@ pub(crate) struct Cascade {
 }
 
 impl Cascade {
-    pub(crate) fn new(request: &Dispatch) -> Self {
+    pub(crate) fn new(request: &Dispatch, nonce: u64) -> Self {
         Self {
             kind: request.kind,
+            nonce,
             fallback: request.fallback.filter(|k| *k != request.kind),
             point: request.point,
             priority: request.priority,
