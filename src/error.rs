@@ -71,6 +71,8 @@ pub enum ErrorCode {
     AlreadyPledged,
     /// The blood request no longer takes this action (covered, cancelled or expired).
     RequestClosed,
+    /// The doctor slot is held by someone else, booked, blocked or past, or the caller's hold lapsed.
+    SlotUnavailable,
     /// The body exceeds the route's limit.
     PayloadTooLarge,
     /// The body's content type is not one the route takes.
@@ -103,7 +105,8 @@ impl ErrorCode {
             | Self::UnitUnavailable
             | Self::CallSignTaken
             | Self::AlreadyPledged
-            | Self::RequestClosed => StatusCode::CONFLICT,
+            | Self::RequestClosed
+            | Self::SlotUnavailable => StatusCode::CONFLICT,
             Self::IdempotencyKeyReused
             | Self::CouponInvalid
             | Self::CartEmpty
@@ -149,6 +152,7 @@ impl ErrorCode {
         Self::DonorNotEligible,
         Self::AlreadyPledged,
         Self::RequestClosed,
+        Self::SlotUnavailable,
         Self::PayloadTooLarge,
         Self::UnsupportedMediaType,
         Self::RateLimited,

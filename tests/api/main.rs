@@ -23,5 +23,6 @@ mod orders;
 mod prescriptions;
 mod realtime;
 mod shop;
+mod slots;
 mod users;
 mod ws_client;
