@@ -10,7 +10,9 @@ use utoipa::ToSchema;
 use super::{Page, PageQuery, Problems};
 use crate::{
     auth::AuthUser,
-    db::doctors::{self, AppointmentWithSlot, DoctorFilter, DoctorRow, NewBooking, SlotError, SlotRow, Window},
+    db::doctors::{
+        self, AppointmentWithSlot, DoctorFilter, DoctorRow, NewBooking, SlotError, SlotRow, Window,
+    },
     domain::Role,
     error::{ApiError, ErrorBody, ErrorCode},
     state::AppState,
@@ -210,7 +212,10 @@ pub async fn list_doctors(
     let mut conn = state.db.read().await?;
     let (rows, total) =
         doctors::list(&mut conn, &filter, crate::db::now(), page.limit(), page.offset()).await?;
-    let items = rows.into_iter().map(|(row, name)| doctor_view(row, name)).collect();
+    let items = rows
+        .into_iter()
+        .map(|(row, name)| doctor_view(row, name))
+        .collect();
     Ok(web::Json(page.wrap(items, total)))
 }
 
@@ -537,7 +542,9 @@ pub async fn book(
         .map(crate::domain::PersonName::into_inner);
     p.finish()?;
     let (Some(mode), Some(status)) = (mode, status) else {
-        return Err(ApiError::internal(anyhow::anyhow!("validated booking fields missing")));
+        return Err(ApiError::internal(anyhow::anyhow!(
+            "validated booking fields missing"
+        )));
     };
     let mut conn = state.db.write().await?;
     let patient_name = match patient {

@@ -11,7 +11,9 @@ use diesel_async::{AsyncConnection, RunQueryDsl};
 use super::{
     Conn, Retryable,
     emergency::NewTransition,
-    schema::{appointments as ap, doctor_schedules as ds, doctor_slots as sl, doctors, entity_transitions, users},
+    schema::{
+        appointments as ap, doctor_schedules as ds, doctor_slots as sl, doctors, entity_transitions, users,
+    },
     with_retries,
 };
 use crate::on_conn;
@@ -160,12 +162,19 @@ pub fn slots_of(
     for date in from.iter_days().take(days as usize) {
         let (midnight, _) = local_day(date);
         let weekday = i32::try_from(date.weekday().num_days_from_monday()).unwrap_or(-1);
-        for w in windows.iter().filter(|w| w.weekday == weekday && w.slot_minutes > 0) {
+        for w in windows
+            .iter()
+            .filter(|w| w.weekday == weekday && w.slot_minutes > 0)
+        {
             let mut minute = w.start_minute;
             while minute + w.slot_minutes <= w.end_minute {
                 let start = midnight + TimeDelta::minutes(i64::from(minute));
                 if start > now {
-                    out.push((start, start + TimeDelta::minutes(i64::from(w.slot_minutes)), w.mode));
+                    out.push((
+                        start,
+                        start + TimeDelta::minutes(i64::from(w.slot_minutes)),
+                        w.mode,
+                    ));
                 }
                 minute += w.slot_minutes;
             }
@@ -188,8 +197,10 @@ pub async fn list(
         ($query:expr) => {{
             let mut query = $query.filter(doctors::is_active.eq(true));
             if let Some(specialty) = &filter.specialty {
-                query = query.filter(diesel::dsl::sql::<diesel::sql_types::Bool>("LOWER(doctors.specialty) = ")
-                    .bind::<diesel::sql_types::Text, _>(specialty.to_lowercase()));
+                query = query.filter(
+                    diesel::dsl::sql::<diesel::sql_types::Bool>("LOWER(doctors.specialty) = ")
+                        .bind::<diesel::sql_types::Text, _>(specialty.to_lowercase()),
+                );
             }
             if let Some(hospital) = filter.hospital_id {
                 query = query.filter(doctors::hospital_id.eq(hospital));
@@ -462,7 +473,11 @@ pub async fn hold(
 /// Confirms a booking in one transaction: the caller's live hold becomes `booked` (conditional write),
 /// the appointment is inserted (the live-appointment index refuses a second one) and its timeline row
 /// written. Any refusal rolls everything back.
-pub async fn book(conn: &mut Conn, new: &NewBooking, now: NaiveDateTime) -> Result<AppointmentRow, SlotError> {
+pub async fn book(
+    conn: &mut Conn,
+    new: &NewBooking,
+    now: NaiveDateTime,
+) -> Result<AppointmentRow, SlotError> {
     with_retries(conn, async |conn| {
         on_conn!(conn, c => c.transaction(async move |c| {
             let slot = diesel::update(

@@ -80,8 +80,12 @@ fn booking(slot: i64) -> Value {
 }
 
 async fn hold(app: &TestApp, slot: i64, token: &str) -> crate::helpers::Reply {
-    app.post(&format!("/api/v1/doctors/slots/{slot}/hold"), &json!({}), Some(token))
-        .await
+    app.post(
+        &format!("/api/v1/doctors/slots/{slot}/hold"),
+        &json!({}),
+        Some(token),
+    )
+    .await
 }
 
 #[actix_web::test]
@@ -103,24 +107,31 @@ async fn a_hundred_customers_racing_for_one_slot_across_two_nodes_leave_exactly_
         let node = nodes[i % nodes.len()];
         async move {
             let held = hold(node, slot, token).await;
-            let booked = node.post("/api/v1/doctors/appointments", &booking(slot), Some(token)).await;
-            (held, booked)
+            // Two confirmations at once: the holder's own duplicate must not book twice either.
+            let (booked, again) = futures_util::future::join(
+                node.post("/api/v1/doctors/appointments", &booking(slot), Some(token)),
+                node.post("/api/v1/doctors/appointments", &booking(slot), Some(token)),
+            )
+            .await;
+            (held, booked, again)
         }
     });
     let results = futures_util::future::join_all(attempts).await;
 
     let mut holds = 0;
     let mut bookings = 0;
-    for (held, booked) in &results {
+    for (held, booked, again) in &results {
         match held.status {
             StatusCode::OK => holds += 1,
             StatusCode::CONFLICT => assert_eq!(held.code(), "slot_unavailable", "{}", held.body),
             other => panic!("unexpected hold answer {other}: {}", held.body),
         }
-        match booked.status {
-            StatusCode::CREATED => bookings += 1,
-            StatusCode::CONFLICT => assert_eq!(booked.code(), "slot_unavailable", "{}", booked.body),
-            other => panic!("unexpected booking answer {other}: {}", booked.body),
+        for booked in [booked, again] {
+            match booked.status {
+                StatusCode::CREATED => bookings += 1,
+                StatusCode::CONFLICT => assert_eq!(booked.code(), "slot_unavailable", "{}", booked.body),
+                other => panic!("unexpected booking answer {other}: {}", booked.body),
+            }
         }
     }
     assert_eq!(holds, 1, "exactly one hold wins");
@@ -130,7 +141,7 @@ async fn a_hundred_customers_racing_for_one_slot_across_two_nodes_leave_exactly_
     assert_eq!(live, 1);
     let winner = results
         .iter()
-        .position(|(_, booked)| booked.status == StatusCode::CREATED)
+        .position(|(_, booked, again)| [booked, again].iter().any(|r| r.status == StatusCode::CREATED))
         .unwrap();
     assert_eq!(holder, Some(customers[winner].1));
 }
@@ -162,7 +173,13 @@ async fn a_customer_cannot_hold_or_confirm_a_slot_someone_else_holds() {
 
     // A held slot is not offered to others.
     let page = app.get(&format!("/api/v1/doctors/{doctor}"), None).await;
-    assert!(page.body["slots"].as_array().unwrap().iter().all(|s| s["id"] != slot));
+    assert!(
+        page.body["slots"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|s| s["id"] != slot)
+    );
 }
 
 #[actix_web::test]
@@ -244,7 +261,10 @@ async fn cancellation_frees_the_slot_and_another_customers_appointment_is_not_fo
     let start: chrono::DateTime<chrono::Utc> = booked.body["start"].as_str().unwrap().parse().unwrap();
     let date = (start + chrono::TimeDelta::minutes(330)).date_naive();
     let day = app
-        .get(&format!("/api/v1/doctors/me/day?date={date}"), Some(&doctor_token))
+        .get(
+            &format!("/api/v1/doctors/me/day?date={date}"),
+            Some(&doctor_token),
+        )
         .await;
     assert_eq!(day.status, StatusCode::OK, "{}", day.body);
     assert_eq!(day.body[0]["id"], id);
@@ -252,7 +272,9 @@ async fn cancellation_frees_the_slot_and_another_customers_appointment_is_not_fo
     // Another customer neither sees nor cancels it.
     let path = format!("/api/v1/doctors/appointments/{id}");
     assert_eq!(app.get(&path, Some(&rahul)).await.status, StatusCode::NOT_FOUND);
-    let foreign = app.post(&format!("{path}/cancel"), &json!({}), Some(&rahul)).await;
+    let foreign = app
+        .post(&format!("{path}/cancel"), &json!({}), Some(&rahul))
+        .await;
     assert_eq!(foreign.status, StatusCode::NOT_FOUND);
     assert_eq!(foreign.code(), "not_found");
     assert_eq!(
@@ -265,7 +287,11 @@ async fn cancellation_frees_the_slot_and_another_customers_appointment_is_not_fo
     );
 
     let cancelled = app
-        .post(&format!("{path}/cancel"), &json!({"reason": "feeling better"}), Some(&asha))
+        .post(
+            &format!("{path}/cancel"),
+            &json!({"reason": "feeling better"}),
+            Some(&asha),
+        )
         .await;
     assert_eq!(cancelled.status, StatusCode::OK, "{}", cancelled.body);
     assert_eq!(cancelled.body["status"], "cancelled");
@@ -304,7 +330,10 @@ async fn validation_errors_and_wrong_callers_change_nothing() {
     assert_eq!(slot_state(&app, slot).await, ("held".into(), Some(asha_id), 0));
 
     // Only customers hold; unknown slots are 404.
-    assert_eq!(hold(&app, slot, &doctor_token).await.status, StatusCode::FORBIDDEN);
+    assert_eq!(
+        hold(&app, slot, &doctor_token).await.status,
+        StatusCode::FORBIDDEN
+    );
     assert_eq!(hold(&app, 999_999, &asha).await.status, StatusCode::NOT_FOUND);
 
     // A bad schedule is refused whole.
@@ -332,24 +361,41 @@ async fn validation_errors_and_wrong_callers_change_nothing() {
             .status,
         StatusCode::FORBIDDEN
     );
-    assert_eq!(first_slot(&app, doctor).await, slot + 1, "the schedule is unchanged");
+    assert_eq!(
+        first_slot(&app, doctor).await,
+        slot + 1,
+        "the schedule is unchanged"
+    );
 
     // Directory filters.
     let list = app.get("/api/v1/doctors?specialty=cardiologist", None).await;
     assert_eq!(list.status, StatusCode::OK, "{}", list.body);
     assert_eq!(list.body["total"], 1);
     assert_eq!(list.body["items"][0]["id"], doctor);
-    assert_eq!(app.get("/api/v1/doctors?specialty=surgeon", None).await.body["total"], 0);
-    assert_eq!(app.get("/api/v1/doctors?max_fee_paise=100", None).await.body["total"], 0);
-    assert_eq!(app.get("/api/v1/doctors?min_rating=4", None).await.body["total"], 1);
+    assert_eq!(
+        app.get("/api/v1/doctors?specialty=surgeon", None).await.body["total"],
+        0
+    );
+    assert_eq!(
+        app.get("/api/v1/doctors?max_fee_paise=100", None).await.body["total"],
+        0
+    );
+    assert_eq!(
+        app.get("/api/v1/doctors?min_rating=4", None).await.body["total"],
+        1
+    );
     let far = chrono::Utc::now().date_naive() + chrono::TimeDelta::days(40);
     assert_eq!(
-        app.get(&format!("/api/v1/doctors?available_on={far}"), None).await.body["total"],
+        app.get(&format!("/api/v1/doctors?available_on={far}"), None)
+            .await
+            .body["total"],
         0
     );
     let soon = chrono::Utc::now().date_naive() + chrono::TimeDelta::days(2);
     assert_eq!(
-        app.get(&format!("/api/v1/doctors?available_on={soon}"), None).await.body["total"],
+        app.get(&format!("/api/v1/doctors?available_on={soon}"), None)
+            .await
+            .body["total"],
         1
     );
     for bad in ["min_rating=9", "available_on=tomorrow", "per_page=1000"] {
