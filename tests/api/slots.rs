@@ -11,7 +11,10 @@ use onemedi::{db::schema, domain::Role, on_conn};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::helpers::{TestApp, postgres_url, spawn_app, spawn_app_with, spawn_second_node};
+use crate::{
+    helpers::{TestApp, postgres_url, spawn_app, spawn_app_with, spawn_second_node},
+    ws_client::Client,
+};
 
 /// A doctor with a profile and a schedule of hourly slots round the clock; returns (token, doctor id).
 async fn doctor(app: &TestApp, specialty: &str) -> (String, i64) {
@@ -86,6 +89,49 @@ async fn hold(app: &TestApp, slot: i64, token: &str) -> crate::helpers::Reply {
         Some(token),
     )
     .await
+}
+
+/// The next `slot_status` event a session receives.
+async fn slot_event(ws: &mut Client) -> Value {
+    loop {
+        let frame = ws.next().await;
+        if frame["event"]["type"] == "slot_status" {
+            return frame["event"].clone();
+        }
+    }
+}
+
+#[actix_web::test]
+async fn the_demo_doctors_get_their_slots_once_however_often_generation_runs() {
+    let app = spawn_app().await;
+    let mut conn = app.app.db.write().await.unwrap();
+    assert!(onemedi::db::demo::seed(&mut conn).await.unwrap());
+    drop(conn);
+    // The node's own generation task may run first (it waits for the writer the seed held).
+    onemedi::api::doctors::generate_all_slots(&app.app).await.unwrap();
+    let count = || async {
+        let mut conn = app.app.db.read().await.unwrap();
+        on_conn!(&mut conn, c => schema::doctor_slots::table.count().get_result::<i64>(c).await).unwrap()
+    };
+    let slots = count().await;
+    assert!(slots > 100, "{slots} slots");
+    assert_eq!(
+        onemedi::api::doctors::generate_all_slots(&app.app).await.unwrap(),
+        0
+    );
+    assert_eq!(count().await, slots);
+    let list = app.get("/api/v1/doctors?per_page=10", None).await;
+    assert_eq!(list.body["total"], 4, "{}", list.body);
+    for doctor in list.body["items"].as_array().unwrap() {
+        let page = app.get(&format!("/api/v1/doctors/{}", doctor["id"]), None).await;
+        assert!(
+            !page.body["slots"].as_array().unwrap().is_empty(),
+            "{}",
+            page.body
+        );
+    }
+    let cardiology = app.get("/api/v1/doctors?specialty=cardiologist", None).await;
+    assert_eq!(cardiology.body["total"], 1);
 }
 
 #[actix_web::test]
@@ -191,13 +237,26 @@ async fn a_lapsed_hold_is_released_on_time_and_another_customer_can_hold_and_boo
     .await;
     let (_, doctor) = doctor(&app, "Dermatologist").await;
     let slot = first_slot(&app, doctor).await;
-    let (asha, _) = app.register_customer("asha@example.in").await;
+    let (asha, asha_id) = app.register_customer("asha@example.in").await;
     let (rahul, rahul_id) = app.register_customer("rahul@example.in").await;
+    let mut watcher = Client::open(&app, &rahul).await;
+    assert_eq!(
+        watcher.subscribe(&format!("doctor_slot:{slot}")).await["type"],
+        "ack"
+    );
+    let mut holder = Client::open(&app, &asha).await;
+    assert_eq!(holder.subscribe(&format!("user:{asha_id}")).await["type"], "ack");
 
     assert_eq!(hold(&app, slot, &asha).await.status, StatusCode::OK);
     tokio::time::sleep(Duration::from_millis(1600)).await;
-    // The sweep has set it back to open.
+    // The sweep has set it back to open and told the slot's watchers and the former holder.
     assert_eq!(slot_state(&app, slot).await, ("open".into(), None, 0));
+    for ws in [&mut watcher, &mut holder] {
+        assert_eq!(slot_event(ws).await["status"], "held");
+        let reopened = slot_event(ws).await;
+        assert_eq!(reopened["status"], "open");
+        assert_eq!(reopened["slot_id"], slot);
+    }
     let late = app
         .post("/api/v1/doctors/appointments", &booking(slot), Some(&asha))
         .await;
