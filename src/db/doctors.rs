@@ -2,7 +2,7 @@
 //! conditional write on its row (hold, then book); the partial unique index on live appointments per slot
 //! is the last line of defence.
 
-use std::collections::BTreeSet;
+use std::collections::BTreeMap;
 
 use chrono::{Datelike, NaiveDate, NaiveDateTime, TimeDelta};
 use diesel::{prelude::*, result::DatabaseErrorKind};
@@ -183,6 +183,34 @@ pub fn slots_of(
     out
 }
 
+/// A slot to insert: (doctor id, start, end, mode).
+type NewSlot = (i64, NaiveDateTime, NaiveDateTime, &'static str);
+
+/// Inserts `&[NewSlot]` on the concrete connection `$c` (inside `on_conn!`), skipping slots that exist;
+/// evaluates to how many were added. One statement per slot: Diesel has no multi-row insert with
+/// ON CONFLICT on SQLite; callers run it in a transaction so the round trips stay cheap.
+macro_rules! insert_slots {
+    ($c:ident, $slots:expr, $now:expr) => {{
+        let mut added = 0;
+        for &(doctor, start, end, mode) in $slots {
+            added += diesel::insert_into(sl::table)
+                .values((
+                    sl::doctor_id.eq(doctor),
+                    sl::slot_start.eq(start),
+                    sl::slot_end.eq(end),
+                    sl::mode.eq(mode),
+                    sl::created_at.eq($now),
+                    sl::updated_at.eq($now),
+                ))
+                .on_conflict((sl::doctor_id, sl::slot_start))
+                .do_nothing()
+                .execute($c)
+                .await?;
+        }
+        added
+    }};
+}
+
 // -------------------------------------------------------------------------------------------- doctors
 
 /// Active doctors matching `filter` with their names, by rating then id.
@@ -322,33 +350,31 @@ pub async fn generate_slots(
             mode: static_mode(&mode),
         });
     }
-    let mut rows = Vec::new();
+    let mut slots: Vec<NewSlot> = Vec::new();
     for (doctor, windows) in &by_doctor {
-        for (start, end, mode) in slots_of(windows, local_today(now), days, now) {
-            rows.push((
-                sl::doctor_id.eq(*doctor),
-                sl::slot_start.eq(start),
-                sl::slot_end.eq(end),
-                sl::mode.eq(mode),
-                sl::created_at.eq(now),
-                sl::updated_at.eq(now),
-            ));
-        }
+        slots.extend(
+            slots_of(windows, local_today(now), days, now)
+                .into_iter()
+                .map(|(start, end, mode)| (*doctor, start, end, mode)),
+        );
     }
-    // One statement per slot (SQLite has no multi-row insert with ON CONFLICT in Diesel), in one
-    // transaction so the round trips stay cheap.
-    let rows = &rows;
+    // Most runs find every slot in place: read what exists and insert only the rest (the ON CONFLICT
+    // still settles a concurrent run on another node).
+    let doctor_ids: Vec<i64> = by_doctor.keys().copied().collect();
+    let existing: std::collections::HashSet<(i64, NaiveDateTime)> = on_conn!(&mut *conn, c => sl::table
+        .filter(sl::doctor_id.eq_any(&doctor_ids).and(sl::slot_start.gt(now)))
+        .select((sl::doctor_id, sl::slot_start))
+        .load::<(i64, NaiveDateTime)>(c)
+        .await)?
+    .into_iter()
+    .collect();
+    slots.retain(|(doctor, start, _, _)| !existing.contains(&(*doctor, *start)));
+    if slots.is_empty() {
+        return Ok(0);
+    }
+    let slots = &slots;
     let added = on_conn!(conn, c => c.transaction(async move |c| {
-        let mut added = 0;
-        for row in rows {
-            added += diesel::insert_into(sl::table)
-                .values(row)
-                .on_conflict((sl::doctor_id, sl::slot_start))
-                .do_nothing()
-                .execute(c)
-                .await?;
-        }
-        Ok::<_, diesel::result::Error>(added)
+        Ok::<_, diesel::result::Error>(insert_slots!(c, slots, now))
     }).await)?;
     Ok(added)
 }
@@ -363,7 +389,8 @@ fn static_mode(mode: &str) -> &'static str {
 
 /// Replaces a doctor's weekly schedule and brings the next `days` of slots in line, in one transaction:
 /// future open slots outside the new schedule are removed (blocked when an old cancelled appointment
-/// still refers to them); held and booked slots are kept, so no booking is lost.
+/// still refers to them), the new schedule's missing slots are added (their count is returned); held and
+/// booked slots are kept, so no booking is lost.
 pub async fn replace_schedule(
     conn: &mut Conn,
     doctor: i64,
@@ -371,9 +398,13 @@ pub async fn replace_schedule(
     days: u32,
     now: NaiveDateTime,
 ) -> QueryResult<usize> {
-    let wanted: BTreeSet<NaiveDateTime> = slots_of(windows, local_today(now), days, now)
+    let slots: Vec<NewSlot> = slots_of(windows, local_today(now), days, now)
         .into_iter()
-        .map(|(start, _, _)| start)
+        .map(|(start, end, mode)| (doctor, start, end, mode))
+        .collect();
+    let wanted: BTreeMap<NaiveDateTime, (NaiveDateTime, &'static str)> = slots
+        .iter()
+        .map(|&(_, start, end, mode)| (start, (end, mode)))
         .collect();
     let rows: Vec<_> = windows
         .iter()
@@ -390,19 +421,54 @@ pub async fn replace_schedule(
             )
         })
         .collect();
-    let (rows, wanted) = (&rows, &wanted);
+    let (rows, wanted, slots) = (&rows, &wanted, &slots);
+
     on_conn!(conn, c => c.transaction(async move |c| {
         diesel::delete(ds::table.filter(ds::doctor_id.eq(doctor))).execute(c).await?;
         for row in rows {
             diesel::insert_into(ds::table).values(row).execute(c).await?;
         }
-        let open: Vec<(i64, NaiveDateTime)> = sl::table
-            .filter(sl::doctor_id.eq(doctor).and(sl::status.eq("open")).and(sl::slot_start.gt(now)))
-            .select((sl::id, sl::slot_start))
+        let current: Vec<(i64, NaiveDateTime, NaiveDateTime, String, String)> = sl::table
+            .filter(sl::doctor_id.eq(doctor).and(sl::slot_start.gt(now)))
+            .select((sl::id, sl::slot_start, sl::slot_end, sl::mode, sl::status))
             .load(c)
             .await?;
-        let stale: Vec<i64> =
-            open.into_iter().filter(|(_, start)| !wanted.contains(start)).map(|(id, _)| id).collect();
+        // Held and booked slots stay as they are; nothing new may overlap them.
+        let taken: Vec<(NaiveDateTime, NaiveDateTime)> = current
+            .iter()
+            .filter(|(.., status)| status == "held" || status == "booked")
+            .map(|&(_, start, end, ..)| (start, end))
+            .collect();
+        let clashes = |start: NaiveDateTime, end: NaiveDateTime| {
+            taken.iter().any(|&(s, e)| start < e && s < end)
+        };
+        let mut stale = Vec::new();
+        for (id, start, end, mode, status) in &current {
+            if status != "open" {
+                continue;
+            }
+            match wanted.get(start) {
+                Some(&(new_end, _)) if clashes(*start, new_end) => stale.push(*id),
+                Some(&(new_end, new_mode)) if new_end != *end || new_mode != mode => {
+                    diesel::update(sl::table.find(*id).filter(sl::status.eq("open")))
+                        .set((
+                            sl::slot_end.eq(new_end),
+                            sl::mode.eq(new_mode),
+                            sl::version.eq(sl::version + 1),
+                            sl::updated_at.eq(now),
+                        ))
+                        .execute(c)
+                        .await?;
+                }
+                Some(_) => {}
+                None => stale.push(*id),
+            }
+        }
+        let fresh: Vec<NewSlot> = slots
+            .iter()
+            .copied()
+            .filter(|&(_, start, end, _)| !clashes(start, end))
+            .collect();
         for ids in stale.chunks(ID_CHUNK) {
             let referenced: Vec<i64> = ap::table
                 .filter(ap::slot_id.eq_any(ids))
@@ -419,9 +485,8 @@ pub async fn replace_schedule(
                 .execute(c)
                 .await?;
         }
-        Ok::<_, diesel::result::Error>(())
-    }).await)?;
-    generate_slots(conn, Some(doctor), days, now).await
+        Ok::<_, diesel::result::Error>(insert_slots!(c, &fresh, now))
+    }).await)
 }
 
 // ------------------------------------------------------------------------------------- hold and book

@@ -462,3 +462,45 @@ async fn validation_errors_and_wrong_callers_change_nothing() {
         assert_eq!(reply.status, StatusCode::BAD_REQUEST, "{bad}");
     }
 }
+
+#[actix_web::test]
+async fn a_new_schedule_replaces_future_open_slots_and_keeps_bookings() {
+    let app = spawn_app().await;
+    let (doctor_token, doctor) = doctor(&app, "General Physician").await;
+    let slot = first_slot(&app, doctor).await;
+    let (asha, asha_id) = app.register_customer("asha@example.in").await;
+    assert_eq!(hold(&app, slot, &asha).await.status, StatusCode::OK);
+    let booked = app
+        .post("/api/v1/doctors/appointments", &booking(slot), Some(&asha))
+        .await;
+    assert_eq!(booked.status, StatusCode::CREATED, "{}", booked.body);
+
+    // Mornings only, 10:00–11:00 India time (04:30 UTC), every day.
+    let windows: Vec<Value> = (0..7)
+        .map(|d| json!({"weekday": d, "start": "10:00", "end": "11:00", "mode": "video"}))
+        .collect();
+    let schedule = json!({"slot_minutes": 30, "windows": windows});
+    let saved = app
+        .put("/api/v1/doctors/me/schedule", &schedule, Some(&doctor_token))
+        .await;
+    assert_eq!(saved.status, StatusCode::OK, "{}", saved.body);
+    assert_eq!(saved.body["windows"], 7);
+    let page = app.get(&format!("/api/v1/doctors/{doctor}"), None).await;
+    let slots = page.body["slots"].as_array().unwrap();
+    assert!(!slots.is_empty());
+    for s in slots {
+        let start = s["start"].as_str().unwrap();
+        assert!(
+            start.contains("T04:30:00") || start.contains("T05:00:00"),
+            "{start}"
+        );
+        assert_eq!(s["mode"], "video");
+    }
+    assert_eq!(slot_state(&app, slot).await, ("booked".into(), Some(asha_id), 1));
+
+    // Saving the same schedule again adds nothing.
+    let again = app
+        .put("/api/v1/doctors/me/schedule", &schedule, Some(&doctor_token))
+        .await;
+    assert_eq!(again.body["slots_added"], 0);
+}
