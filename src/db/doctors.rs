@@ -504,7 +504,8 @@ pub async fn hold(
             sl::table
                 .find(slot)
                 .filter(sl::slot_start.gt(now))
-                .filter(sl::status.eq("open").or(sl::status.eq("held").and(sl::hold_expires_at.lt(now)))),
+                .filter(sl::status.eq("open").or(sl::status.eq("held").and(sl::hold_expires_at.lt(now))))
+                .filter(sl::doctor_id.eq_any(doctors::table.filter(doctors::is_active.eq(true)).select(doctors::id))),
         )
         .set((
             sl::status.eq("held"),
