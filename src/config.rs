@@ -24,6 +24,9 @@ pub struct Settings {
     pub realtime: RealtimeSettings,
     /// Razorpay keys; empty keys select offline mode.
     pub payments: PaymentsSettings,
+    /// Doctor slots and appointments; every key has a default, so the section is optional.
+    #[serde(default)]
+    pub care: CareSettings,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -169,6 +172,43 @@ impl RealtimeSettings {
 
     pub fn position_flush(&self) -> std::time::Duration {
         std::time::Duration::from_millis(self.position_flush_ms.max(1))
+    }
+}
+
+/// Doctor slot holds and generation. Tests shorten the hold and the sweep instead of sleeping for long.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CareSettings {
+    /// How long a customer's hold on a slot lasts before anyone may take it, in seconds.
+    pub slot_hold_secs: u64,
+    /// How often lapsed holds are set back to open, in milliseconds.
+    pub hold_sweep_ms: u64,
+    /// How many days ahead slots are generated from the weekly schedules.
+    pub slot_horizon_days: u32,
+}
+
+impl Default for CareSettings {
+    fn default() -> Self {
+        Self {
+            slot_hold_secs: 300,
+            hold_sweep_ms: 5000,
+            slot_horizon_days: 14,
+        }
+    }
+}
+
+impl CareSettings {
+    pub fn slot_hold(&self) -> chrono::TimeDelta {
+        chrono::TimeDelta::seconds(i64::try_from(self.slot_hold_secs.clamp(1, 86_400)).unwrap_or(300))
+    }
+
+    pub fn hold_sweep(&self) -> std::time::Duration {
+        std::time::Duration::from_millis(self.hold_sweep_ms.max(100))
+    }
+
+    /// Between 1 and 60 days.
+    pub fn horizon_days(&self) -> u32 {
+        self.slot_horizon_days.clamp(1, 60)
     }
 }
 

@@ -81,6 +81,8 @@ pub enum ErrorCode {
     PaymentNotApplicable,
     /// The payment provider failed or could not be reached; retry later.
     PaymentProviderFailed,
+    /// The doctor slot is held by someone else, booked, blocked or past, or the caller's hold lapsed.
+    SlotUnavailable,
     /// The body exceeds the route's limit.
     PayloadTooLarge,
     /// The body's content type is not one the route takes.
@@ -115,7 +117,8 @@ impl ErrorCode {
             | Self::CouponCodeTaken
             | Self::AlreadyPledged
             | Self::RequestClosed
-            | Self::AlreadyPaid => StatusCode::CONFLICT,
+            | Self::AlreadyPaid
+            | Self::SlotUnavailable => StatusCode::CONFLICT,
             Self::IdempotencyKeyReused
             | Self::CouponInvalid
             | Self::CartEmpty
@@ -168,6 +171,7 @@ impl ErrorCode {
         Self::AlreadyPaid,
         Self::PaymentNotApplicable,
         Self::PaymentProviderFailed,
+        Self::SlotUnavailable,
         Self::PayloadTooLarge,
         Self::UnsupportedMediaType,
         Self::RateLimited,

@@ -55,6 +55,9 @@ const IDEMPOTENCY_PURGE_INTERVAL: Duration = Duration::from_secs(3600);
 /// How often blood requests past their deadline, and lapsed stock holds, are expired.
 const BLOOD_SWEEP_INTERVAL: Duration = Duration::from_secs(60);
 
+/// How often slots are generated ahead from the weekly schedules (the first run is at start).
+const SLOT_GENERATION_INTERVAL: Duration = Duration::from_secs(3600);
+
 /// A built server: the listener is bound (so the port is known) but not yet serving.
 pub struct Application {
     port: u16,
@@ -133,6 +136,30 @@ impl Application {
             }
         });
         let state = self.state.clone();
+        let slots = actix_web::rt::spawn(async move {
+            let mut tick = tokio::time::interval(SLOT_GENERATION_INTERVAL);
+            loop {
+                tick.tick().await;
+                match api::doctors::generate_all_slots(&state).await {
+                    Ok(0) => {}
+                    Ok(n) => tracing::info!(added = n, "doctor slots generated"),
+                    Err(error) => tracing::warn!(error = ?error, "doctor slot generation failed"),
+                }
+            }
+        });
+        let state = self.state.clone();
+        let holds = actix_web::rt::spawn(async move {
+            let mut tick = tokio::time::interval(state.settings.care.hold_sweep());
+            loop {
+                tick.tick().await;
+                match api::doctors::sweep_expired_holds(&state).await {
+                    Ok(0) => {}
+                    Ok(n) => tracing::info!(released = n, "lapsed slot holds released"),
+                    Err(error) => tracing::warn!(error = ?error, "slot hold sweep failed"),
+                }
+            }
+        });
+        let state = self.state.clone();
         // actix-web stops on the same signals by itself; this only tells the sessions first.
         let signals = actix_web::rt::spawn(async move {
             shutdown_signal().await;
@@ -144,6 +171,8 @@ impl Application {
         clocks.abort();
         orphans.abort();
         blood.abort();
+        slots.abort();
+        holds.abort();
         signals.abort();
         begin_shutdown(&self.state);
         flush_positions(&self.state).await;

@@ -22,6 +22,7 @@ use utoipa::{
         (name = "prescriptions", description = "Prescription uploads (checked by content) and staff review"),
         (name = "payments", description = "Razorpay checkout: provider orders, signature verification, webhooks"),
         (name = "hospitals", description = "Hospitals and live bed capacity"),
+        (name = "doctors", description = "Doctors, weekly schedules, slot holds and appointments"),
         (name = "blood banks", description = "Blood banks and their stock"),
         (name = "emergency", description = "Ambulance units, requests, offers, the dispatcher board and response times; blood requests: reservations, donor alerts, pledges"),
         (name = "operations", description = "Health, readiness, metrics"),

@@ -8,6 +8,7 @@ pub mod cart;
 pub mod catalog_admin;
 pub mod coupons_admin;
 pub mod docs;
+pub mod doctors;
 pub mod donors;
 pub mod emergency;
 pub mod health;
@@ -238,6 +239,16 @@ pub fn configure(config: &mut ServiceConfig) {
             .service(emergency::decline_offer)
             .service(emergency::board)
             .service(emergency::stats)
+            // The fixed /doctors/* paths go before /doctors/{id}.
+            .service(doctors::list_doctors)
+            .service(doctors::put_schedule)
+            .service(doctors::my_day)
+            .service(doctors::hold_slot)
+            .service(doctors::book)
+            .service(doctors::list_appointments)
+            .service(doctors::get_appointment)
+            .service(doctors::cancel_appointment)
+            .service(doctors::get_doctor)
             .service(hospitals::list_hospitals)
             .service(hospitals::get_hospital)
             .service(hospitals::update_beds)

@@ -13,6 +13,7 @@ pub mod cart;
 pub mod catalog;
 pub mod coupons;
 pub mod demo;
+pub mod doctors;
 pub mod donors;
 pub mod emergency;
 pub mod entity_store;

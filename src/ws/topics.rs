@@ -28,6 +28,8 @@ pub enum Topic {
     User(i64),
     /// `blood_request:{id}`: a blood request's reservations, pledges and status.
     BloodRequest(i64),
+    /// `doctor_slot:{id}`: a doctor slot's availability (held, booked, open again).
+    DoctorSlot(i64),
 }
 
 impl Topic {
@@ -48,6 +50,7 @@ impl Topic {
             "collector" => Some(Self::Collector(id)),
             "user" => Some(Self::User(id)),
             "blood_request" => Some(Self::BloodRequest(id)),
+            "doctor_slot" => Some(Self::DoctorSlot(id)),
             _ => None,
         }
     }
@@ -62,6 +65,7 @@ impl Topic {
             Self::Collector(id) => format!("collector:{id}"),
             Self::User(id) => format!("user:{id}"),
             Self::BloodRequest(id) => format!("blood_request:{id}"),
+            Self::DoctorSlot(id) => format!("doctor_slot:{id}"),
         }
     }
 }
@@ -131,6 +135,11 @@ pub async fn may_subscribe(conn: &mut Conn, user: UserId, role: Role, topic: Top
                 Some(unit) => is_crew_of(conn, me, unit).await,
                 None => Ok(false),
             }
+        }
+        // Availability is public on the doctor's page; the event names no one.
+        Topic::DoctorSlot(id) => {
+            use schema::doctor_slots as sl;
+            exists(on_conn!(conn, c => sl::table.find(id).select(sl::id).first::<i64>(c).await))
         }
         Topic::BloodRequest(id) => {
             use schema::{blood_pledges as bp, blood_requests as br};

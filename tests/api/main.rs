@@ -26,5 +26,6 @@ mod payments;
 mod prescriptions;
 mod realtime;
 mod shop;
+mod slots;
 mod users;
 mod ws_client;
