@@ -247,14 +247,25 @@ pub async fn settle(conn: &mut Conn, settle: Settle<'_>) -> Result<Settled, Paym
     let now = super::now();
     with_retries(conn, async |conn| {
         on_conn!(conn, c => c.transaction(async move |c| {
-            let mut query = payments::table
-                .filter(payments::provider_order_id.eq(settle.provider_order_id))
-                .select(Payment::as_select())
-                .into_boxed();
-            if let Some(customer) = settle.customer_id {
-                query = query.filter(payments::user_id.eq(customer));
-            }
-            let payment = query.first(c).await.optional()?;
+            // The payment row is locked first, by a write that changes no key (PostgreSQL takes a
+            // FOR NO KEY UPDATE lock). Reading it plainly and then recording the event would take a
+            // KEY SHARE lock through the event's foreign key in every concurrent call, and their later
+            // updates of `provider_payment_id` (a unique column: FOR UPDATE) would deadlock each other.
+            let target = payments::table.filter(payments::provider_order_id.eq(settle.provider_order_id));
+            let payment = match settle.customer_id {
+                Some(customer) => diesel::update(target.filter(payments::user_id.eq(customer)))
+                    .set(payments::updated_at.eq(now))
+                    .returning(Payment::as_returning())
+                    .get_result(c)
+                    .await
+                    .optional()?,
+                None => diesel::update(target)
+                    .set(payments::updated_at.eq(now))
+                    .returning(Payment::as_returning())
+                    .get_result(c)
+                    .await
+                    .optional()?,
+            };
 
             if let Some(event) = settle.event {
                 let recorded = diesel::insert_into(payment_events::table)
