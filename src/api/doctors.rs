@@ -7,7 +7,7 @@ use chrono::{DateTime, NaiveDate, NaiveDateTime, TimeDelta, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::{Page, PageQuery, Problems};
+use super::{Page, PageQuery, Problems, ReasonBody};
 use crate::{
     auth::AuthUser,
     db::doctors::{
@@ -614,17 +614,11 @@ pub async fn get_appointment(
     Ok(web::Json(appointment_view(row)))
 }
 
-#[derive(Debug, Default, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct CancelBody {
-    pub reason: Option<String>,
-}
-
 /// The customer cancels their appointment; its slot opens again.
 #[utoipa::path(
     tag = "doctors",
     params(("id" = i64, Path, description = "Appointment id")),
-    request_body = CancelBody,
+    request_body = ReasonBody,
     responses(
         (status = 200, body = AppointmentView),
         (status = 404, description = "not_found", body = ErrorBody),
@@ -637,7 +631,7 @@ pub async fn cancel_appointment(
     state: web::Data<AppState>,
     auth: AuthUser,
     id: web::Path<i64>,
-    body: Option<web::Json<CancelBody>>,
+    body: Option<web::Json<ReasonBody>>,
 ) -> Result<web::Json<AppointmentView>, ApiError> {
     let mut p = Problems::default();
     let reason = body

@@ -15,7 +15,7 @@ use onemedi_actors::{
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::{Page, PageQuery, Problems};
+use super::{Page, PageQuery, Problems, ReasonBody};
 use crate::{
     auth::AuthUser,
     bus::lock_fleet,
@@ -817,12 +817,6 @@ pub async fn get_request(
     let timeline = emergency::timeline(&mut conn, row.id).await?;
     drop(conn);
     Ok(web::Json(request_view(&state, row, timeline).await?))
-}
-
-#[derive(Debug, Default, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct ReasonBody {
-    pub reason: Option<String>,
 }
 
 /// Calls a request off (its requester or a dispatcher); a unit working it is released.
