@@ -19,6 +19,7 @@ use super::{
         entity_transitions, notifications, users,
     },
 };
+use crate::db::emergency::NewTransition;
 use crate::{
     domain::{
         LatLng,
@@ -179,19 +180,6 @@ where
             other => return other,
         }
     }
-}
-
-#[derive(Debug, Insertable)]
-#[diesel(table_name = entity_transitions)]
-struct NewTransition<'a> {
-    entity_type: &'a str,
-    entity_id: i64,
-    event: &'a str,
-    from_status: Option<&'a str>,
-    to_status: &'a str,
-    actor_user_id: Option<i64>,
-    details: String,
-    at: NaiveDateTime,
 }
 
 /// A stock line that may serve a request.
@@ -358,8 +346,11 @@ pub async fn create(conn: &mut Conn, new: &NewRequest) -> Result<Created, BloodE
                     from_status: None,
                     to_status: status.as_str(),
                     actor_user_id: Some(new.requester),
-                    details: serde_json::json!({ "units_reserved": reserved }).to_string(),
+                    details: Some(serde_json::json!({ "units_reserved": reserved }).to_string()),
                     at: now,
+                    actor_unit_id: None,
+                    reason: None,
+                    command_id: None,
                 })
                 .execute(c)
                 .await?;
@@ -543,8 +534,11 @@ pub async fn pledge(
                     from_status: Some(from.as_str()),
                     to_status: to.as_str(),
                     actor_user_id: Some(donor),
-                    details: serde_json::json!({ "units": units }).to_string(),
+                    details: Some(serde_json::json!({ "units": units }).to_string()),
                     at: now,
+                    actor_unit_id: None,
+                    reason: None,
+                    command_id: None,
                 })
                 .execute(c)
                 .await?;
@@ -661,8 +655,11 @@ async fn close(
                     from_status: Some(from.as_str()),
                     to_status: to.as_str(),
                     actor_user_id: actor,
-                    details: serde_json::json!({ "units_released": released }).to_string(),
+                    details: Some(serde_json::json!({ "units_released": released }).to_string()),
                     at: now,
+                    actor_unit_id: None,
+                    reason: None,
+                    command_id: None,
                 })
                 .execute(c)
                 .await?;
@@ -782,8 +779,11 @@ pub async fn lapse_hold(conn: &mut Conn, reservation_id: i64) -> Result<Option<B
                     from_status: Some(from.as_str()),
                     to_status: to.as_str(),
                     actor_user_id: None,
-                    details: serde_json::json!({ "reservation_id": reservation_id, "units": units }).to_string(),
+                    details: Some(serde_json::json!({ "reservation_id": reservation_id, "units": units }).to_string()),
                     at: now,
+                    actor_unit_id: None,
+                    reason: None,
+                    command_id: None,
                 })
                 .execute(c)
                 .await?;

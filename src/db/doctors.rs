@@ -610,6 +610,7 @@ pub async fn book(
                     reason: None,
                     command_id: Some("book"),
                     at: now,
+                    details: None,
                 })
                 .execute(c)
                 .await?;
@@ -680,6 +681,7 @@ pub async fn cancel(
                     reason,
                     command_id: Some("cancel"),
                     at: now,
+                    details: None,
                 })
                 .execute(c)
                 .await?;

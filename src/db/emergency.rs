@@ -148,6 +148,8 @@ pub struct TimelineEntry {
     pub at: NaiveDateTime,
 }
 
+/// One row of any entity's timeline (`entity_transitions`): orders, ambulance and blood requests,
+/// appointments. Absent optional fields take the column defaults.
 #[derive(Debug, Insertable)]
 #[diesel(table_name = entity_transitions)]
 pub struct NewTransition<'a> {
@@ -160,6 +162,8 @@ pub struct NewTransition<'a> {
     pub actor_unit_id: Option<i64>,
     pub reason: Option<&'a str>,
     pub command_id: Option<&'a str>,
+    /// JSON; `{}` when absent.
+    pub details: Option<String>,
     pub at: NaiveDateTime,
 }
 
@@ -355,6 +359,7 @@ pub async fn create_request(conn: &mut Conn, new: &NewRequest) -> QueryResult<Re
                 reason: None,
                 command_id: Some("create"),
                 at: new.call_received_at,
+                details: None,
             })
             .execute(c)
             .await?;
@@ -586,6 +591,7 @@ pub async fn accept_offer(
                     reason: None,
                     command_id: Some(&command),
                     at: now,
+                    details: None,
                 })
                 .execute(c)
                 .await?;
@@ -648,6 +654,7 @@ pub async fn decline_offer(
                 reason,
                 command_id: Some(&command),
                 at: now,
+                details: None,
             })
             .execute(c)
             .await?;
@@ -780,6 +787,7 @@ pub async fn assign_manually(
                     reason: None,
                     command_id: Some(command),
                     at: now,
+                    details: None,
                 })
                 .execute(c)
                 .await?;
@@ -922,6 +930,7 @@ pub async fn record_breach_warning(conn: &mut Conn, request: &RequestRow, reason
             reason: Some(reason),
             command_id: Some("breach_predicted"),
             at: now,
+            details: None,
         })
         .execute(c)
         .await);

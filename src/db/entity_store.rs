@@ -260,6 +260,7 @@ async fn append_once(conn: &mut Conn, input: AppendInput) -> Result<i64, AppendE
                 reason: None,
                 command_id: Some(&command),
                 at,
+                details: None,
             })
             .execute(c)
             .await;

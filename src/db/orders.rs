@@ -17,6 +17,7 @@ use super::{
     },
     with_retries,
 };
+use crate::db::emergency::NewTransition;
 use crate::{
     domain::order::{IllegalTransition, OrderStatus, PricedLine, totals},
     on_conn,
@@ -132,19 +133,6 @@ pub struct Transition {
 }
 
 /// A row of `entity_transitions` about to be written.
-#[derive(Debug, Insertable)]
-#[diesel(table_name = entity_transitions)]
-pub(crate) struct NewTransition<'a> {
-    pub entity_type: &'a str,
-    pub entity_id: i64,
-    pub event: &'a str,
-    pub from_status: Option<&'a str>,
-    pub to_status: &'a str,
-    pub actor_user_id: Option<i64>,
-    pub reason: Option<&'a str>,
-    pub at: NaiveDateTime,
-}
-
 /// Why a checkout or transition did not happen. Everything it wrote is rolled back.
 #[derive(Debug, thiserror::Error)]
 pub enum OrderError {
@@ -411,6 +399,9 @@ pub async fn place(conn: &mut Conn, checkout: &Checkout) -> Result<(Order, Vec<O
                     actor_user_id: Some(user_id),
                     reason: None,
                     at: now,
+                    actor_unit_id: None,
+                    command_id: None,
+                    details: None,
                 })
                 .execute(c)
                 .await?;
@@ -502,6 +493,9 @@ pub async fn transition(
                     actor_user_id: Some(actor_user_id),
                     reason,
                     at: now,
+                    actor_unit_id: None,
+                    command_id: None,
+                    details: None,
                 })
                 .execute(c)
                 .await?;

@@ -11,7 +11,8 @@ use diesel_async::{AsyncConnection, RunQueryDsl};
 
 use super::{
     Conn,
-    orders::{self as order_rows, NewTransition},
+    emergency::NewTransition,
+    orders::{self as order_rows},
     schema::{entity_transitions, orders, payment_events, payments},
     with_retries,
 };
@@ -447,6 +448,9 @@ pub async fn settle(conn: &mut Conn, settle: Settle<'_>) -> Result<Settled, Paym
                                 actor_user_id: settle.customer_id,
                                 reason: Some(&reason),
                                 at: now,
+                                actor_unit_id: None,
+                                command_id: None,
+                                details: None,
                             })
                             .execute(c)
                             .await?;
