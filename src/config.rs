@@ -27,6 +27,9 @@ pub struct Settings {
     /// Doctor slots and appointments; every key has a default, so the section is optional.
     #[serde(default)]
     pub care: CareSettings,
+    /// The demo city simulator; every key has a default, so the section is optional.
+    #[serde(default)]
+    pub simulate: SimulateSettings,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -209,6 +212,57 @@ impl CareSettings {
     /// Between 1 and 60 days.
     pub fn horizon_days(&self) -> u32 {
         self.slot_horizon_days.clamp(1, 60)
+    }
+}
+
+/// The demo city simulator (`onemedi simulate`; demo mode runs it unless `in_demo_mode` is false).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SimulateSettings {
+    /// Run the simulator in the no-argument demo mode.
+    pub in_demo_mode: bool,
+    /// The demo accounts' password.
+    pub password: String,
+    /// How often each simulated unit reports its position, in milliseconds.
+    pub ping_interval_ms: u64,
+    /// Time compression of movement and dwell times (3 = vehicles cover three times the real distance
+    /// per second), so a demo shows whole jobs within minutes.
+    pub speed_factor: f64,
+    /// Emergency calls logged per hour.
+    pub ambulance_requests_per_hour: f64,
+    /// Medicine orders placed per hour.
+    pub orders_per_hour: f64,
+    /// Share of offers the simulated crews accept, in percent.
+    pub accept_percent: u32,
+}
+
+impl Default for SimulateSettings {
+    fn default() -> Self {
+        Self {
+            in_demo_mode: true,
+            password: "onemedi-demo".to_owned(),
+            ping_interval_ms: 2000,
+            speed_factor: 3.0,
+            ambulance_requests_per_hour: 30.0,
+            orders_per_hour: 20.0,
+            accept_percent: 85,
+        }
+    }
+}
+
+impl SimulateSettings {
+    /// Between 200 ms and a minute.
+    pub fn ping_interval(&self) -> std::time::Duration {
+        std::time::Duration::from_millis(self.ping_interval_ms.clamp(200, 60_000))
+    }
+
+    /// Between 0.1 and 20.
+    pub fn speed_factor(&self) -> f64 {
+        if self.speed_factor.is_finite() {
+            self.speed_factor.clamp(0.1, 20.0)
+        } else {
+            1.0
+        }
     }
 }
 

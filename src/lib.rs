@@ -13,6 +13,7 @@ pub mod integrations;
 pub mod metrics;
 pub mod middleware;
 pub mod ratelimit;
+pub mod simulate;
 pub mod state;
 pub mod storage;
 pub mod telemetry;

@@ -9,7 +9,7 @@ use onemedi::{
     config::Settings,
     db::{self, Db, demo, users},
     domain::{Email, Password, PersonName, Phone, Role},
-    telemetry,
+    simulate, telemetry,
 };
 
 #[derive(Parser)]
@@ -27,6 +27,8 @@ enum Command {
     Migrate(DataArgs),
     /// Load the demo city and accounts (skipped when already present).
     SeedDemo(DataArgs),
+    /// Run the demo city simulator against a running server (its demo accounts) until stopped.
+    Simulate(SimulateArgs),
     /// Manage accounts.
     User {
         #[command(subcommand)]
@@ -41,6 +43,16 @@ struct ServeArgs {
     bind: Option<SocketAddr>,
     #[command(flatten)]
     data: DataArgs,
+}
+
+#[derive(clap::Args)]
+struct SimulateArgs {
+    /// The server's base URL.
+    #[arg(long, default_value = "http://127.0.0.1:8080")]
+    server: String,
+    /// Stop after this many seconds (default: run until interrupted).
+    #[arg(long)]
+    duration_secs: Option<u64>,
 }
 
 #[derive(clap::Args)]
@@ -84,6 +96,19 @@ async fn main() -> anyhow::Result<()> {
             }
             apply_data_dir(&mut settings, args.data);
             serve(settings, false).await?;
+        }
+        Some(Command::Simulate(args)) => {
+            let simulation = simulate::run(args.server, settings.simulate);
+            let stop = async {
+                match args.duration_secs {
+                    Some(secs) => tokio::time::sleep(std::time::Duration::from_secs(secs)).await,
+                    None => drop(tokio::signal::ctrl_c().await),
+                }
+            };
+            tokio::select! {
+                () = simulation => {}
+                () = stop => println!("simulation stopped"),
+            }
         }
         Some(Command::Migrate(args)) => {
             apply_data_dir(&mut settings, args);
@@ -152,9 +177,22 @@ async fn serve(settings: Settings, demo_mode: bool) -> anyhow::Result<()> {
         "ONE MEDI listening on http://127.0.0.1:{port} (API docs: http://127.0.0.1:{port}/docs/)",
         port = app.port()
     );
-    app.run_until_stopped()
-        .await
-        .context("server stopped with an error")
+    let simulation = (demo_mode && app.state().settings.simulate.in_demo_mode).then(|| {
+        let bind = app.state().settings.server.bind;
+        let host = if bind.ip().is_unspecified() {
+            std::net::IpAddr::from([127, 0, 0, 1])
+        } else {
+            bind.ip()
+        };
+        let base = format!("http://{}", SocketAddr::new(host, app.port()));
+        println!("demo city simulator on: crews move and answer offers, calls and orders arrive ([simulate] in the config)");
+        tokio::spawn(simulate::run(base, app.state().settings.simulate.clone()))
+    });
+    let served = app.run_until_stopped().await;
+    if let Some(simulation) = simulation {
+        simulation.abort();
+    }
+    served.context("server stopped with an error")
 }
 
 async fn create_user(

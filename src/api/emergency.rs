@@ -308,6 +308,30 @@ pub async fn list_units(
     Ok(web::Json(page.wrap(unit_views(&state, rows).await?, total)))
 }
 
+/// The unit the caller crews, of any kind (ambulance, rider, phlebotomist): how a crew's app learns which
+/// `unit:{id}` topic to follow and which unit its location pings move.
+#[utoipa::path(
+    tag = "emergency",
+    responses(
+        (status = 200, body = UnitView),
+        (status = 404, description = "not_found: the caller crews no unit", body = ErrorBody)
+    ),
+    security(("bearer" = []))
+)]
+#[get("/units/me")]
+pub async fn my_unit(state: web::Data<AppState>, auth: AuthUser) -> Result<web::Json<UnitView>, ApiError> {
+    let mut conn = state.db.read().await?;
+    let unit = emergency::unit_of_crew(&mut conn, auth.id.0)
+        .await?
+        .ok_or_else(|| ApiError::not_found("unit"))?;
+    let row = emergency::find_unit(&mut conn, unit)
+        .await?
+        .ok_or_else(|| ApiError::not_found("unit"))?;
+    drop(conn);
+    let view = unit_views(&state, vec![row]).await?.pop();
+    view.map(web::Json).ok_or_else(|| ApiError::not_found("unit"))
+}
+
 /// A unit, for dispatchers and its own crew.
 #[utoipa::path(
     tag = "emergency",

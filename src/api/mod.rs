@@ -235,6 +235,7 @@ pub fn configure(config: &mut ServiceConfig) {
             .service(payments::simulate)
             .service(emergency::create_unit)
             .service(emergency::list_units)
+            .service(emergency::my_unit)
             .service(emergency::get_unit)
             .service(emergency::set_unit_status)
             .service(emergency::create_request)

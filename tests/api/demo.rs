@@ -24,7 +24,7 @@ async fn the_demo_city_loads_once_and_its_logins_work() {
     assert_eq!(login.status, StatusCode::OK, "{}", login.body);
     let token = login.body["token"].as_str().unwrap();
     let paramedics = app.get("/api/v1/admin/users?role=paramedic", Some(token)).await;
-    assert_eq!(paramedics.body["total"], 6);
+    assert_eq!(paramedics.body["total"], 12, "one crew per ambulance");
     let everyone = app.get("/api/v1/admin/users?per_page=100", Some(token)).await;
     assert_eq!(everyone.body["total"], demo::DEMO_USERS.len());
     assert!(demo::logins().contains("dispatcher@demo.onemedi.in"));

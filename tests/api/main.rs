@@ -26,6 +26,7 @@ mod payments;
 mod prescriptions;
 mod realtime;
 mod shop;
+mod simulate;
 mod slots;
 mod users;
 mod ws_client;

@@ -109,6 +109,7 @@ async fn the_openapi_document_covers_every_route() {
         ("/api/v1/payments/simulate", "post"),
         ("/api/v1/emergency/units", "post"),
         ("/api/v1/emergency/units", "get"),
+        ("/api/v1/units/me", "get"),
         ("/api/v1/emergency/units/{id}", "get"),
         ("/api/v1/emergency/units/{id}/status", "put"),
         ("/api/v1/emergency/ambulance-requests", "post"),
