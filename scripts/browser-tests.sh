@@ -21,7 +21,12 @@ if [ -n "$missing" ]; then
 fi
 
 echo "== browser tests (headless $("$chromium" --version 2>/dev/null | head -n1))"
-cargo build --bin onemedi
+# The server binary as the test suites build it (same features, so nothing is rebuilt after them).
+if cargo nextest --version >/dev/null 2>&1; then
+  cargo nextest run --workspace --no-run
+else
+  cargo test --workspace --no-run
+fi
 (cd tests/browser && { [ -d node_modules/playwright-core ] || npm ci --no-audit --no-fund; })
 started=$(date +%s)
 (cd tests/browser && CHROMIUM="$chromium" ONEMEDI_BIN="$PWD/../../target/debug/onemedi" npm test --silent)
