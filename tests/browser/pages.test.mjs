@@ -115,7 +115,18 @@ test('a dispatcher signs in, sees a unit move on the map when its crew reports a
     assert.equal(assigned.unit.id, far.id);
     // The unit's marker turns "assigned" from the websocket's unit_status event.
     await console_.waitForSelector(`#map-units [data-unit-id="${far.id}"][data-status="assigned"]`, WAIT);
-    await console_.waitForFunction((id) => document.getElementById('timeline').textContent.includes('assigned'), request.id, WAIT);
+    await console_.waitForFunction(() => document.getElementById('timeline').textContent.includes('assigned'), null, WAIT);
+
+    // A life-threatening call far beyond every unit: nobody can reach it, and the console raises the
+    // predicted ARP breach as it is announced on the dispatch topic.
+    const remote = await api('/api/v1/emergency/ambulance-requests', {
+      method: 'POST', token: dispatcherToken,
+      body: { pickup: { lat: home.lat + 1.5, lng: home.lng + 1.5, address: 'Far away' }, category: 1 },
+    });
+    await console_.waitForSelector(`#alerts .alert[data-request-id="${remote.id}"]`, { timeout: 30000 });
+    await console_.waitForSelector(`#requests li.breach[data-request-id="${remote.id}"]`, WAIT);
+    assert.match(await console_.textContent(`#alerts .alert[data-request-id="${remote.id}"]`), /C1/);
+    assert.ok(await console_.isVisible('#detail'), 'the assigned call stays selected');
     await shot(console_, 'console');
     assert.deepEqual(deskErrors, [], 'no script errors on the console');
   });

@@ -199,10 +199,13 @@
     return Math.floor(s / 3600) + ' h ' + Math.floor((s % 3600) / 60) + ' min';
   }
 
+  // m:ss, or h:mm:ss from an hour on; "—" when unknown.
   function clock(seconds) {
+    if (seconds === null || seconds === undefined || !isFinite(seconds)) return '—';
     const s = Math.max(0, Math.round(seconds));
-    const m = Math.floor(s / 60);
-    return m + ':' + String(s % 60).padStart(2, '0');
+    const ss = String(s % 60).padStart(2, '0');
+    if (s < 3600) return Math.floor(s / 60) + ':' + ss;
+    return Math.floor(s / 3600) + ':' + String(Math.floor((s % 3600) / 60)).padStart(2, '0') + ':' + ss;
   }
 
   // Naive UTC timestamps from the API ("2026-11-25T10:00:00.123") → epoch ms.

@@ -161,8 +161,8 @@
     for (const [id, ev] of breaches) {
       if (!requests.has(id)) continue;
       box.append(M.el('div', { class: 'alert', 'data-request-id': id, onclick: () => select(id) },
-        '⚠ Request #' + id + ' (C' + ev.category + ') will likely miss its ' + M.clock(ev.target_s) + ' target: predicted '
-        + M.clock(ev.predicted_s) + (ev.reason ? ' — ' + ev.reason : '')));
+        '⚠ Request #' + id + ' (C' + ev.category + ') will likely miss its ' + M.clock(ev.target_s) + ' target'
+        + (ev.predicted_s ? ': predicted ' + M.clock(ev.predicted_s) : '') + (ev.reason ? ' — ' + ev.reason : '')));
     }
   }
 
