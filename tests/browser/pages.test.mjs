@@ -209,5 +209,10 @@ test('pages are served from the binary with a strict policy, and the login page 
     await page.evaluate((s) => localStorage.setItem('onemedi.session', JSON.stringify({ token: s.token, user: s.user })), customer);
     await page.goto('/console');
     await page.waitForSelector('text=Not for your role', WAIT);
+    // A token the server no longer accepts sends the user back to the login page, token forgotten.
+    await page.evaluate(() => localStorage.setItem('onemedi.session', JSON.stringify({ token: 'forged.token.value', user: { id: 1, name: 'X', role: 'dispatcher' } })));
+    await page.goto('/console');
+    await page.waitForURL(/\/login\?next=%2Fconsole/, WAIT);
+    assert.equal(await page.evaluate(() => localStorage.getItem('onemedi.session')), null);
   });
 });

@@ -113,7 +113,10 @@
           this.backoff = 500;
           this.status(true);
           if (this.handlers.onOpen) this.handlers.onOpen();
-        }, (e) => this.report(e));
+        }, (e) => {
+          // The token expired or the account was disabled: sign in again.
+          if (e.code === 'unauthorized') logout(); else this.report(e);
+        });
       };
       ws.onmessage = (m) => {
         let frame;
