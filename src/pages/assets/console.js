@@ -334,6 +334,25 @@
   });
   live.follow('dispatch');
 
-  // Clocks and last-seen ages move on their own between events.
-  setInterval(() => { drawRequestList(); drawBoard(); }, 1000);
+  // Clocks and last-seen ages move on their own between events (text only: the rows stay put).
+  function tick() {
+    for (const tr of $('units').querySelectorAll('tr[data-unit-id]')) {
+      const u = units.get(Number(tr.dataset.unitId));
+      const td = tr.querySelector('.seen');
+      if (!u || !td) continue;
+      const age = seenAge(u);
+      td.textContent = age === null ? 'no fix' : M.age(age);
+      td.classList.toggle('stale', age !== null && age > 120);
+    }
+    for (const li of $('requests').querySelectorAll('li[data-request-id]')) {
+      const r = requests.get(Number(li.dataset.requestId));
+      const span = li.querySelector('.arp');
+      if (!r || !span) continue;
+      const target = r.clock ? r.clock.target.p90_s : null;
+      const e = elapsed(r);
+      span.textContent = M.clock(e) + (target ? ' / ' + M.clock(target) : '');
+      span.classList.toggle('over', Boolean(target && e > target));
+    }
+  }
+  setInterval(tick, 1000);
 })();
