@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The test command: the whole workspace on the embedded SQLite default, then the integration suite again
-# on PostgreSQL + Redis. Outside CI a missing PostgreSQL/Redis skips the second pass with a note; with
-# CI=true it is a failure.
+# on PostgreSQL + Redis, then the browser tests of the pages (scripts/browser-tests.sh). Outside CI a
+# missing PostgreSQL/Redis, or Chromium/Node.js, skips that pass with a note; with CI=true it is a failure.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -38,3 +38,7 @@ elif [ "${CI:-}" = "true" ]; then
 else
   echo "== PostgreSQL or Redis not reachable: skipped the second pass (bash scripts/services.sh starts them)"
 fi
+
+# The pages, in headless Chromium against real servers (skipped with a note outside CI when Chromium or
+# Node.js is missing).
+bash scripts/browser-tests.sh

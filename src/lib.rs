@@ -12,6 +12,7 @@ pub mod error;
 pub mod integrations;
 pub mod metrics;
 pub mod middleware;
+pub mod pages;
 pub mod ratelimit;
 pub mod simulate;
 pub mod state;
@@ -332,6 +333,7 @@ fn serve(listener: TcpListener, state: web::Data<AppState>) -> anyhow::Result<Se
             .configure(api::configure)
             .split_for_parts();
         app.service(ws::connect)
+            .configure(pages::configure)
             .service(SwaggerUi::new("/docs/{_:.*}").url("/api-docs/openapi.json", openapi))
             .route("/docs", web::get().to(|| async { redirect("/docs/") }))
             .default_service(web::to(fallback))

@@ -25,6 +25,7 @@ use utoipa::{
         (name = "doctors", description = "Doctors, weekly schedules, slot holds and appointments"),
         (name = "blood banks", description = "Blood banks and their stock"),
         (name = "emergency", description = "Ambulance units, requests, offers, the dispatcher board and response times; blood requests: reservations, donor alerts, pledges"),
+        (name = "map", description = "Basemap geometry (H3 cell outlines) for the pages"),
         (name = "operations", description = "Health, readiness, metrics"),
     )
 )]

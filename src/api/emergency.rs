@@ -308,30 +308,6 @@ pub async fn list_units(
     Ok(web::Json(page.wrap(unit_views(&state, rows).await?, total)))
 }
 
-/// The unit the caller crews, of any kind (ambulance, rider, phlebotomist): how a crew's app learns which
-/// `unit:{id}` topic to follow and which unit its location pings move.
-#[utoipa::path(
-    tag = "emergency",
-    responses(
-        (status = 200, body = UnitView),
-        (status = 404, description = "not_found: the caller crews no unit", body = ErrorBody)
-    ),
-    security(("bearer" = []))
-)]
-#[get("/units/me")]
-pub async fn my_unit(state: web::Data<AppState>, auth: AuthUser) -> Result<web::Json<UnitView>, ApiError> {
-    let mut conn = state.db.read().await?;
-    let unit = emergency::unit_of_crew(&mut conn, auth.id.0)
-        .await?
-        .ok_or_else(|| ApiError::not_found("unit"))?;
-    let row = emergency::find_unit(&mut conn, unit)
-        .await?
-        .ok_or_else(|| ApiError::not_found("unit"))?;
-    drop(conn);
-    let view = unit_views(&state, vec![row]).await?.pop();
-    view.map(web::Json).ok_or_else(|| ApiError::not_found("unit"))
-}
-
 /// A unit, for dispatchers and its own crew.
 #[utoipa::path(
     tag = "emergency",
@@ -346,6 +322,29 @@ pub async fn get_unit(
     id: web::Path<i64>,
 ) -> Result<web::Json<UnitView>, ApiError> {
     let row = visible_unit(&state, &auth, *id).await?;
+    let view = unit_views(&state, vec![row]).await?.pop();
+    view.map(web::Json).ok_or_else(|| ApiError::not_found("unit"))
+}
+
+/// The unit the caller crews (an ambulance, a rider's or a phlebotomist's): what the field view follows.
+/// A user crewing several units reports for the lowest-numbered active one, as on the websocket.
+#[utoipa::path(
+    tag = "emergency",
+    responses(
+        (status = 200, body = UnitView),
+        (status = 404, description = "not_found (the caller crews no unit)", body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+#[get("/emergency/my-unit")]
+pub async fn my_unit(state: web::Data<AppState>, auth: AuthUser) -> Result<web::Json<UnitView>, ApiError> {
+    let mut conn = state.db.read().await?;
+    let row = match emergency::active_unit_of_crew(&mut conn, auth.id.0).await? {
+        Some(id) => emergency::find_unit(&mut conn, id).await?,
+        None => None,
+    }
+    .ok_or_else(|| ApiError::not_found("unit"))?;
+    drop(conn);
     let view = unit_views(&state, vec![row]).await?.pop();
     view.map(web::Json).ok_or_else(|| ApiError::not_found("unit"))
 }

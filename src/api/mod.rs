@@ -14,6 +14,7 @@ pub mod emergency;
 pub mod health;
 pub mod hospitals;
 pub mod lab_tests;
+pub mod map;
 pub mod medicines;
 pub mod orders;
 pub mod payments;
@@ -268,7 +269,8 @@ pub fn configure(config: &mut ServiceConfig) {
             .service(blood::list_requests)
             .service(blood::get_request)
             .service(blood::pledge)
-            .service(blood::cancel_request),
+            .service(blood::cancel_request)
+            .service(map::cells),
     );
     config
         .service(health::health)

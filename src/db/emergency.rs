@@ -808,6 +808,19 @@ pub async fn unit_of_crew(conn: &mut Conn, user: i64) -> QueryResult<Option<i64>
     .optional()
 }
 
+/// The active unit `user` crews (the lowest id if several), as the websocket picks it.
+pub async fn active_unit_of_crew(conn: &mut Conn, user: i64) -> QueryResult<Option<i64>> {
+    on_conn!(conn, c => unit_crew::table
+        .inner_join(units::table)
+        .filter(unit_crew::user_id.eq(user))
+        .filter(units::is_active.eq(true))
+        .order(units::id.asc())
+        .select(units::id)
+        .first::<i64>(c)
+        .await)
+    .optional()
+}
+
 /// Records why a request was called off.
 pub async fn set_cancel_reason(conn: &mut Conn, request: i64, reason: Option<&str>) -> QueryResult<usize> {
     on_conn!(conn, c => diesel::update(ar::table.find(request).filter(ar::status.eq("cancelled")))

@@ -82,7 +82,7 @@ struct Crew {
 pub async fn run(shared: Arc<Shared>, email: String) -> anyhow::Result<()> {
     let api = Api::login(&shared.base, &email, &shared.settings.password).await?;
     let unit = api
-        .get("/api/v1/units/me")
+        .get("/api/v1/emergency/my-unit")
         .await
         .context("the unit this account crews")?;
     let id = unit["id"].as_i64().ok_or_else(|| anyhow!("unit without an id"))?;

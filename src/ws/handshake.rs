@@ -45,15 +45,16 @@ pub async fn connect(
     Ok(response)
 }
 
-/// A browser's `Origin` must be one of the configured origins; a request without one (a native app,
-/// a server) is allowed, since the token is what authenticates it.
+/// A browser's `Origin` must be this server's own (the pages it serves) or one of the configured
+/// origins; a request without one (a native app, a server) is allowed, since the token is what
+/// authenticates it.
 fn check_origin(req: &HttpRequest, allowed: &[String]) -> Result<(), ApiError> {
     let Some(origin) = req.headers().get(header::ORIGIN) else {
         return Ok(());
     };
-    let permitted = origin
-        .to_str()
-        .is_ok_and(|origin| allowed.iter().any(|a| a.eq_ignore_ascii_case(origin)));
+    let permitted = origin.to_str().is_ok_and(|origin| {
+        same_origin(req, origin) || allowed.iter().any(|a| a.eq_ignore_ascii_case(origin))
+    });
     if permitted {
         Ok(())
     } else {
@@ -62,6 +63,17 @@ fn check_origin(req: &HttpRequest, allowed: &[String]) -> Result<(), ApiError> {
             "this origin may not open websocket sessions",
         ))
     }
+}
+
+/// Whether `origin` is the server the request was addressed to (`Host`), over http or https.
+fn same_origin(req: &HttpRequest, origin: &str) -> bool {
+    let Some(host) = req.headers().get(header::HOST).and_then(|h| h.to_str().ok()) else {
+        return false;
+    };
+    origin
+        .strip_prefix("http://")
+        .or_else(|| origin.strip_prefix("https://"))
+        .is_some_and(|rest| !host.is_empty() && rest.eq_ignore_ascii_case(host))
 }
 
 /// Verifies a token and loads the active user it names.

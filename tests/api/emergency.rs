@@ -51,7 +51,7 @@ async fn ambulance(app: &TestApp, dispatcher: &str, call_sign: &str, kind: &str,
     assert_eq!(created.body["status"], "off_duty");
     assert_eq!(created.body["crew"][0]["user_id"], user);
     let unit = created.body["id"].as_i64().unwrap();
-    let mine = app.get("/api/v1/units/me", Some(&token)).await;
+    let mine = app.get("/api/v1/emergency/my-unit", Some(&token)).await;
     assert_eq!(mine.status, StatusCode::OK, "{}", mine.body);
     assert_eq!(
         (mine.body["id"].as_i64(), mine.body["call_sign"].as_str()),
@@ -443,7 +443,7 @@ async fn strangers_cannot_read_cancel_or_follow_a_request_and_bad_calls_change_n
         .await;
     assert_eq!(unit.status, StatusCode::FORBIDDEN);
     assert_eq!(
-        app.get("/api/v1/units/me", Some(&stranger)).await.code(),
+        app.get("/api/v1/emergency/my-unit", Some(&stranger)).await.code(),
         "not_found"
     );
 

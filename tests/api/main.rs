@@ -22,6 +22,7 @@ mod lab_tests;
 mod migrations;
 mod operations;
 mod orders;
+mod pages;
 mod payments;
 mod prescriptions;
 mod realtime;
