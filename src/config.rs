@@ -27,6 +27,9 @@ pub struct Settings {
     /// Doctor slots and appointments; every key has a default, so the section is optional.
     #[serde(default)]
     pub care: CareSettings,
+    /// Home lab collections; every key has a default, so the section is optional.
+    #[serde(default)]
+    pub lab: LabSettings,
     /// The demo city simulator; every key has a default, so the section is optional.
     #[serde(default)]
     pub simulate: SimulateSettings,
@@ -212,6 +215,60 @@ impl CareSettings {
     /// Between 1 and 60 days.
     pub fn horizon_days(&self) -> u32 {
         self.slot_horizon_days.clamp(1, 60)
+    }
+}
+
+/// Home lab collections: booking horizon, offers to phlebotomists, the retry and at-risk sweep. Tests
+/// shorten the timings instead of sleeping.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LabSettings {
+    /// How many days ahead (India time) a collection may be booked.
+    pub booking_horizon_days: u32,
+    /// How long a phlebotomist has to answer an offer, in seconds.
+    pub offer_timeout_secs: u64,
+    /// How often stranded bookings are retried and collected samples checked, in milliseconds.
+    pub sweep_ms: u64,
+    /// A booking nobody took is offered again once untouched for this many seconds.
+    pub retry_after_secs: u64,
+    /// A collected sample not at the lab this many minutes before its stability deadline raises an alert.
+    pub at_risk_margin_minutes: u32,
+}
+
+impl Default for LabSettings {
+    fn default() -> Self {
+        Self {
+            booking_horizon_days: 14,
+            offer_timeout_secs: 60,
+            sweep_ms: 10_000,
+            retry_after_secs: 120,
+            at_risk_margin_minutes: 45,
+        }
+    }
+}
+
+impl LabSettings {
+    /// Between 1 and 60 days.
+    pub fn horizon_days(&self) -> i64 {
+        i64::from(self.booking_horizon_days.clamp(1, 60))
+    }
+
+    /// Between 1 second and 10 minutes.
+    pub fn offer_timeout(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(self.offer_timeout_secs.clamp(1, 600))
+    }
+
+    pub fn sweep(&self) -> std::time::Duration {
+        std::time::Duration::from_millis(self.sweep_ms.max(100))
+    }
+
+    pub fn retry_after(&self) -> chrono::TimeDelta {
+        chrono::TimeDelta::seconds(i64::try_from(self.retry_after_secs.clamp(1, 86_400)).unwrap_or(120))
+    }
+
+    /// At most a day.
+    pub fn at_risk_margin(&self) -> chrono::TimeDelta {
+        chrono::TimeDelta::minutes(i64::from(self.at_risk_margin_minutes.min(1440)))
     }
 }
 

@@ -162,6 +162,16 @@ impl Application {
             }
         });
         let state = self.state.clone();
+        let lab = actix_web::rt::spawn(async move {
+            let mut tick = tokio::time::interval(state.settings.lab.sweep());
+            loop {
+                tick.tick().await;
+                if let Err(error) = dispatch::lab::sweep(&state).await {
+                    tracing::warn!(error = ?error, "lab sweep failed");
+                }
+            }
+        });
+        let state = self.state.clone();
         // actix-web stops on the same signals by itself; this only tells the sessions first.
         let signals = actix_web::rt::spawn(async move {
             shutdown_signal().await;
@@ -175,6 +185,7 @@ impl Application {
         blood.abort();
         slots.abort();
         holds.abort();
+        lab.abort();
         signals.abort();
         begin_shutdown(&self.state);
         flush_positions(&self.state).await;
@@ -272,6 +283,8 @@ pub async fn build_state(settings: Settings) -> anyhow::Result<AppState> {
     let redis = redis.map(|(_, conn)| conn);
     seed_fleet(&db, &fleet).await;
     let emergency = dispatch::Emergency::start(db.clone(), &bus, fleet.clone());
+    let lab = Arc::new(dispatch::lab::LabDesk::default());
+    bus.attach_lab(lab.clone());
     let limiter = match &redis {
         Some(conn) => RateLimiter::Redis {
             conn: conn.clone(),
@@ -301,6 +314,7 @@ pub async fn build_state(settings: Settings) -> anyhow::Result<AppState> {
         positions: Default::default(),
         shutdown: tokio::sync::watch::Sender::new(false),
         emergency,
+        lab,
         storage: storage::LocalStorage::new(data_dir.join("files")),
         catalog_cache: ResponseCache::new(
             cache::CATALOG_TTL,

@@ -43,6 +43,8 @@ pub struct AppState {
     pub storage: crate::storage::LocalStorage,
     /// This node's entity registry and dispatcher.
     pub emergency: Emergency,
+    /// This node's lab collection offer rounds.
+    pub lab: Arc<crate::dispatch::lab::LabDesk>,
     /// Catalog read answers; invalidated after every catalog write.
     pub catalog_cache: ResponseCache,
 }

@@ -13,6 +13,7 @@ pub mod donors;
 pub mod emergency;
 pub mod health;
 pub mod hospitals;
+pub mod lab_bookings;
 pub mod lab_tests;
 pub mod map;
 pub mod medicines;
@@ -212,6 +213,14 @@ pub fn configure(config: &mut ServiceConfig) {
             .service(lab_tests::categories)
             .service(lab_tests::packages)
             .service(lab_tests::get_test)
+            .service(lab_bookings::book)
+            .service(lab_bookings::list_own)
+            .service(lab_bookings::route)
+            .service(lab_bookings::get_collection)
+            .service(lab_bookings::cancel)
+            .service(lab_bookings::set_status)
+            .service(lab_bookings::upload_report)
+            .service(lab_bookings::download_report)
             .service(coupons_admin::create_coupon)
             .service(coupons_admin::list_coupons)
             .service(coupons_admin::update_coupon)

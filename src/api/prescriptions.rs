@@ -54,15 +54,28 @@ fn too_large() -> ApiError {
 
 /// Reads one part into memory, refusing it past `limit` bytes.
 async fn read_part(field: &mut actix_multipart::Field, limit: usize) -> Result<Vec<u8>, ApiError> {
+    let name = field.name().unwrap_or("field").to_owned();
+    read_part_within(field, limit, || {
+        if limit == MAX_FILE_BYTES {
+            too_large()
+        } else {
+            ApiError::field(&name, "too long")
+        }
+    })
+    .await
+}
+
+/// Reads one part into memory; past `limit` bytes it stops reading and answers `too_large()`.
+pub async fn read_part_within(
+    field: &mut actix_multipart::Field,
+    limit: usize,
+    too_large: impl Fn() -> ApiError,
+) -> Result<Vec<u8>, ApiError> {
     let mut bytes = Vec::new();
     while let Some(chunk) = field.next().await {
         let chunk = chunk.map_err(|e| ApiError::field("file", format!("unreadable upload: {e}")))?;
         if bytes.len() + chunk.len() > limit {
-            return Err(if limit == MAX_FILE_BYTES {
-                too_large()
-            } else {
-                ApiError::field(field.name().unwrap_or("field"), "too long")
-            });
+            return Err(too_large());
         }
         bytes.extend_from_slice(&chunk);
     }

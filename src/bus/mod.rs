@@ -53,6 +53,8 @@ pub struct Local {
     fleet: SharedFleet,
     /// This node's dispatcher, told about offers settled and requests ended anywhere.
     dispatcher: OnceLock<DispatchLink>,
+    /// This node's lab offer rounds, woken by answers settled anywhere.
+    lab: OnceLock<Arc<crate::dispatch::lab::LabDesk>>,
 }
 
 impl Local {
@@ -61,6 +63,9 @@ impl Local {
         feed_fleet(&self.fleet, event);
         if let Some(link) = self.dispatcher.get() {
             feed_dispatcher(link, event);
+        }
+        if let Some(lab) = self.lab.get() {
+            lab.feed(event);
         }
         let Ok(text) = serde_json::to_string(event) else {
             return;
@@ -100,6 +105,7 @@ impl Bus {
                 hub,
                 fleet,
                 dispatcher: OnceLock::new(),
+                lab: OnceLock::new(),
             }),
             relay: None,
         }
@@ -125,6 +131,13 @@ impl Bus {
     pub fn attach_dispatcher(&self, link: DispatchLink) {
         if self.local.dispatcher.set(link).is_err() {
             tracing::warn!("a dispatcher was already attached to this bus");
+        }
+    }
+
+    /// Wakes this node's lab offer rounds from now on (once).
+    pub fn attach_lab(&self, desk: Arc<crate::dispatch::lab::LabDesk>) {
+        if self.local.lab.set(desk).is_err() {
+            tracing::warn!("a lab desk was already attached to this bus");
         }
     }
 

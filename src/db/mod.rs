@@ -19,6 +19,7 @@ pub mod emergency;
 pub mod entity_store;
 pub mod hospitals;
 pub mod idempotency;
+pub mod lab_collections;
 pub mod lab_tests;
 pub mod migrate;
 pub mod orders;

@@ -578,6 +578,16 @@ diesel::table! {
 }
 
 diesel::table! {
+    phlebotomist_window_loads (phlebotomist_id, slot_date, slot_window) {
+        phlebotomist_id -> BigInt,
+        slot_date -> Date,
+        slot_window -> Text,
+        assigned -> Integer,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
     lab_collection_items (id) {
         id -> BigInt,
         lab_collection_id -> BigInt,
@@ -938,6 +948,7 @@ diesel::joinable!(lab_collections -> addresses (address_id));
 diesel::joinable!(lab_collections -> phlebotomists (phlebotomist_id));
 diesel::joinable!(lab_collections -> payments (payment_id));
 diesel::joinable!(lab_collection_items -> lab_collections (lab_collection_id));
+diesel::joinable!(phlebotomist_window_loads -> phlebotomists (phlebotomist_id));
 diesel::joinable!(lab_collection_items -> lab_tests (lab_test_id));
 diesel::joinable!(ambulance_requests -> users (requester_user_id));
 diesel::joinable!(ambulance_requests -> units (assigned_unit_id));
@@ -1001,6 +1012,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     entity_transitions,
     phlebotomists,
     lab_collections,
+    phlebotomist_window_loads,
     lab_collection_items,
     ambulance_requests,
     blood_banks,

@@ -9,6 +9,8 @@
 
 pub mod breach;
 pub mod fleet;
+pub mod lab;
+pub mod lab_route;
 
 use std::sync::Arc;
 

@@ -29,15 +29,20 @@ pub enum Command {
     Location(LocationReport),
     /// A unit's availability: `available`, `busy` or `off_duty` (units' crews only).
     Status { status: String },
-    /// The crew takes an offered job.
+    /// The crew takes an offered job. `kind` is the offer's `request.kind` (default
+    /// `ambulance_request`; `lab_collection` for a phlebotomist's collection).
     Accept {
         request_id: i64,
+        #[serde(default)]
+        kind: Option<String>,
         #[serde(default)]
         reason: Option<String>,
     },
     /// The crew turns down an offered job.
     Decline {
         request_id: i64,
+        #[serde(default)]
+        kind: Option<String>,
         #[serde(default)]
         reason: Option<String>,
     },

@@ -293,8 +293,16 @@ impl Session {
             }
             Command::Location(report) => units::location(self, report).await,
             Command::Status { status } => units::status(self, &status).await,
-            Command::Accept { request_id, reason } => units::answer(self, request_id, true, reason).await,
-            Command::Decline { request_id, reason } => units::answer(self, request_id, false, reason).await,
+            Command::Accept {
+                request_id,
+                kind,
+                reason,
+            } => units::answer(self, request_id, kind.as_deref(), true, reason).await,
+            Command::Decline {
+                request_id,
+                kind,
+                reason,
+            } => units::answer(self, request_id, kind.as_deref(), false, reason).await,
         }
     }
 

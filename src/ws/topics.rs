@@ -30,6 +30,10 @@ pub enum Topic {
     BloodRequest(i64),
     /// `doctor_slot:{id}`: a doctor slot's availability (held, booked, open again).
     DoctorSlot(i64),
+    /// `lab_collection:{id}`: a home lab collection's status, offers' outcomes and at-risk alert.
+    LabCollection(i64),
+    /// `lab_desk`: at-risk sample alerts for the lab operations staff.
+    LabDesk,
 }
 
 impl Topic {
@@ -37,6 +41,9 @@ impl Topic {
     pub fn parse(text: &str) -> Option<Self> {
         if text == "dispatch" {
             return Some(Self::Dispatch);
+        }
+        if text == "lab_desk" {
+            return Some(Self::LabDesk);
         }
         let (kind, id) = text.split_once(':')?;
         if id.is_empty() || id.len() > 19 || !id.bytes().all(|b| b.is_ascii_digit()) {
@@ -51,6 +58,7 @@ impl Topic {
             "user" => Some(Self::User(id)),
             "blood_request" => Some(Self::BloodRequest(id)),
             "doctor_slot" => Some(Self::DoctorSlot(id)),
+            "lab_collection" => Some(Self::LabCollection(id)),
             _ => None,
         }
     }
@@ -66,6 +74,8 @@ impl Topic {
             Self::User(id) => format!("user:{id}"),
             Self::BloodRequest(id) => format!("blood_request:{id}"),
             Self::DoctorSlot(id) => format!("doctor_slot:{id}"),
+            Self::LabCollection(id) => format!("lab_collection:{id}"),
+            Self::LabDesk => "lab_desk".to_owned(),
         }
     }
 }
@@ -95,10 +105,36 @@ pub async fn may_subscribe(conn: &mut Conn, user: UserId, role: Role, topic: Top
             }
             is_crew_of(conn, me, id).await
         }
+        // The phlebotomist themself, and the staff who run the collections.
         Topic::Collector(id) => {
             let owner = on_conn!(conn, c => ph::table.find(id).select(ph::user_id).first::<i64>(c).await)
                 .optional()?;
-            Ok(owner.is_some_and(|owner| admin || owner == me))
+            Ok(owner.is_some_and(|owner| admin || role == Role::Staff || owner == me))
+        }
+        Topic::LabDesk => Ok(matches!(role, Role::Staff | Role::Admin)),
+        // The booking customer, staff, and the phlebotomist it is assigned to.
+        Topic::LabCollection(id) => {
+            use schema::lab_collections as lc;
+            let row = on_conn!(conn, c => lc::table
+                .find(id)
+                .select((lc::user_id, lc::phlebotomist_id))
+                .first::<(i64, Option<i64>)>(c)
+                .await)
+            .optional()?;
+            let Some((customer, collector)) = row else {
+                return Ok(false);
+            };
+            if admin || role == Role::Staff || customer == me {
+                return Ok(true);
+            }
+            let Some(collector) = collector else {
+                return Ok(false);
+            };
+            exists(on_conn!(conn, c => ph::table
+                .filter(ph::id.eq(collector).and(ph::user_id.eq(me)))
+                .select(ph::id)
+                .first::<i64>(c)
+                .await))
         }
         Topic::Order(id) => {
             let row = on_conn!(conn, c => orders::table
@@ -195,6 +231,8 @@ mod tests {
             "collector:4",
             "user:5",
             "blood_request:6",
+            "lab_collection:7",
+            "lab_desk",
         ] {
             assert_eq!(Topic::parse(name).map(Topic::name).as_deref(), Some(name));
         }

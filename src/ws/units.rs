@@ -178,16 +178,38 @@ pub(super) async fn status(session: &mut Session, status: &str) -> Result<(), Re
 }
 
 /// The crew accepts or declines an open offer; settled by conditional writes on this node whatever
-/// node runs the request's cascade (see `dispatch::answer_offer`).
+/// node runs the request's cascade (see `dispatch::answer_offer`, and `dispatch::lab::answer_offer` for
+/// a phlebotomist's collection).
 pub(super) async fn answer(
     session: &mut Session,
     request_id: i64,
+    kind: Option<&str>,
     accepted: bool,
     reason: Option<String>,
 ) -> Result<(), Refusal> {
     let unit = crew_unit(session).await?;
     let reason = reason.map(|r| r.trim().chars().take(200).collect::<String>());
     let user = session.identity.user.0;
+    match kind {
+        None | Some("ambulance_request") => {}
+        Some("lab_collection") => {
+            return crate::dispatch::lab::answer_offer(
+                &session.state,
+                unit.id,
+                user,
+                request_id,
+                accepted,
+                reason.as_deref(),
+            )
+            .await
+            .map_err(|error| Refusal::new(error.code, error.message.clone()));
+        }
+        Some(_) => {
+            return Err(Refusal::invalid(
+                "kind must be ambulance_request or lab_collection",
+            ));
+        }
+    }
     crate::dispatch::answer_offer(
         &session.state,
         unit.id,

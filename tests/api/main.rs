@@ -18,6 +18,7 @@ mod demo;
 mod emergency;
 mod helpers;
 mod jwt;
+mod lab_collections;
 mod lab_tests;
 mod migrations;
 mod operations;

@@ -1,0 +1,1 @@
+DROP TABLE phlebotomist_window_loads;
