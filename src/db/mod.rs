@@ -20,6 +20,7 @@ pub mod entity_store;
 pub mod hospitals;
 pub mod idempotency;
 pub mod lab_tests;
+pub mod mail;
 pub mod migrate;
 pub mod orders;
 pub mod otp;

@@ -19,6 +19,7 @@ mod emergency;
 mod helpers;
 mod jwt;
 mod lab_tests;
+mod mail;
 mod migrations;
 mod operations;
 mod orders;
