@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Starts PostgreSQL (127.0.0.1:5432, trust auth, database `test`) and Redis (127.0.0.1:6379) when they are
-# down, installing Debian's packages first when they are missing. Safe to run repeatedly.
+# down, installing Debian's packages first when they are missing, and Python's aiosmtpd (the mail tests'
+# SMTP sink) when it cannot be imported. Safe to run repeatedly.
 set -euo pipefail
 
 port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
@@ -46,4 +47,9 @@ if ! port_open 6379; then
   redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save "" --appendonly no
   wait_for_port 6379
 fi
-echo "services: PostgreSQL and Redis are up"
+# The SMTP sink the mail tests start (tests/support/smtp_sink.py).
+if ! python3 -c 'import aiosmtpd' >/dev/null 2>&1; then
+  echo "services: installing aiosmtpd (SMTP sink for the mail tests)"
+  python3 -m pip install --quiet aiosmtpd || pip3 install --quiet aiosmtpd
+fi
+echo "services: PostgreSQL, Redis and the SMTP sink are available"

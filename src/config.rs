@@ -27,6 +27,12 @@ pub struct Settings {
     /// Doctor slots and appointments; every key has a default, so the section is optional.
     #[serde(default)]
     pub care: CareSettings,
+    /// Outgoing e-mail; every key has a default (the file outbox), so the section is optional.
+    #[serde(default)]
+    pub mail: MailSettings,
+    /// The seller printed on invoices; every key has a default, so the section is optional.
+    #[serde(default)]
+    pub invoice: InvoiceSettings,
     /// Home lab collections; every key has a default, so the section is optional.
     #[serde(default)]
     pub lab: LabSettings,
@@ -215,6 +221,107 @@ impl CareSettings {
     /// Between 1 and 60 days.
     pub fn horizon_days(&self) -> u32 {
         self.slot_horizon_days.clamp(1, 60)
+    }
+}
+
+/// Outgoing e-mail. With `smtp_host` empty, every message is written as an `.eml` file into
+/// `{data_dir}/outbox/mail/`; otherwise it is sent through that SMTP server.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MailSettings {
+    /// The `From:` mailbox, e.g. `ONE MEDI <orders@onemedi.in>`.
+    pub from: String,
+    /// SMTP server host name; empty selects the file outbox.
+    pub smtp_host: String,
+    /// SMTP server port (25, 587 for STARTTLS, 465 for implicit TLS).
+    pub smtp_port: u16,
+    /// `none` (plain text, for a relay on this machine), `starttls` or `tls` (implicit TLS).
+    pub smtp_security: SmtpSecurity,
+    /// SMTP user name; empty sends without authentication.
+    pub smtp_username: String,
+    /// SMTP password (used only with a user name).
+    pub smtp_password: SecretString,
+    /// Timeout of one SMTP exchange, seconds.
+    pub timeout_secs: u64,
+    /// Messages waiting to be sent; when the queue is full a new message is dropped (logged, counted).
+    pub queue_capacity: usize,
+    /// Attempts per message before it is given up (logged, counted).
+    pub max_attempts: u32,
+    /// Pause before the first retry, milliseconds; doubled for each further retry.
+    pub retry_backoff_ms: u64,
+    /// How long before an appointment its reminder is sent, minutes.
+    pub reminder_lead_mins: u64,
+    /// How often due appointment reminders are looked for, seconds.
+    pub reminder_sweep_secs: u64,
+}
+
+/// How the SMTP connection is protected.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SmtpSecurity {
+    None,
+    Starttls,
+    Tls,
+}
+
+impl Default for MailSettings {
+    fn default() -> Self {
+        Self {
+            from: "ONE MEDI <no-reply@onemedi.local>".to_owned(),
+            smtp_host: String::new(),
+            smtp_port: 587,
+            smtp_security: SmtpSecurity::Starttls,
+            smtp_username: String::new(),
+            smtp_password: SecretString::from(String::new()),
+            timeout_secs: 10,
+            queue_capacity: 1000,
+            max_attempts: 3,
+            retry_backoff_ms: 2000,
+            reminder_lead_mins: 24 * 60,
+            reminder_sweep_secs: 60,
+        }
+    }
+}
+
+impl MailSettings {
+    /// Between 1 minute and 7 days.
+    pub fn reminder_lead(&self) -> chrono::TimeDelta {
+        chrono::TimeDelta::minutes(
+            i64::try_from(self.reminder_lead_mins.clamp(1, 7 * 24 * 60)).unwrap_or(1440),
+        )
+    }
+
+    pub fn reminder_sweep(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(self.reminder_sweep_secs.max(1))
+    }
+
+    pub fn retry_backoff(&self) -> std::time::Duration {
+        std::time::Duration::from_millis(self.retry_backoff_ms.clamp(1, 600_000))
+    }
+}
+
+/// The seller named on tax invoices.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct InvoiceSettings {
+    /// Legal name of the seller.
+    pub seller_name: String,
+    /// Registered address of the seller, one line.
+    pub seller_address: String,
+    /// The seller's GSTIN (15 characters); the default is a placeholder.
+    pub gstin: String,
+    /// Drug licence number printed on pharmacy invoices.
+    pub drug_licence: String,
+}
+
+impl Default for InvoiceSettings {
+    fn default() -> Self {
+        Self {
+            seller_name: "ONE MEDI Pharmacy".to_owned(),
+            seller_address: "Bengaluru, Karnataka, India".to_owned(),
+            gstin: "29AAAAA0000A1Z5".to_owned(),
+            drug_licence: "KA-B-000000".to_owned(),
+        }
     }
 }
 

@@ -79,6 +79,8 @@ pub enum ErrorCode {
     AlreadyPaid,
     /// The order cannot be paid online: not pending, cash on delivery, or its payment is flagged.
     PaymentNotApplicable,
+    /// The order has no invoice: it is not confirmed yet (awaiting payment) or was cancelled.
+    InvoiceNotAvailable,
     /// The payment provider failed or could not be reached; retry later.
     PaymentProviderFailed,
     /// The doctor slot is held by someone else, booked, blocked or past, or the caller's hold lapsed.
@@ -118,6 +120,7 @@ impl ErrorCode {
             | Self::AlreadyPledged
             | Self::RequestClosed
             | Self::AlreadyPaid
+            | Self::InvoiceNotAvailable
             | Self::SlotUnavailable => StatusCode::CONFLICT,
             Self::IdempotencyKeyReused
             | Self::CouponInvalid

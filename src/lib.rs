@@ -10,8 +10,10 @@ pub mod dispatch;
 pub mod domain;
 pub mod error;
 pub mod integrations;
+pub mod invoice;
 pub mod metrics;
 pub mod middleware;
+pub mod notify;
 pub mod pages;
 pub mod ratelimit;
 pub mod simulate;
@@ -172,6 +174,19 @@ impl Application {
             }
         });
         let state = self.state.clone();
+        let reminders = actix_web::rt::spawn(async move {
+            let mut tick = tokio::time::interval(state.settings.mail.reminder_sweep());
+            loop {
+                tick.tick().await;
+                let lead = state.settings.mail.reminder_lead();
+                match notify::send_due_reminders(&state.db, &state.notifier, lead).await {
+                    Ok(0) => {}
+                    Ok(n) => tracing::info!(queued = n, "appointment reminders queued"),
+                    Err(error) => tracing::warn!(error = %error, "appointment reminder sweep failed"),
+                }
+            }
+        });
+        let state = self.state.clone();
         // actix-web stops on the same signals by itself; this only tells the sessions first.
         let signals = actix_web::rt::spawn(async move {
             shutdown_signal().await;
@@ -186,6 +201,7 @@ impl Application {
         slots.abort();
         holds.abort();
         lab.abort();
+        reminders.abort();
         signals.abort();
         begin_shutdown(&self.state);
         flush_positions(&self.state).await;
@@ -294,11 +310,17 @@ pub async fn build_state(settings: Settings) -> anyhow::Result<AppState> {
     };
     let jwt = JwtKeys::from_settings(&settings.auth, &data_dir)?;
     let sms = Arc::new(OutboxSms::new(data_dir.join("outbox")));
+    let metrics = metrics::Metrics::default();
+    let mailer =
+        integrations::mail::Mailer::start(&settings.mail, data_dir.join("outbox"), metrics.mail.clone())?;
+    let notifier = notify::Notifier::start(db.clone(), mailer.clone(), settings.mail.queue_capacity);
+    bus.observe(notifier.order_observer());
     let payments = integrations::razorpay::Payments::from_settings(&settings.payments, &data_dir)?;
     tracing::info!(
         backend = db.backend().name(),
         redis = redis.is_some(),
         payments_offline = payments.is_offline(),
+        mail_smtp = mailer.is_smtp(),
         "dependencies connected"
     );
     Ok(AppState {
@@ -306,8 +328,10 @@ pub async fn build_state(settings: Settings) -> anyhow::Result<AppState> {
         jwt,
         limiter,
         sms,
+        mailer,
+        notifier,
         payments,
-        metrics: Default::default(),
+        metrics,
         hub,
         bus,
         fleet,

@@ -1,6 +1,14 @@
 //! Request counters and latency histograms, rendered in the Prometheus text format at `/metrics`.
 
-use std::{collections::BTreeMap, fmt::Write, sync::Mutex, time::Duration};
+use std::{
+    collections::BTreeMap,
+    fmt::Write,
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::Duration,
+};
 
 /// Histogram bucket upper bounds in seconds.
 const BUCKETS: [f64; 12] = [
@@ -20,6 +28,27 @@ struct Series {
 #[derive(Default)]
 pub struct Metrics {
     requests: Mutex<BTreeMap<(String, String, u16), Series>>,
+    /// Outgoing mail outcomes; shared with the mailer's worker, which counts into it.
+    pub mail: Arc<MailCounters>,
+}
+
+/// What became of the messages given to the mailer.
+#[derive(Debug, Default)]
+pub struct MailCounters {
+    /// Delivered to the transport (the SMTP server accepted it, or the file was written).
+    pub sent: AtomicU64,
+    /// Attempts that failed and were retried.
+    pub retried: AtomicU64,
+    /// Given up after the last attempt.
+    pub failed: AtomicU64,
+    /// Refused because the queue was full (or the mailer stopped).
+    pub dropped: AtomicU64,
+}
+
+impl MailCounters {
+    pub fn count(counter: &AtomicU64) {
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
 }
 
 impl Metrics {
@@ -90,6 +119,20 @@ impl Metrics {
                 out,
                 "onemedi_http_request_duration_seconds_count{{{labels}}} {}",
                 series.count
+            );
+        }
+        out.push_str("# HELP onemedi_mail_messages_total Outgoing e-mail by outcome.\n");
+        out.push_str("# TYPE onemedi_mail_messages_total counter\n");
+        for (outcome, counter) in [
+            ("sent", &self.mail.sent),
+            ("retried", &self.mail.retried),
+            ("failed", &self.mail.failed),
+            ("dropped", &self.mail.dropped),
+        ] {
+            let _ = writeln!(
+                out,
+                "onemedi_mail_messages_total{{outcome=\"{outcome}\"}} {}",
+                counter.load(Ordering::Relaxed)
             );
         }
         out

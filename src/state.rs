@@ -12,8 +12,9 @@ use crate::{
     config::Settings,
     db::Db,
     dispatch::Emergency,
-    integrations::{razorpay::Payments, sms::SmsSender},
+    integrations::{mail::Mailer, razorpay::Payments, sms::SmsSender},
     metrics::Metrics,
+    notify::Notifier,
     ratelimit::RateLimiter,
     ws::{Hub, positions::PositionBuffer},
 };
@@ -26,6 +27,10 @@ pub struct AppState {
     pub jwt: JwtKeys,
     pub limiter: RateLimiter,
     pub sms: Arc<dyn SmsSender>,
+    /// Outgoing e-mail (file outbox by default, SMTP when configured); queued, never awaited.
+    pub mailer: Mailer,
+    /// Turns order events, bookings and due reminders into e-mails, off the request path.
+    pub notifier: Notifier,
     /// Razorpay keys and gateway (offline mode issues ids locally).
     pub payments: Payments,
     pub metrics: Metrics,

@@ -55,6 +55,10 @@ impl Options {
         })
     }
 
+    pub fn word(&self, name: &str, default: &str) -> String {
+        self.value(name).unwrap_or(default).to_owned()
+    }
+
     pub fn list(&self, name: &str, default: &[u64]) -> anyhow::Result<Vec<u64>> {
         match self.value(name) {
             None => Ok(default.to_vec()),
@@ -218,7 +222,7 @@ impl Server {
 
     /// `INSERT INTO {into} VALUES …` in one transaction, 500 rows a statement. Rows are built by this
     /// harness from numbers and fixed words only.
-    async fn insert_rows(&self, into: &str, rows: &[String]) -> anyhow::Result<()> {
+    pub async fn insert_rows(&self, into: &str, rows: &[String]) -> anyhow::Result<()> {
         use diesel_async::SimpleAsyncConnection;
         let mut sql = String::from("BEGIN;");
         for chunk in rows.chunks(500) {

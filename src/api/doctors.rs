@@ -570,6 +570,7 @@ pub async fn book(
         .ok_or_else(|| ApiError::not_found("appointment"))?;
     drop(conn);
     announce_slot(&state, row.slot_id, row.doctor_id, auth.id.0, "booked").await;
+    state.notifier.appointment_booked(row.id);
     Ok(HttpResponse::Created().json(view))
 }
 

@@ -13,6 +13,7 @@ pub mod donors;
 pub mod emergency;
 pub mod health;
 pub mod hospitals;
+pub mod invoice;
 pub mod lab_bookings;
 pub mod lab_tests;
 pub mod map;
@@ -239,6 +240,7 @@ pub fn configure(config: &mut ServiceConfig) {
             .service(orders::get_order)
             .service(orders::cancel_order)
             .service(orders::update_status)
+            .service(invoice::invoice_pdf)
             .service(payments::create_order)
             .service(payments::verify)
             .service(payments::webhook)

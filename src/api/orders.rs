@@ -9,6 +9,7 @@ use utoipa::ToSchema;
 use super::{Page, PageQuery, Problems, cart::parse_coupon_code};
 use crate::{
     auth::{AuthUser, Authorized, extract::StaffOnly},
+    bus::Event,
     db::orders::{self, Checkout, Order, OrderError, OrderItem, Transition},
     domain::{OrderStatus, PaymentMethod, Role},
     error::{ApiError, ErrorBody, ErrorCode},
@@ -170,7 +171,22 @@ pub async fn place_order(
         total_paise = order.total_paise,
         "order placed"
     );
+    announce_placed(&state, &order).await;
     Ok(HttpResponse::Created().json(OrderView::new(order, items, timeline)))
+}
+
+/// `order_placed` on the order's and the customer's topics, after commit.
+async fn announce_placed(state: &AppState, order: &Order) {
+    let event = Event::OrderPlaced {
+        order_id: order.id,
+        user_id: order.user_id,
+        order_number: order.order_number.clone(),
+        payment_method: order.payment_method.clone(),
+        total_paise: order.total_paise,
+        at: chrono::Utc::now(),
+    };
+    let topics = [format!("order:{}", order.id), format!("user:{}", order.user_id)];
+    state.bus.publish_event(&topics, &event).await;
 }
 
 #[utoipa::path(
@@ -276,6 +292,10 @@ pub async fn cancel_order(
     )
     .await?;
     drop(conn);
+    state
+        .bus
+        .order_status_changed(order.id, from.as_str(), &order.status, "customer")
+        .await;
     Ok(web::Json(full_view(&state, order).await?))
 }
 
@@ -325,6 +345,10 @@ pub async fn update_status(
     )
     .await?;
     drop(conn);
+    state
+        .bus
+        .order_status_changed(order.id, from.as_str(), &order.status, "staff")
+        .await;
     tracing::info!(order = order.id, staff = staff.id.0, from = %from, to = %body.status, "order status changed");
     Ok(web::Json(full_view(&state, order).await?))
 }

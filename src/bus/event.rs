@@ -50,12 +50,22 @@ pub enum Event {
         version: i64,
         at: DateTime<Utc>,
     },
+    /// A customer placed a pharmacy order (on `order:{id}` and `user:{id}`); it starts `pending`.
+    OrderPlaced {
+        order_id: i64,
+        user_id: i64,
+        order_number: String,
+        /// `razorpay` or `cod`.
+        payment_method: String,
+        total_paise: i64,
+        at: DateTime<Utc>,
+    },
     /// A pharmacy order changed status (on `order:{id}`), e.g. confirmed by its captured payment.
     OrderStatusChanged {
         order_id: i64,
         from: String,
         to: String,
-        /// What moved it: `payment_captured`, …
+        /// What moved it: `payment_captured`, `staff`, `customer`, …
         cause: String,
         at: DateTime<Utc>,
     },

@@ -55,7 +55,13 @@ pub struct Local {
     dispatcher: OnceLock<DispatchLink>,
     /// This node's lab offer rounds, woken by answers settled anywhere.
     lab: OnceLock<Arc<crate::dispatch::lab::LabDesk>>,
+    /// Sees every event this node publishes (not those relayed from other nodes), so a side effect
+    /// such as an e-mail happens once per event across the cluster. Must not block.
+    observer: OnceLock<Observer>,
 }
+
+/// A callback on this node's own publications.
+pub type Observer = Box<dyn Fn(&Value) + Send + Sync>;
 
 impl Local {
     /// Delivers one event to this node's fleet index and to the sessions subscribed to `topics`.
@@ -106,6 +112,7 @@ impl Bus {
                 fleet,
                 dispatcher: OnceLock::new(),
                 lab: OnceLock::new(),
+                observer: OnceLock::new(),
             }),
             relay: None,
         }
@@ -141,6 +148,13 @@ impl Bus {
         }
     }
 
+    /// Calls `observer` with every event this node publishes from now on (once).
+    pub fn observe(&self, observer: Observer) {
+        if self.local.observer.set(observer).is_err() {
+            tracing::warn!("an observer was already attached to this bus");
+        }
+    }
+
     /// This node's id in relayed messages.
     pub fn node_id(&self) -> &str {
         &self.local.node_id
@@ -150,6 +164,9 @@ impl Bus {
     /// committed. Never fails: a relay failure is logged and the local delivery still happens.
     pub async fn publish(&self, topics: &[String], event: Value) {
         self.local.deliver(topics, &event);
+        if let Some(observer) = self.local.observer.get() {
+            observer(&event);
+        }
         let Some(relay) = &self.relay else {
             return;
         };
@@ -167,6 +184,18 @@ impl Bus {
     /// Publishes one of the server's own events.
     pub async fn publish_event(&self, topics: &[String], event: &Event) {
         self.publish(topics, event.to_json()).await;
+    }
+
+    /// Announces a committed order status change on `order:{id}`.
+    pub async fn order_status_changed(&self, order_id: i64, from: &str, to: &str, cause: &str) {
+        let event = Event::OrderStatusChanged {
+            order_id,
+            from: from.to_owned(),
+            to: to.to_owned(),
+            cause: cause.to_owned(),
+            at: Utc::now(),
+        };
+        self.publish_event(&[format!("order:{order_id}")], &event).await;
     }
 }
 

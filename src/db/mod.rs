@@ -21,6 +21,7 @@ pub mod hospitals;
 pub mod idempotency;
 pub mod lab_collections;
 pub mod lab_tests;
+pub mod mail;
 pub mod migrate;
 pub mod orders;
 pub mod otp;

@@ -118,6 +118,7 @@ struct NewOrderItem<'a> {
     quantity: i32,
     line_total_paise: i64,
     created_at: NaiveDateTime,
+    gst_rate_percent: Option<i32>,
 }
 
 /// One recorded status change.
@@ -372,6 +373,7 @@ pub async fn place(conn: &mut Conn, checkout: &Checkout) -> Result<(Order, Vec<O
                     quantity: *quantity,
                     line_total_paise: row.1 * i64::from(*quantity),
                     created_at: now,
+                    gst_rate_percent: Some(row.3),
                 })
                 .collect();
             for item in &new_items {

@@ -391,6 +391,7 @@ diesel::table! {
         version -> BigInt,
         created_at -> Timestamp,
         updated_at -> Timestamp,
+        reminder_sent_at -> Nullable<Timestamp>,
     }
 }
 
@@ -894,6 +895,7 @@ diesel::table! {
         quantity -> Integer,
         line_total_paise -> BigInt,
         created_at -> Timestamp,
+        gst_rate_percent -> Nullable<Integer>,
     }
 }
 

@@ -194,9 +194,41 @@ pub fn discount(rule: DiscountRule, subtotal_paise: i64, max_discount_paise: Opt
     capped.clamp(0, subtotal_paise.max(0))
 }
 
+/// Paise as rupees with Indian digit grouping and two decimals: `12345678` → `1,23,456.78`.
+pub fn rupees(paise: i64) -> String {
+    let sign = if paise < 0 { "-" } else { "" };
+    let paise = paise.unsigned_abs();
+    let digits = (paise / 100).to_string();
+    let grouped = if digits.len() <= 3 {
+        digits
+    } else {
+        let (head, last3) = digits.split_at(digits.len() - 3);
+        let mut out = String::new();
+        for (i, ch) in head.chars().enumerate() {
+            if i > 0 && (head.len() - i) % 2 == 0 {
+                out.push(',');
+            }
+            out.push(ch);
+        }
+        format!("{out},{last3}")
+    };
+    format!("{sign}{grouped}.{:02}", paise % 100)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn rupees_use_indian_grouping_and_two_decimals() {
+        assert_eq!(rupees(0), "0.00");
+        assert_eq!(rupees(5), "0.05");
+        assert_eq!(rupees(99_900), "999.00");
+        assert_eq!(rupees(123_456), "1,234.56");
+        assert_eq!(rupees(12_345_678), "1,23,456.78");
+        assert_eq!(rupees(1_234_567_890), "1,23,45,678.90");
+        assert_eq!(rupees(-4_900), "-49.00");
+    }
 
     #[test]
     fn only_the_delivery_chain_and_early_cancels_are_legal() {

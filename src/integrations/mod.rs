@@ -1,4 +1,5 @@
-//! Adapters to the outside world: SMS and Razorpay payments; mail and storage as their features land.
+//! Adapters to the outside world: SMS, e-mail (lettre) and Razorpay payments.
 
+pub mod mail;
 pub mod razorpay;
 pub mod sms;

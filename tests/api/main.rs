@@ -20,6 +20,7 @@ mod helpers;
 mod jwt;
 mod lab_collections;
 mod lab_tests;
+mod mail;
 mod migrations;
 mod operations;
 mod orders;

@@ -124,9 +124,12 @@ const SQLITE_SNAPSHOT: &str = "SELECT type || ' ' || name || ' ' || tbl_name || 
      WHERE name NOT LIKE 'sqlite_%' AND name <> '__diesel_schema_migrations' \
      ORDER BY type, name";
 
+// Columns are numbered by rank among live columns: PostgreSQL keeps a dropped column's slot, so a column
+// dropped by down.sql and added again by up.sql would otherwise show a higher `ordinal_position`.
 const POSTGRES_SNAPSHOT: &str = "\
     SELECT 'column ' || table_name || '.' || column_name || ' ' || data_type || ' nullable=' || is_nullable \
-        || ' default=' || coalesce(column_default, '') || ' position=' || ordinal_position AS item \
+        || ' default=' || coalesce(column_default, '') \
+        || ' position=' || row_number() OVER (PARTITION BY table_name ORDER BY ordinal_position) AS item \
       FROM information_schema.columns \
      WHERE table_schema = 'public' AND table_name <> '__diesel_schema_migrations' \
     UNION ALL \

@@ -91,6 +91,7 @@ async fn the_openapi_document_covers_every_route() {
         ("/api/v1/orders/{id}", "get"),
         ("/api/v1/orders/{id}/cancel", "post"),
         ("/api/v1/orders/{id}/status", "put"),
+        ("/api/v1/orders/{id}/invoice.pdf", "get"),
         ("/api/v1/lab-tests", "get"),
         ("/api/v1/lab-tests/categories", "get"),
         ("/api/v1/lab-tests/packages", "get"),

@@ -17,7 +17,7 @@ use crate::{
 };
 
 /// A doctor with a profile and a schedule of hourly slots round the clock; returns (token, doctor id).
-async fn doctor(app: &TestApp, specialty: &str) -> (String, i64) {
+pub async fn doctor(app: &TestApp, specialty: &str) -> (String, i64) {
     use schema::doctors;
     let (token, user) = app.user_with_role(Role::Doctor).await;
     let now = onemedi::db::now();
@@ -53,7 +53,7 @@ async fn doctor(app: &TestApp, specialty: &str) -> (String, i64) {
 }
 
 /// The first bookable slot of a doctor.
-async fn first_slot(app: &TestApp, doctor: i64) -> i64 {
+pub async fn first_slot(app: &TestApp, doctor: i64) -> i64 {
     let reply = app.get(&format!("/api/v1/doctors/{doctor}"), None).await;
     assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
     reply.body["slots"][0]["id"].as_i64().unwrap()
@@ -78,11 +78,11 @@ async fn slot_state(app: &TestApp, slot: i64) -> (String, Option<i64>, i64) {
     (status, held_by, live)
 }
 
-fn booking(slot: i64) -> Value {
+pub fn booking(slot: i64) -> Value {
     json!({"slot_id": slot, "mode": "video", "payment_method": "cod", "notes": "fever for two days"})
 }
 
-async fn hold(app: &TestApp, slot: i64, token: &str) -> crate::helpers::Reply {
+pub async fn hold(app: &TestApp, slot: i64, token: &str) -> crate::helpers::Reply {
     app.post(
         &format!("/api/v1/doctors/slots/{slot}/hold"),
         &json!({}),
