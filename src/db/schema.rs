@@ -869,6 +869,8 @@ diesel::table! {
         cancelled_at -> Nullable<Timestamp>,
         created_at -> Timestamp,
         updated_at -> Timestamp,
+        delivery_code_sealed -> Nullable<Text>,
+        delivery_attempts -> Integer,
     }
 }
 
