@@ -111,17 +111,14 @@ pub async fn tracking_view(state: &AppState, order: &Order) -> Result<TrackingVi
     })
 }
 
-/// The delivery code, for the order's owner only (never staff, never the rider).
-pub fn code_for_owner(state: &AppState, order: &Order, user: i64) -> Option<String> {
-    if order.user_id != user {
-        return None;
+/// The delivery code, for the order's owner only (never staff, never the rider), while it is useful.
+pub async fn code_for_owner(state: &AppState, order: &Order, user: i64) -> Result<Option<String>, ApiError> {
+    if order.user_id != user || matches!(order.status.as_str(), "delivered" | "cancelled") {
+        return Ok(None);
     }
-    let live = !matches!(order.status.as_str(), "delivered" | "cancelled");
-    order
-        .delivery_code_sealed
-        .as_deref()
-        .filter(|_| live)
-        .and_then(|sealed| delivery::unseal(state.jwt.delivery_key(), sealed))
+    let mut conn = state.db.read().await?;
+    let sealed = orders::sealed_code(&mut conn, order.id).await?;
+    Ok(sealed.and_then(|sealed| delivery::unseal(state.jwt.delivery_key(), &sealed)))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]

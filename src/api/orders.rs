@@ -252,7 +252,10 @@ pub(super) async fn full_view(
     viewer: Option<i64>,
 ) -> Result<OrderView, ApiError> {
     let tracking = super::delivery::tracking_view(state, &order).await?;
-    let code = viewer.and_then(|user| super::delivery::code_for_owner(state, &order, user));
+    let code = match viewer {
+        Some(user) => super::delivery::code_for_owner(state, &order, user).await?,
+        None => None,
+    };
     let mut conn = state.db.read().await?;
     let items = orders::items(&mut conn, order.id).await?;
     let timeline = orders::transitions(&mut conn, order.id).await?;

@@ -15,7 +15,7 @@ use super::{
     coupons::{Coupon, CouponProblem, user_rules},
     schema::{
         addresses, cart_items, coupon_redemptions, coupons, dispatch_offers, entity_transitions, medicines,
-        order_items, orders, prescriptions, units, users,
+        order_delivery_codes, order_items, orders, prescriptions, units, users,
     },
     with_retries,
 };
@@ -79,10 +79,6 @@ pub struct Order {
     pub cancelled_at: Option<NaiveDateTime>,
     /// The rider's unit once one accepted the delivery.
     pub rider_unit_id: Option<i64>,
-    /// The delivery code, sealed for the owner's eyes (see `domain::delivery`).
-    pub delivery_code_sealed: Option<String>,
-    /// Wrong delivery codes entered so far.
-    pub delivery_attempts: i32,
 }
 
 #[derive(Debug, Insertable)]
@@ -107,7 +103,6 @@ struct NewOrder<'a> {
     prescription_id: Option<i64>,
     payment_method: &'a str,
     delivery_code_hash: &'a str,
-    delivery_code_sealed: &'a str,
     placed_at: NaiveDateTime,
     created_at: NaiveDateTime,
     updated_at: NaiveDateTime,
@@ -393,13 +388,20 @@ pub async fn place(conn: &mut Conn, checkout: &Checkout) -> Result<(Order, Vec<O
                     prescription_id,
                     payment_method: checkout.payment_method,
                     delivery_code_hash: &checkout.delivery_code_hash,
-                    delivery_code_sealed: &checkout.delivery_code_sealed,
                     placed_at: now,
                     created_at: now,
                     updated_at: now,
                 })
                 .returning(Order::as_returning())
                 .get_result(c)
+                .await?;
+            diesel::insert_into(order_delivery_codes::table)
+                .values((
+                    order_delivery_codes::order_id.eq(order.id),
+                    order_delivery_codes::code_sealed.eq(&checkout.delivery_code_sealed),
+                    order_delivery_codes::created_at.eq(now),
+                ))
+                .execute(c)
                 .await?;
             let new_items: Vec<NewOrderItem<'_>> = claimed
                 .iter()
@@ -559,6 +561,16 @@ pub async fn transition(
     .await
 }
 
+/// The sealed delivery code of an order, if it has one.
+pub async fn sealed_code(conn: &mut Conn, order_id: i64) -> QueryResult<Option<String>> {
+    on_conn!(conn, c => order_delivery_codes::table
+        .find(order_id)
+        .select(order_delivery_codes::code_sealed)
+        .first::<String>(c)
+        .await
+        .optional())
+}
+
 pub async fn find(conn: &mut Conn, id: i64) -> QueryResult<Option<Order>> {
     on_conn!(conn, c => orders::table.find(id).select(Order::as_select()).first(c).await.optional())
 }
@@ -648,7 +660,7 @@ pub async fn adopt_for_delivery(conn: &mut Conn, id: i64, version: i64) -> Query
 }
 
 /// The rider of `unit` hands over order `order_id` against the customer's code. One attempt is claimed
-/// first with a conditional increment (`delivery_attempts < MAX`), so wrong guesses are bounded however
+/// first with a conditional increment (`order_delivery_codes.attempts < MAX`), so wrong guesses are bounded however
 /// many race; a right code then moves the order `out_for_delivery → delivered` (conditional), gives the
 /// unit back and records the step, in one transaction.
 pub async fn deliver(
@@ -661,28 +673,29 @@ pub async fn deliver(
 ) -> Result<Order, OrderError> {
     use crate::domain::delivery::{MAX_ATTEMPTS, matches};
     let now = super::now();
-    let claimed = on_conn!(conn, c => diesel::update(orders::table.filter(
-            orders::id
+    let order = find(conn, order_id).await?.ok_or(OrderError::NotFound)?;
+    if order.rider_unit_id != Some(unit) {
+        return Err(OrderError::NotFound);
+    }
+    if order.status != "out_for_delivery" {
+        return Err(OrderError::NotOutForDelivery(order.status));
+    }
+    let hash = on_conn!(conn, c => orders::table
+        .find(order_id)
+        .select(orders::delivery_code_hash)
+        .first::<Option<String>>(c)
+        .await)?;
+    let attempts = on_conn!(conn, c => diesel::update(order_delivery_codes::table.filter(
+            order_delivery_codes::order_id
                 .eq(order_id)
-                .and(orders::rider_unit_id.eq(unit))
-                .and(orders::status.eq("out_for_delivery"))
-                .and(orders::delivery_attempts.lt(MAX_ATTEMPTS)),
+                .and(order_delivery_codes::attempts.lt(MAX_ATTEMPTS)),
         ))
-        .set(orders::delivery_attempts.eq(orders::delivery_attempts + 1))
-        .returning((orders::delivery_code_hash, orders::delivery_attempts))
-        .get_result::<(Option<String>, i32)>(c)
+        .set(order_delivery_codes::attempts.eq(order_delivery_codes::attempts + 1))
+        .returning(order_delivery_codes::attempts)
+        .get_result::<i32>(c)
         .await)
-    .optional()?;
-    let Some((hash, attempts)) = claimed else {
-        let row = find(conn, order_id).await?;
-        return Err(match row {
-            Some(o) if o.rider_unit_id == Some(unit) && o.status != "out_for_delivery" => {
-                OrderError::NotOutForDelivery(o.status)
-            }
-            Some(o) if o.rider_unit_id == Some(unit) => OrderError::CodeLocked,
-            _ => OrderError::NotFound,
-        });
-    };
+    .optional()?
+    .ok_or(OrderError::CodeLocked)?;
     if !hash.is_some_and(|hash| matches(key, &hash, entered)) {
         return Err(OrderError::WrongCode {
             attempts_left: (MAX_ATTEMPTS - attempts).max(0),

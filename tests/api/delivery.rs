@@ -185,11 +185,12 @@ async fn unit_status(app: &TestApp, unit: i64) -> String {
 }
 
 async fn order_row(app: &TestApp, order: i64) -> (String, Option<i64>, i32) {
-    use schema::orders as o;
+    use schema::{order_delivery_codes as d, orders as o};
     let mut conn = app.app.db.read().await.unwrap();
     on_conn!(&mut conn, c => o::table
-        .find(order)
-        .select((o::status, o::rider_unit_id, o::delivery_attempts))
+        .inner_join(d::table)
+        .filter(o::id.eq(order))
+        .select((o::status, o::rider_unit_id, d::attempts))
         .first::<(String, Option<i64>, i32)>(c)
         .await)
     .unwrap()

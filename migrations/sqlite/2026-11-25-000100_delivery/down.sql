@@ -1,2 +1,1 @@
-ALTER TABLE orders DROP COLUMN delivery_attempts;
-ALTER TABLE orders DROP COLUMN delivery_code_sealed;
+DROP TABLE order_delivery_codes;
