@@ -500,7 +500,7 @@ pub struct Settled {
 /// The job row after its offer was accepted.
 #[derive(Debug, Clone)]
 pub enum SettledJob {
-    AmbulanceRequest(RequestRow),
+    AmbulanceRequest(Box<RequestRow>),
     Order(Box<super::orders::Order>),
 }
 
@@ -508,7 +508,7 @@ impl Settled {
     /// The ambulance request, when the job was one.
     pub fn request(self) -> Option<RequestRow> {
         match self.job {
-            SettledJob::AmbulanceRequest(row) => Some(row),
+            SettledJob::AmbulanceRequest(row) => Some(*row),
             SettledJob::Order(_) => None,
         }
     }
@@ -620,7 +620,7 @@ pub async fn accept_offer(
                 .await
                 .optional()?
                 .ok_or(EmergencyError::OfferClosed)?;
-                (SettledJob::AmbulanceRequest(assigned), "assign", "offered", "assigned")
+                (SettledJob::AmbulanceRequest(Box::new(assigned)), "assign", "offered", "assigned")
             };
             let command = format!("accept:{offer_id}");
             diesel::insert_into(entity_transitions::table)
@@ -843,7 +843,7 @@ pub async fn assign_manually(
                 })
                 .execute(c)
                 .await?;
-            Ok(Settled { job: SettledJob::AmbulanceRequest(assigned), unit: claimed })
+            Ok(Settled { job: SettledJob::AmbulanceRequest(Box::new(assigned)), unit: claimed })
         }).await)
     })
     .await
