@@ -39,6 +39,9 @@ pub struct Settings {
     /// The demo city simulator; every key has a default, so the section is optional.
     #[serde(default)]
     pub simulate: SimulateSettings,
+    /// Medicine deliveries by riders; every key has a default, so the section is optional.
+    #[serde(default)]
+    pub delivery: DeliverySettings,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -427,6 +430,36 @@ impl SimulateSettings {
         } else {
             1.0
         }
+    }
+}
+
+/// Rider delivery of packed orders. Tests shorten the retry instead of sleeping for long.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DeliverySettings {
+    /// A packed order with no rider, no open offer and no change for this long is offered again (a
+    /// rider may have come on duty, or the node running its cascade died), in seconds.
+    pub retry_after_secs: u64,
+    /// How often each node looks for such orders, in milliseconds.
+    pub retry_sweep_ms: u64,
+}
+
+impl Default for DeliverySettings {
+    fn default() -> Self {
+        Self {
+            retry_after_secs: 30,
+            retry_sweep_ms: 5000,
+        }
+    }
+}
+
+impl DeliverySettings {
+    pub fn retry_after(&self) -> chrono::TimeDelta {
+        chrono::TimeDelta::seconds(i64::try_from(self.retry_after_secs.min(86_400)).unwrap_or(30))
+    }
+
+    pub fn retry_sweep(&self) -> std::time::Duration {
+        std::time::Duration::from_millis(self.retry_sweep_ms.max(100))
     }
 }
 

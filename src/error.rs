@@ -25,6 +25,10 @@ pub enum ErrorCode {
     InvalidCredentials,
     /// The OTP code is wrong, expired or already used.
     OtpInvalid,
+    /// A tracking share link whose signature does not verify (tampered, or not a share link).
+    ShareLinkInvalid,
+    /// A tracking share link past its expiry.
+    ShareLinkExpired,
     /// Authenticated, but the role may not do this.
     Forbidden,
     /// No such resource, or not one this user may see.
@@ -85,6 +89,10 @@ pub enum ErrorCode {
     PaymentProviderFailed,
     /// The doctor slot is held by someone else, booked, blocked or past, or the caller's hold lapsed.
     SlotUnavailable,
+    /// The delivery code the rider entered is wrong; `details.attempts_left` says how many tries remain.
+    DeliveryCodeInvalid,
+    /// Too many wrong delivery codes: the order can no longer be confirmed by code; staff must step in.
+    DeliveryCodeLocked,
     /// The body exceeds the route's limit.
     PayloadTooLarge,
     /// The body's content type is not one the route takes.
@@ -101,7 +109,11 @@ impl ErrorCode {
     pub fn status(self) -> StatusCode {
         match self {
             Self::ValidationFailed | Self::MalformedJson | Self::SignatureInvalid => StatusCode::BAD_REQUEST,
-            Self::Unauthorized | Self::InvalidCredentials | Self::OtpInvalid => StatusCode::UNAUTHORIZED,
+            Self::Unauthorized
+            | Self::InvalidCredentials
+            | Self::OtpInvalid
+            | Self::ShareLinkInvalid
+            | Self::ShareLinkExpired => StatusCode::UNAUTHORIZED,
             Self::Forbidden => StatusCode::FORBIDDEN,
             Self::NotFound => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
@@ -129,7 +141,9 @@ impl ErrorCode {
             | Self::CrewUnavailable
             | Self::IncompatibleDonor
             | Self::DonorNotEligible
-            | Self::PaymentNotApplicable => StatusCode::UNPROCESSABLE_ENTITY,
+            | Self::PaymentNotApplicable
+            | Self::DeliveryCodeInvalid => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::DeliveryCodeLocked => StatusCode::LOCKED,
             Self::PaymentProviderFailed => StatusCode::BAD_GATEWAY,
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -146,6 +160,8 @@ impl ErrorCode {
         Self::Unauthorized,
         Self::InvalidCredentials,
         Self::OtpInvalid,
+        Self::ShareLinkInvalid,
+        Self::ShareLinkExpired,
         Self::Forbidden,
         Self::NotFound,
         Self::MethodNotAllowed,
@@ -175,6 +191,8 @@ impl ErrorCode {
         Self::PaymentNotApplicable,
         Self::PaymentProviderFailed,
         Self::SlotUnavailable,
+        Self::DeliveryCodeInvalid,
+        Self::DeliveryCodeLocked,
         Self::PayloadTooLarge,
         Self::UnsupportedMediaType,
         Self::RateLimited,

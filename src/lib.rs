@@ -128,6 +128,14 @@ impl Application {
             }
         });
         let state = self.state.clone();
+        let deliveries = actix_web::rt::spawn(async move {
+            let mut tick = tokio::time::interval(state.settings.delivery.retry_sweep());
+            loop {
+                tick.tick().await;
+                dispatch::retry_deliveries(&state).await;
+            }
+        });
+        let state = self.state.clone();
         let blood = actix_web::rt::spawn(async move {
             let mut tick = tokio::time::interval(BLOOD_SWEEP_INTERVAL);
             loop {
@@ -197,6 +205,7 @@ impl Application {
         flush.abort();
         clocks.abort();
         orphans.abort();
+        deliveries.abort();
         blood.abort();
         slots.abort();
         holds.abort();

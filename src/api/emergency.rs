@@ -135,12 +135,12 @@ fn equipment_names(bits: i32) -> Vec<&'static str> {
         .collect()
 }
 
-fn age_s(at: DateTime<Utc>) -> f64 {
+pub(crate) fn age_s(at: DateTime<Utc>) -> f64 {
     ((Utc::now() - at).num_milliseconds().max(0) as f64) / 1000.0
 }
 
 /// The unit's position: live from the fleet index when this node has it, else the stored one.
-fn position_of(state: &AppState, row: &UnitRow) -> Option<PositionView> {
+pub(crate) fn position_of(state: &AppState, row: &UnitRow) -> Option<PositionView> {
     if let Some(live) = lock_fleet(&state.fleet).get(UnitId(row.id)) {
         return Some(PositionView {
             lat: live.position.lat(),
@@ -943,17 +943,20 @@ pub async fn assign_request(
         dispatch::announce_unit_status(&state.bus, previous, "available").await;
     }
     let settled = settled.map_err(dispatch::emergency_error)?;
+    let unit = settled.unit.id;
+    let request = settled
+        .request()
+        .ok_or_else(|| ApiError::internal(anyhow::anyhow!("a manual assignment settled another job")))?;
     dispatch::announce_assignment(
         &state.bus,
-        &settled,
+        &request,
+        unit,
         &current.status,
         "manual_assign",
         Agent::User(ActorUserId(auth.id.0)),
     )
     .await;
-    Ok(web::Json(
-        request_view(&state, settled.request, Vec::new()).await?,
-    ))
+    Ok(web::Json(request_view(&state, request, Vec::new()).await?))
 }
 
 /// The caller's unit (the crew member's), for answering offers over REST.
@@ -984,12 +987,11 @@ pub async fn accept_offer(
     id: web::Path<i64>,
 ) -> Result<web::Json<RequestView>, ApiError> {
     let unit = callers_unit(&state, &auth).await?;
-    let settled = dispatch::answer_offer(&state, unit, auth.id.0, *id, true, None)
+    let request = dispatch::answer_offer(&state, unit, auth.id.0, dispatch::key(*id), true, None)
         .await?
+        .and_then(|settled| settled.request())
         .ok_or_else(|| ApiError::internal(anyhow::anyhow!("accepted offer without a settlement")))?;
-    Ok(web::Json(
-        request_view(&state, settled.request, Vec::new()).await?,
-    ))
+    Ok(web::Json(request_view(&state, request, Vec::new()).await?))
 }
 
 /// The crew declines the offer; the request goes on to the next unit.
@@ -1018,7 +1020,15 @@ pub async fn decline_offer(
         .and_then(|r| p.text("reason", r, 200));
     p.finish()?;
     let unit = callers_unit(&state, &auth).await?;
-    dispatch::answer_offer(&state, unit, auth.id.0, *id, false, reason.as_deref()).await?;
+    dispatch::answer_offer(
+        &state,
+        unit,
+        auth.id.0,
+        dispatch::key(*id),
+        false,
+        reason.as_deref(),
+    )
+    .await?;
     Ok(HttpResponse::NoContent().finish())
 }
 

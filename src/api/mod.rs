@@ -7,6 +7,7 @@ pub mod blood_banks;
 pub mod cart;
 pub mod catalog_admin;
 pub mod coupons_admin;
+pub mod delivery;
 pub mod docs;
 pub mod doctors;
 pub mod donors;
@@ -241,6 +242,9 @@ pub fn configure(config: &mut ServiceConfig) {
             .service(orders::cancel_order)
             .service(orders::update_status)
             .service(invoice::invoice_pdf)
+            .service(delivery::deliver)
+            .service(delivery::share)
+            .service(delivery::track)
             .service(payments::create_order)
             .service(payments::verify)
             .service(payments::webhook)

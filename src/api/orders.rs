@@ -1,14 +1,16 @@
-//! `/orders`: checkout, the customer's orders, cancellation, and status changes by staff. A customer
-//! asking for another customer's order gets 404.
+//! `/orders`: checkout, the customer's orders, cancellation, and status changes by staff and by the
+//! order's rider (picked up, out for delivery). A customer asking for another customer's order gets 404.
+//! Every change is announced on `order:{id}` after commit; packing starts the rider offer cascade.
 
 use actix_web::{HttpResponse, get, post, put, web};
-use chrono::NaiveDateTime;
+use chrono::{NaiveDateTime, Utc};
+use onemedi_actors::{events::DomainEvent, machines::Agent};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::{Page, PageQuery, Problems, cart::parse_coupon_code};
 use crate::{
-    auth::{AuthUser, Authorized, extract::StaffOnly},
+    auth::AuthUser,
     bus::Event,
     db::orders::{self, Checkout, Order, OrderError, OrderItem, Transition},
     domain::{OrderStatus, PaymentMethod, Role},
@@ -55,11 +57,23 @@ pub struct OrderView {
     pub items: Vec<OrderItem>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub timeline: Vec<Transition>,
+    /// The rider's unit once one accepted the delivery.
+    pub rider_unit_id: Option<i64>,
+    /// The one-time code the customer gives the rider at the door: shown to the order's owner only,
+    /// until the order is delivered or cancelled.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub delivery_code: Option<String>,
+    /// Live tracking (status, rider position with last-seen age, ETA, timeline); single-order answers.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tracking: Option<super::delivery::TrackingView>,
 }
 
 impl OrderView {
     fn new(o: Order, items: Vec<OrderItem>, timeline: Vec<Transition>) -> Self {
         Self {
+            rider_unit_id: o.rider_unit_id,
+            delivery_code: None,
+            tracking: None,
             id: o.id,
             order_number: o.order_number,
             status: o.status,
@@ -113,6 +127,18 @@ impl From<OrderError> for ApiError {
                 ErrorCode::Conflict,
                 "the order changed meanwhile; reload it and try again",
             ),
+            OrderError::WrongCode { attempts_left } => {
+                ApiError::new(ErrorCode::DeliveryCodeInvalid, "the delivery code is wrong")
+                    .with_details(serde_json::json!({ "attempts_left": attempts_left }))
+            }
+            OrderError::CodeLocked => ApiError::new(
+                ErrorCode::DeliveryCodeLocked,
+                "too many wrong delivery codes; the order is locked",
+            ),
+            OrderError::NotOutForDelivery(status) => ApiError::new(
+                ErrorCode::InvalidTransition,
+                format!("the order is {status}, not out for delivery"),
+            ),
             OrderError::Db(error) => error.into(),
         }
     }
@@ -155,11 +181,14 @@ pub async fn place_order(
         None => None,
     };
     p.finish()?;
+    let code = crate::domain::delivery::issue(state.jwt.delivery_key());
     let checkout = Checkout {
         user_id: auth.id.0,
         address_id: body.address_id,
         coupon_code,
         payment_method: body.payment_method.as_str(),
+        delivery_code_hash: code.hash,
+        delivery_code_sealed: code.sealed,
     };
     let mut conn = state.db.write().await?;
     let (order, items) = orders::place(&mut conn, &checkout).await?;
@@ -172,7 +201,9 @@ pub async fn place_order(
         "order placed"
     );
     announce_placed(&state, &order).await;
-    Ok(HttpResponse::Created().json(OrderView::new(order, items, timeline)))
+    let mut view = OrderView::new(order, items, timeline);
+    view.delivery_code = Some(code.code);
+    Ok(HttpResponse::Created().json(view))
 }
 
 /// `order_placed` on the order's and the customer's topics, after commit.
@@ -211,20 +242,73 @@ pub async fn list_orders(
     Ok(web::Json(page.wrap(items, total)))
 }
 
-/// The order if `auth` may see it: its owner, or staff and administrators.
+/// The order if `auth` may see it: its owner, staff and administrators, or the crew of its rider unit.
 async fn visible_order(state: &AppState, auth: &AuthUser, id: i64) -> Result<Order, ApiError> {
     let mut conn = state.db.read().await?;
-    orders::find(&mut conn, id)
-        .await?
-        .filter(|o| o.user_id == auth.id.0 || auth.has_role(&[Role::Staff, Role::Admin]))
-        .ok_or_else(|| ApiError::not_found("order"))
+    let order = orders::find(&mut conn, id).await?;
+    if let Some(order) = order {
+        let rider = match order.rider_unit_id {
+            Some(unit) if auth.role == Role::Rider => {
+                crate::db::emergency::is_crew(&mut conn, auth.id.0, unit).await?
+            }
+            _ => false,
+        };
+        if order.user_id == auth.id.0 || auth.has_role(&[Role::Staff, Role::Admin]) || rider {
+            return Ok(order);
+        }
+    }
+    Err(ApiError::not_found("order"))
 }
 
-async fn full_view(state: &AppState, order: Order) -> Result<OrderView, ApiError> {
+/// The single-order answer; `owner` set to the caller's id shows the delivery code if they own it.
+pub(super) async fn full_view(
+    state: &AppState,
+    order: Order,
+    viewer: Option<i64>,
+) -> Result<OrderView, ApiError> {
+    let tracking = super::delivery::tracking_view(state, &order).await?;
+    let code = match viewer {
+        Some(user) => super::delivery::code_for_owner(state, &order, user).await?,
+        None => None,
+    };
     let mut conn = state.db.read().await?;
     let items = orders::items(&mut conn, order.id).await?;
     let timeline = orders::transitions(&mut conn, order.id).await?;
-    Ok(OrderView::new(order, items, timeline))
+    let mut view = OrderView::new(order, items, timeline);
+    view.delivery_code = code;
+    view.tracking = Some(tracking);
+    Ok(view)
+}
+
+/// Announces a committed status change on `order:{id}`: `order_status_changed` for the customer, and
+/// the machine's `state_changed`, which also stops a running rider cascade once the order is cancelled
+/// or has left the pharmacy.
+pub(super) async fn announce(
+    state: &AppState,
+    order: &Order,
+    from: OrderStatus,
+    to: OrderStatus,
+    cause: &str,
+) {
+    let topics = [format!("order:{}", order.id)];
+    let changed = Event::OrderStatusChanged {
+        order_id: order.id,
+        from: from.as_str().to_owned(),
+        to: to.as_str().to_owned(),
+        cause: cause.to_owned(),
+        at: Utc::now(),
+    };
+    state.bus.publish_event(&topics, &changed).await;
+    let machine = DomainEvent::StateChanged {
+        entity: crate::dispatch::order_key(order.id),
+        from: from.as_str().to_owned(),
+        to: to.as_str().to_owned(),
+        event: cause.to_owned(),
+        version: u64::try_from(order.version).unwrap_or(0),
+        at: Utc::now(),
+        agent: Agent::System,
+    };
+    state.bus.publish(&topics, machine.to_json()).await;
 }
 
 #[utoipa::path(
@@ -240,7 +324,7 @@ pub async fn get_order(
     id: web::Path<i64>,
 ) -> Result<web::Json<OrderView>, ApiError> {
     let order = visible_order(&state, &auth, *id).await?;
-    Ok(web::Json(full_view(&state, order).await?))
+    Ok(web::Json(full_view(&state, order, Some(auth.id.0)).await?))
 }
 
 fn stored_status(order: &Order) -> Result<OrderStatus, ApiError> {
@@ -288,15 +372,13 @@ pub async fn cancel_order(
         order.version,
         OrderStatus::Cancelled,
         auth.id.0,
+        None,
         Some("cancelled by the customer"),
     )
     .await?;
     drop(conn);
-    state
-        .bus
-        .order_status_changed(order.id, from.as_str(), &order.status, "customer")
-        .await;
-    Ok(web::Json(full_view(&state, order).await?))
+    announce(&state, &order, from, OrderStatus::Cancelled, "customer").await;
+    Ok(web::Json(full_view(&state, order, Some(auth.id.0)).await?))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -306,13 +388,16 @@ pub struct StatusUpdate {
     pub reason: Option<String>,
 }
 
+/// Staff and administrators move an order along its legal transitions. The rider whose unit carries
+/// the order may take the two steps that are theirs: `packed → shipped` (picked up) and
+/// `shipped → out_for_delivery`. Packing starts the offer of the delivery to the nearest riders.
 #[utoipa::path(
     tag = "orders",
     request_body = StatusUpdate,
     params(("id" = i64, Path, description = "Order id")),
     responses(
         (status = 200, body = OrderView),
-        (status = 403, description = "forbidden", body = ErrorBody),
+        (status = 403, description = "forbidden (neither staff nor this order's rider, or not a rider's step)", body = ErrorBody),
         (status = 404, description = "not_found", body = ErrorBody),
         (status = 409, description = "invalid_transition or conflict", body = ErrorBody),
     ),
@@ -321,7 +406,7 @@ pub struct StatusUpdate {
 #[put("/orders/{id}/status")]
 pub async fn update_status(
     state: web::Data<AppState>,
-    staff: Authorized<StaffOnly>,
+    auth: AuthUser,
     id: web::Path<i64>,
     body: web::Json<StatusUpdate>,
 ) -> Result<web::Json<OrderView>, ApiError> {
@@ -331,8 +416,30 @@ pub async fn update_status(
         None => None,
     };
     p.finish()?;
-    let order = visible_order(&state, &staff, *id).await?;
+    let staff = auth.has_role(&[Role::Staff, Role::Admin]);
+    let (order, rider_unit) = if staff {
+        (visible_order(&state, &auth, *id).await?, None)
+    } else if auth.role == Role::Rider {
+        let (order, unit) = super::delivery::riders_order(&state, &auth, *id).await?;
+        (order, Some(unit))
+    } else {
+        return Err(ApiError::new(
+            ErrorCode::Forbidden,
+            "only staff or the order's rider may do this",
+        ));
+    };
     let from = stored_status(&order)?;
+    if rider_unit.is_some()
+        && !matches!(
+            (from, body.status),
+            (OrderStatus::Packed, OrderStatus::Shipped) | (OrderStatus::Shipped, OrderStatus::OutForDelivery)
+        )
+    {
+        return Err(ApiError::new(
+            ErrorCode::Forbidden,
+            "a rider may only mark the order picked up (shipped) and out for delivery",
+        ));
+    }
     let mut conn = state.db.write().await?;
     let order = orders::transition(
         &mut conn,
@@ -340,15 +447,24 @@ pub async fn update_status(
         from,
         order.version,
         body.status,
-        staff.id.0,
+        auth.id.0,
+        rider_unit,
         reason.as_deref(),
     )
     .await?;
     drop(conn);
-    state
-        .bus
-        .order_status_changed(order.id, from.as_str(), &order.status, "staff")
-        .await;
-    tracing::info!(order = order.id, staff = staff.id.0, from = %from, to = %body.status, "order status changed");
-    Ok(web::Json(full_view(&state, order).await?))
+    tracing::info!(order = order.id, user = auth.id.0, from = %from, to = %body.status, "order status changed");
+    let cause = if rider_unit.is_some() { "rider" } else { "staff" };
+    announce(&state, &order, from, body.status, cause).await;
+    if body.status == OrderStatus::Packed {
+        state
+            .emergency
+            .dispatch_order(order.id, order.ship_lat, order.ship_lng);
+    }
+    if body.status == OrderStatus::Cancelled
+        && let Some(unit) = order.rider_unit_id
+    {
+        crate::dispatch::announce_unit_status(&state.bus, unit, "available").await;
+    }
+    Ok(web::Json(full_view(&state, order, Some(auth.id.0)).await?))
 }

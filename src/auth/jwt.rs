@@ -21,6 +21,26 @@ pub struct Claims {
     pub exp: u64,
 }
 
+/// The claims of a tracking share link: read-only access to one order until `exp`. Its audience is
+/// the API audience with `-track` appended, so it is never accepted as a session token (and a session
+/// token is never accepted as a share link).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ShareClaims {
+    /// `order:{id}`.
+    pub sub: String,
+    pub iss: String,
+    pub aud: String,
+    pub iat: u64,
+    pub exp: u64,
+}
+
+impl ShareClaims {
+    /// The order this link shows.
+    pub fn order_id(&self) -> Option<i64> {
+        self.sub.strip_prefix("order:")?.parse().ok()
+    }
+}
+
 /// Signing and verification keys plus the rules every token must meet.
 #[derive(Clone)]
 pub struct JwtKeys {
@@ -32,6 +52,10 @@ pub struct JwtKeys {
     ttl_secs: u64,
     /// Key for hashing OTP codes, derived from the same secret so every node agrees.
     otp_key: Vec<u8>,
+    /// Key for hashing and sealing delivery codes, derived likewise.
+    delivery_key: Vec<u8>,
+    /// The rules share links must meet: their own audience, no leeway on expiry.
+    share_validation: Validation,
 }
 
 impl JwtKeys {
@@ -51,6 +75,18 @@ impl JwtKeys {
         validation.set_audience(&[&settings.audience]);
         validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
         validation.leeway = 30;
+        let mut share_validation = Validation::new(Algorithm::HS256);
+        share_validation.set_issuer(&[&settings.issuer]);
+        share_validation.set_audience(&[share_audience(&settings.audience)]);
+        share_validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
+        share_validation.leeway = 0;
+        let derive = |label: &[u8]| {
+            use sha2::Digest;
+            sha2::Sha256::new_with_prefix(label)
+                .chain_update(secret.expose_secret())
+                .finalize()
+                .to_vec()
+        };
         Ok(Self {
             encoding: EncodingKey::from_secret(secret.expose_secret().as_bytes()),
             decoding: DecodingKey::from_secret(secret.expose_secret().as_bytes()),
@@ -58,13 +94,9 @@ impl JwtKeys {
             issuer: settings.issuer.clone(),
             audience: settings.audience.clone(),
             ttl_secs: settings.token_ttl_secs,
-            otp_key: {
-                use sha2::Digest;
-                sha2::Sha256::new_with_prefix(b"onemedi-otp:")
-                    .chain_update(secret.expose_secret())
-                    .finalize()
-                    .to_vec()
-            },
+            otp_key: derive(b"onemedi-otp:"),
+            delivery_key: derive(b"onemedi-delivery-code:"),
+            share_validation,
         })
     }
 
@@ -91,6 +123,33 @@ impl JwtKeys {
         jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation).map(|data| data.claims)
     }
 
+    /// Signs a read-only tracking link for `order` valid until `expires_at` (Unix seconds).
+    pub fn issue_share(&self, order: i64, expires_at: u64) -> anyhow::Result<String> {
+        let claims = ShareClaims {
+            sub: format!("order:{order}"),
+            iss: self.issuer.clone(),
+            aud: share_audience(&self.audience),
+            iat: jsonwebtoken::get_current_timestamp(),
+            exp: expires_at,
+        };
+        Ok(jsonwebtoken::encode(
+            &Header::new(Algorithm::HS256),
+            &claims,
+            &self.encoding,
+        )?)
+    }
+
+    /// Verifies a share link: signature, algorithm, issuer, its audience and expiry (no leeway).
+    pub fn verify_share(&self, token: &str) -> Result<ShareClaims, jsonwebtoken::errors::Error> {
+        jsonwebtoken::decode::<ShareClaims>(token, &self.decoding, &self.share_validation)
+            .map(|data| data.claims)
+    }
+
+    /// The key delivery codes are hashed and sealed with.
+    pub fn delivery_key(&self) -> &[u8] {
+        &self.delivery_key
+    }
+
     /// The key OTP codes are hashed with.
     pub fn otp_key(&self) -> &[u8] {
         &self.otp_key
@@ -100,6 +159,11 @@ impl JwtKeys {
     pub fn ttl_secs(&self) -> u64 {
         self.ttl_secs
     }
+}
+
+/// The audience of share links.
+pub fn share_audience(audience: &str) -> String {
+    format!("{audience}-track")
 }
 
 /// The secret kept in `{data_dir}/{file_name}`, generated (32 random bytes, hex) on first use.

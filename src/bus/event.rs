@@ -65,8 +65,28 @@ pub enum Event {
         order_id: i64,
         from: String,
         to: String,
-        /// What moved it: `payment_captured`, `staff`, `customer`, …
+        /// What moved it: `payment_captured`, `staff`, `rider`, `customer`, `delivery_code`.
         cause: String,
+        at: DateTime<Utc>,
+    },
+    /// A rider accepted an order's delivery (on `order:{id}`).
+    RiderAssigned {
+        order_id: i64,
+        unit_id: i64,
+        call_sign: String,
+        at: DateTime<Utc>,
+    },
+    /// The rider carrying an order reported its position (on `order:{id}`, while the order is theirs).
+    RiderLocation {
+        order_id: i64,
+        unit_id: i64,
+        lat: f64,
+        lng: f64,
+        heading: f64,
+        /// Metres per second.
+        speed: f64,
+        /// Estimated seconds to the delivery address (same speed profile as ambulance ETAs).
+        eta_s: f64,
         at: DateTime<Utc>,
     },
     /// A blood request was created, pledged to or cancelled (on `blood_request:{id}`).

@@ -237,7 +237,10 @@ fn feed_dispatcher(link: &DispatchLink, event: &Value) {
                 accepted: false,
             })
         }
-        Ok(DomainEvent::StateChanged { entity, to, .. }) if to == "cancelled" || to == "closed" => {
+        // The job is over, or (an order) has left the pharmacy: no rider offers any more.
+        Ok(DomainEvent::StateChanged { entity, to, .. })
+            if matches!(to.as_str(), "cancelled" | "closed" | "shipped" | "delivered") =>
+        {
             link.cancel.do_send(CancelDispatch(entity));
         }
         _ => {}

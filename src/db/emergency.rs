@@ -10,10 +10,13 @@ use utoipa::ToSchema;
 use super::{
     Conn, Retryable,
     schema::{
-        ambulance_requests as ar, dispatch_offers, entity_transitions, hospitals, unit_crew, units, users,
+        ambulance_requests as ar, dispatch_offers, entity_transitions, hospitals, orders, unit_crew, units,
+        users,
     },
     with_retries,
 };
+use onemedi_actors::machines::EntityKey;
+
 use crate::on_conn;
 
 /// `entity_transitions.entity_type` and `units.request_kind` of ambulance requests.
@@ -490,16 +493,34 @@ pub fn unit_kind(stored: &str) -> Option<onemedi_actors::fleet::UnitKind> {
 /// What settling an offer did.
 #[derive(Debug, Clone)]
 pub struct Settled {
-    pub request: RequestRow,
+    pub job: SettledJob,
     pub unit: UnitRow,
 }
 
+/// The job row after its offer was accepted.
+#[derive(Debug, Clone)]
+pub enum SettledJob {
+    AmbulanceRequest(Box<RequestRow>),
+    Order(Box<super::orders::Order>),
+}
+
+impl Settled {
+    /// The ambulance request, when the job was one.
+    pub fn request(self) -> Option<RequestRow> {
+        match self.job {
+            SettledJob::AmbulanceRequest(row) => Some(*row),
+            SettledJob::Order(_) => None,
+        }
+    }
+}
+
 /// Why an offer could not be answered: reads the offer row and says what became of it.
-async fn offer_problem(conn: &mut Conn, request: i64, unit: i64, now: NaiveDateTime) -> EmergencyError {
+async fn offer_problem(conn: &mut Conn, job: EntityKey, unit: i64, now: NaiveDateTime) -> EmergencyError {
+    let (kind, request) = (job.kind().as_str(), job.raw_id());
     let row = on_conn!(conn, c => dispatch_offers::table
         .filter(
             dispatch_offers::request_kind
-                .eq(ENTITY)
+                .eq(kind)
                 .and(dispatch_offers::request_id.eq(request))
                 .and(dispatch_offers::unit_id.eq(unit)),
         )
@@ -518,22 +539,27 @@ async fn offer_problem(conn: &mut Conn, request: i64, unit: i64, now: NaiveDateT
     }
 }
 
-/// The crew of `unit` accepts the open offer of `request`: in one transaction the offer moves from
-/// `offered` (and unexpired) to `accepted`, the unit from `available` to assigned to this request, and
-/// the request from `offered` to this unit to `assigned`. Each write is conditional; if any finds the
-/// row changed, everything rolls back and the error says why.
+/// The crew of `unit` accepts the open offer of `job` (an ambulance request or an order's delivery): in
+/// one transaction the offer moves from `offered` (and unexpired) to `accepted`, the unit from
+/// `available` to assigned to this job, and the job to this unit — an ambulance request from `offered`
+/// to this unit to `assigned`, an order from `packed` with no rider to `packed` with this rider. Each
+/// write is conditional; if any finds the row changed, everything rolls back and the error says why.
 pub async fn accept_offer(
     conn: &mut Conn,
-    request: i64,
+    job: EntityKey,
     unit: i64,
     by_user: i64,
 ) -> Result<Settled, EmergencyError> {
     let now = super::now();
+    let (kind, request) = (job.kind().as_str(), job.raw_id());
+    if !matches!(job, EntityKey::AmbulanceRequest(_) | EntityKey::Order(_)) {
+        return Err(EmergencyError::OfferNotFound);
+    }
     let outcome = with_retries(conn, async |conn| {
         on_conn!(conn, c => c.transaction(async move |c| {
             let offer = diesel::update(dispatch_offers::table.filter(
                 dispatch_offers::request_kind
-                    .eq(ENTITY)
+                    .eq(kind)
                     .and(dispatch_offers::request_id.eq(request))
                     .and(dispatch_offers::unit_id.eq(unit))
                     .and(dispatch_offers::status.eq("offered"))
@@ -554,7 +580,7 @@ pub async fn accept_offer(
             let claimed = diesel::update(units::table.find(unit).filter(units::status.eq("available")))
                 .set((
                     units::status.eq("assigned"),
-                    units::request_kind.eq(ENTITY),
+                    units::request_kind.eq(kind),
                     units::request_id.eq(request),
                     units::version.eq(units::version + 1),
                     units::updated_at.eq(now),
@@ -564,28 +590,46 @@ pub async fn accept_offer(
                 .await
                 .optional()?
                 .ok_or(EmergencyError::UnitUnavailable)?;
-            let assigned = diesel::update(ar::table.find(request).filter(
-                ar::status.eq("offered").and(ar::assigned_unit_id.eq(unit)),
-            ))
-            .set((
-                ar::status.eq("assigned"),
-                ar::notified_at.eq(now),
-                ar::version.eq(ar::version + 1),
-                ar::updated_at.eq(now),
-            ))
-            .returning(RequestRow::as_returning())
-            .get_result(c)
-            .await
-            .optional()?
-            .ok_or(EmergencyError::OfferClosed)?;
+            let (taken, event, from, to) = if let EntityKey::Order(_) = job {
+                let order = diesel::update(orders::table.find(request).filter(
+                    orders::status.eq("packed").and(orders::rider_unit_id.is_null()),
+                ))
+                .set((
+                    orders::rider_unit_id.eq(unit),
+                    orders::version.eq(orders::version + 1),
+                    orders::updated_at.eq(now),
+                ))
+                .returning(super::orders::Order::as_returning())
+                .get_result(c)
+                .await
+                .optional()?
+                .ok_or(EmergencyError::OfferClosed)?;
+                (SettledJob::Order(Box::new(order)), "assign_rider", "packed", "packed")
+            } else {
+                let assigned = diesel::update(ar::table.find(request).filter(
+                    ar::status.eq("offered").and(ar::assigned_unit_id.eq(unit)),
+                ))
+                .set((
+                    ar::status.eq("assigned"),
+                    ar::notified_at.eq(now),
+                    ar::version.eq(ar::version + 1),
+                    ar::updated_at.eq(now),
+                ))
+                .returning(RequestRow::as_returning())
+                .get_result(c)
+                .await
+                .optional()?
+                .ok_or(EmergencyError::OfferClosed)?;
+                (SettledJob::AmbulanceRequest(Box::new(assigned)), "assign", "offered", "assigned")
+            };
             let command = format!("accept:{offer_id}");
             diesel::insert_into(entity_transitions::table)
                 .values(NewTransition {
-                    entity_type: ENTITY,
+                    entity_type: kind,
                     entity_id: request,
-                    event: "assign",
-                    from_status: Some("offered"),
-                    to_status: "assigned",
+                    event,
+                    from_status: Some(from),
+                    to_status: to,
                     actor_user_id: Some(by_user),
                     actor_unit_id: Some(unit),
                     reason: None,
@@ -595,15 +639,15 @@ pub async fn accept_offer(
                 })
                 .execute(c)
                 .await?;
-            Ok(Settled { request: assigned, unit: claimed })
+            Ok(Settled { job: taken, unit: claimed })
         }).await)
     })
     .await;
     match outcome {
-        Err(EmergencyError::OfferNotFound) => Err(offer_problem(conn, request, unit, now).await),
+        Err(EmergencyError::OfferNotFound) => Err(offer_problem(conn, job, unit, now).await),
         Err(EmergencyError::UnitUnavailable) => {
             // The unit went elsewhere: close this offer so it is not answered again.
-            close_offer(conn, request, unit, "taken", None).await?;
+            close_offer(conn, job, unit, "taken", None).await?;
             Err(EmergencyError::UnitUnavailable)
         }
         other => other,
@@ -613,16 +657,23 @@ pub async fn accept_offer(
 /// The crew of `unit` declines the open offer of `request` (only an unexpired, unanswered one).
 pub async fn decline_offer(
     conn: &mut Conn,
-    request: i64,
+    job: EntityKey,
     unit: i64,
     by_user: i64,
     reason: Option<&str>,
 ) -> Result<(), EmergencyError> {
     let now = super::now();
+    let (kind, request) = (job.kind().as_str(), job.raw_id());
+    // The job's status is unchanged by a decline: an ambulance request stays offered, an order packed.
+    let status = if let EntityKey::Order(_) = job {
+        "packed"
+    } else {
+        "offered"
+    };
     let outcome = on_conn!(conn, c => c.transaction(async move |c| {
         let declined = diesel::update(dispatch_offers::table.filter(
             dispatch_offers::request_kind
-                .eq(ENTITY)
+                .eq(kind)
                 .and(dispatch_offers::request_id.eq(request))
                 .and(dispatch_offers::unit_id.eq(unit))
                 .and(dispatch_offers::status.eq("offered"))
@@ -644,11 +695,11 @@ pub async fn decline_offer(
         let command = format!("decline:{offer_id}");
         diesel::insert_into(entity_transitions::table)
             .values(NewTransition {
-                entity_type: ENTITY,
+                entity_type: kind,
                 entity_id: request,
                 event: "decline",
-                from_status: Some("offered"),
-                to_status: "offered",
+                from_status: Some(status),
+                to_status: status,
                 actor_user_id: Some(by_user),
                 actor_unit_id: Some(unit),
                 reason,
@@ -661,7 +712,7 @@ pub async fn decline_offer(
         Ok(())
     }).await);
     match outcome {
-        Err(EmergencyError::OfferNotFound) => Err(offer_problem(conn, request, unit, now).await),
+        Err(EmergencyError::OfferNotFound) => Err(offer_problem(conn, job, unit, now).await),
         other => other,
     }
 }
@@ -669,15 +720,16 @@ pub async fn decline_offer(
 /// Marks an open offer `status` (`taken`, `expired`).
 async fn close_offer(
     conn: &mut Conn,
-    request: i64,
+    job: EntityKey,
     unit: i64,
     status: &str,
     now: Option<NaiveDateTime>,
 ) -> QueryResult<usize> {
     let now = now.unwrap_or_else(super::now);
+    let (kind, request) = (job.kind().as_str(), job.raw_id());
     on_conn!(conn, c => diesel::update(dispatch_offers::table.filter(
             dispatch_offers::request_kind
-                .eq(ENTITY)
+                .eq(kind)
                 .and(dispatch_offers::request_id.eq(request))
                 .and(dispatch_offers::unit_id.eq(unit))
                 .and(dispatch_offers::status.eq("offered")),
@@ -791,7 +843,7 @@ pub async fn assign_manually(
                 })
                 .execute(c)
                 .await?;
-            Ok(Settled { request: assigned, unit: claimed })
+            Ok(Settled { job: SettledJob::AmbulanceRequest(Box::new(assigned)), unit: claimed })
         }).await)
     })
     .await

@@ -1,22 +1,23 @@
 //! The actors' `Store` port on the database: live entities are read from and written to their own
-//! tables (`ambulance_requests` today), every transition appended to `entity_transitions` in the same
-//! transaction, with the row's `version` as the optimistic lock and the timeline's unique command id
-//! as the replay guard.
+//! tables (`ambulance_requests`, and `orders` for their delivery's offer cascade), every transition
+//! appended to `entity_transitions` in the same transaction, with the row's `version` as the optimistic
+//! lock and the timeline's unique command id as the replay guard. Offers of a job to a unit are rows of
+//! `dispatch_offers` keyed by the job's kind, whatever the kind.
 
 use chrono::{DateTime, NaiveDateTime, Utc};
 use diesel::prelude::*;
 use diesel_async::{AsyncConnection, RunQueryDsl};
 use onemedi_actors::{
     dispatch::Priority,
-    ids::{AmbulanceRequestId, UnitId},
-    machines::{Agent, AmbulanceStatus, EntityKey, EntityState},
+    ids::{AmbulanceRequestId, OrderId, UnitId},
+    machines::{Agent, AmbulanceStatus, EntityKey, EntityState, OrderStatus},
     ports::{AppendOutcome, BoxFuture, Store, StoreError, StoredEntity, TransitionRecord},
 };
 
 use super::{
     Conn, Db, Retryable,
     emergency::{ENTITY, NewTransition, RequestRow},
-    schema::{ambulance_requests as ar, dispatch_offers, entity_transitions, hospitals, units},
+    schema::{ambulance_requests as ar, dispatch_offers, entity_transitions, hospitals, orders, units},
 };
 use crate::on_conn;
 
@@ -144,8 +145,31 @@ fn changes(row: &RequestRow, from: &AmbulanceStatus, to: &AmbulanceStatus, at: N
     }
 }
 
+/// The priority of an order's delivery: below every emergency, with the routine (longer) offer timeout.
+pub const DELIVERY_PRIORITY: Priority = Priority::Routine;
+
+/// The order machine's view of a stored order: `packed` splits by its rider and its open offer.
+pub fn order_status(status: &str, rider: Option<i64>, offered_to: Option<i64>) -> Option<OrderStatus> {
+    use OrderStatus as S;
+    Some(match (status, rider, offered_to) {
+        ("pending", ..) => S::Pending,
+        ("confirmed", ..) => S::Confirmed,
+        ("packed", Some(rider), _) => S::RiderAssigned(UnitId(rider)),
+        ("packed", None, Some(unit)) => S::RiderOffered(UnitId(unit)),
+        ("packed", None, None) => S::Packed,
+        ("shipped", ..) => S::Shipped,
+        ("out_for_delivery", Some(rider), _) => S::OutForDelivery(UnitId(rider)),
+        ("delivered", ..) => S::Delivered,
+        ("cancelled", ..) => S::Cancelled,
+        _ => return None,
+    })
+}
+
 impl SqlStore {
     async fn load(&self, key: EntityKey) -> Result<Option<StoredEntity>, StoreError> {
+        if let EntityKey::Order(id) = key {
+            return self.load_order(key, id).await;
+        }
         let EntityKey::AmbulanceRequest(id) = key else {
             return Err(StoreError::Corrupt {
                 key,
@@ -174,7 +198,94 @@ impl SqlStore {
         }))
     }
 
+    async fn load_order(&self, key: EntityKey, id: OrderId) -> Result<Option<StoredEntity>, StoreError> {
+        let mut conn = self.db.read().await.map_err(unavailable)?;
+        let now = super::now();
+        let row = on_conn!(&mut conn, c => orders::table
+            .find(id.0)
+            .select((orders::status, orders::rider_unit_id, orders::version))
+            .first::<(String, Option<i64>, i64)>(c)
+            .await)
+        .optional()
+        .map_err(unavailable)?;
+        let offered = match &row {
+            Some((status, None, _)) if status == "packed" => on_conn!(&mut conn, c => dispatch_offers::table
+                .filter(
+                    dispatch_offers::request_kind
+                        .eq(super::orders::ENTITY)
+                        .and(dispatch_offers::request_id.eq(id.0))
+                        .and(dispatch_offers::status.eq("offered"))
+                        .and(dispatch_offers::expires_at.gt(now)),
+                )
+                .select(dispatch_offers::unit_id)
+                .first::<i64>(c)
+                .await)
+            .optional()
+            .map_err(unavailable)?,
+            _ => None,
+        };
+        let row = row.map(|r| (r, offered));
+        let Some(((status, rider, version), offered)) = row else {
+            return Ok(None);
+        };
+        let state = order_status(&status, rider, offered).ok_or_else(|| StoreError::Corrupt {
+            key,
+            reason: format!("order status `{status}` with rider {rider:?}"),
+        })?;
+        Ok(Some(StoredEntity {
+            key,
+            state: EntityState::Order(state),
+            version: u64::try_from(version).unwrap_or(0),
+        }))
+    }
+
+    /// Records one step of an order's delivery cascade (offer, lapse, assignment) or a move of its
+    /// machine, under the order's version, with the offer rows it opens or closes.
+    async fn append_order(&self, record: TransitionRecord) -> Result<AppendOutcome, StoreError> {
+        let (EntityKey::Order(OrderId(id)), EntityState::Order(from), EntityState::Order(to)) =
+            (record.key, &record.from, &record.to)
+        else {
+            return Err(StoreError::Corrupt {
+                key: record.key,
+                reason: "an order transition between states of another kind".to_owned(),
+            });
+        };
+        let input = OrderAppend {
+            id,
+            from: *from,
+            to: *to,
+            at: naive(record.at),
+            expected: i64::try_from(record.expected_version).map_err(unavailable)?,
+            command: record.command_id.to_string(),
+            event: record.event.clone(),
+            agent: record.agent,
+        };
+        let mut conn = self.db.write().await.map_err(unavailable)?;
+        let mut tries = 0;
+        let outcome = loop {
+            tries += 1;
+            match append_order_once(&mut conn, input.clone()).await {
+                Err(error) if tries < 4 && error.is_retryable() => {
+                    tracing::warn!(error = %error, tries, "transition re-run after a serialization failure");
+                    tokio::time::sleep(std::time::Duration::from_millis(15) * tries).await;
+                }
+                other => break other,
+            }
+        };
+        match outcome {
+            Ok(version) => Ok(AppendOutcome::Applied {
+                version: u64::try_from(version).unwrap_or(0),
+            }),
+            Err(AppendError::Duplicate) => Ok(AppendOutcome::Duplicate),
+            Err(AppendError::Stale) => Ok(AppendOutcome::Stale),
+            Err(AppendError::Db(error)) => Err(unavailable(error)),
+        }
+    }
+
     async fn append(&self, record: TransitionRecord) -> Result<AppendOutcome, StoreError> {
+        if matches!(record.key, EntityKey::Order(_)) {
+            return self.append_order(record).await;
+        }
         let (
             EntityKey::AmbulanceRequest(AmbulanceRequestId(id)),
             EntityState::AmbulanceRequest(from),
@@ -313,6 +424,192 @@ async fn append_once(conn: &mut Conn, input: AppendInput) -> Result<i64, AppendE
     }).await)
 }
 
+/// One order transition to write (owned, so the write's future is `Send`).
+#[derive(Debug, Clone)]
+struct OrderAppend {
+    id: i64,
+    from: OrderStatus,
+    to: OrderStatus,
+    at: NaiveDateTime,
+    expected: i64,
+    command: String,
+    event: String,
+    agent: Agent,
+}
+
+/// The order's timeline row, version check and columns, and its offer rows, in one transaction.
+async fn append_order_once(conn: &mut Conn, input: OrderAppend) -> Result<i64, AppendError> {
+    use OrderStatus as S;
+    on_conn!(conn, c => c.transaction(async move |c| {
+        let OrderAppend { id, from, to, at, expected, command, event, agent } = input;
+        let (actor_user, actor_unit) = match agent {
+            Agent::System => (None, None),
+            Agent::User(user) => (Some(user.0), None),
+            Agent::Unit(unit) => (None, Some(unit.0)),
+        };
+        let offered_to = match to {
+            S::RiderOffered(unit) => Some(unit.0),
+            _ => None,
+        };
+        let details = offered_to.map(|unit| format!(r#"{{"unit_id":{unit}}}"#));
+        let inserted = diesel::insert_into(entity_transitions::table)
+            .values(NewTransition {
+                entity_type: super::orders::ENTITY,
+                entity_id: id,
+                event: &event,
+                from_status: Some(from.name()),
+                to_status: to.name(),
+                actor_user_id: actor_user,
+                actor_unit_id: actor_unit,
+                reason: None,
+                command_id: Some(&command),
+                at,
+                details,
+            })
+            .execute(c)
+            .await;
+        match inserted {
+            Err(diesel::result::Error::DatabaseError(diesel::result::DatabaseErrorKind::UniqueViolation, _)) => {
+                return Err(AppendError::Duplicate);
+            }
+            other => other?,
+        };
+        let rider = match to {
+            S::RiderAssigned(unit) | S::OutForDelivery(unit) => Some(unit.0),
+            _ => None,
+        };
+        let version = diesel::update(orders::table.find(id).filter(orders::version.eq(expected)))
+            .set((
+                orders::status.eq(to.name()),
+                orders::rider_unit_id.eq(rider),
+                orders::version.eq(orders::version + 1),
+                orders::updated_at.eq(at),
+            ))
+            .returning(orders::version)
+            .get_result::<i64>(c)
+            .await
+            .optional()?
+            .ok_or(AppendError::Stale)?;
+        let kind = super::orders::ENTITY;
+        match offered_to {
+            Some(unit) => {
+                let timeout = chrono::TimeDelta::from_std(DELIVERY_PRIORITY.offer_timeout())
+                    .unwrap_or(chrono::TimeDelta::zero());
+                let expires = at.checked_add_signed(timeout).unwrap_or(at);
+                OfferRows::open(c, kind, id, unit, at, expires).await?;
+            }
+            None => OfferRows::close_all(c, kind, id, at).await?,
+        }
+        Ok(version)
+    }).await)
+}
+
+/// The open offers of a job (any kind) to units: one `offered` row at a time.
+pub(crate) struct OfferRows;
+
+pub(crate) trait OfferRowQueries<C> {
+    /// Opens (or re-opens) the offer of job `(kind, job)` to `unit`, closing any other open one.
+    fn open(
+        c: &mut C,
+        kind: &'static str,
+        job: i64,
+        unit: i64,
+        at: NaiveDateTime,
+        expires: NaiveDateTime,
+    ) -> impl Future<Output = Result<(), diesel::result::Error>> + Send;
+
+    /// Closes every open offer of the job (it lapsed, or the job moved on).
+    fn close_all(
+        c: &mut C,
+        kind: &'static str,
+        job: i64,
+        at: NaiveDateTime,
+    ) -> impl Future<Output = Result<(), diesel::result::Error>> + Send;
+}
+
+macro_rules! offer_row_queries {
+    ($conn:ty) => {
+        impl OfferRowQueries<$conn> for OfferRows {
+            async fn open(
+                c: &mut $conn,
+                kind: &'static str,
+                job: i64,
+                unit: i64,
+                at: NaiveDateTime,
+                expires: NaiveDateTime,
+            ) -> Result<(), diesel::result::Error> {
+                // An earlier offer of this job to another unit is over (declined or lapsed).
+                diesel::update(
+                    dispatch_offers::table.filter(
+                        dispatch_offers::request_kind
+                            .eq(kind)
+                            .and(dispatch_offers::request_id.eq(job))
+                            .and(dispatch_offers::status.eq("offered"))
+                            .and(dispatch_offers::unit_id.ne(unit)),
+                    ),
+                )
+                .set((
+                    dispatch_offers::status.eq("expired"),
+                    dispatch_offers::responded_at.eq(at),
+                ))
+                .execute(c)
+                .await?;
+                diesel::insert_into(dispatch_offers::table)
+                    .values((
+                        dispatch_offers::request_kind.eq(kind),
+                        dispatch_offers::request_id.eq(job),
+                        dispatch_offers::unit_id.eq(unit),
+                        dispatch_offers::status.eq("offered"),
+                        dispatch_offers::offered_at.eq(at),
+                        dispatch_offers::expires_at.eq(expires),
+                    ))
+                    .on_conflict((
+                        dispatch_offers::request_kind,
+                        dispatch_offers::request_id,
+                        dispatch_offers::unit_id,
+                    ))
+                    .do_update()
+                    .set((
+                        dispatch_offers::status.eq("offered"),
+                        dispatch_offers::offered_at.eq(at),
+                        dispatch_offers::expires_at.eq(expires),
+                        dispatch_offers::responded_at.eq(None::<NaiveDateTime>),
+                        dispatch_offers::version.eq(dispatch_offers::version + 1),
+                    ))
+                    .execute(c)
+                    .await?;
+                Ok(())
+            }
+
+            async fn close_all(
+                c: &mut $conn,
+                kind: &'static str,
+                job: i64,
+                at: NaiveDateTime,
+            ) -> Result<(), diesel::result::Error> {
+                diesel::update(
+                    dispatch_offers::table.filter(
+                        dispatch_offers::request_kind
+                            .eq(kind)
+                            .and(dispatch_offers::request_id.eq(job))
+                            .and(dispatch_offers::status.eq("offered")),
+                    ),
+                )
+                .set((
+                    dispatch_offers::status.eq("expired"),
+                    dispatch_offers::responded_at.eq(at),
+                ))
+                .execute(c)
+                .await?;
+                Ok(())
+            }
+        }
+    };
+}
+
+offer_row_queries!(diesel_async::AsyncPgConnection);
+offer_row_queries!(super::SqliteConn);
+
 /// What a transition does to other rows, inside its transaction: offers opened and closed, the unit's
 /// status following the job, the unit released when the job ends, a bed taken on arrival. Written once,
 /// implemented per backend by the macro below.
@@ -348,64 +645,19 @@ macro_rules! side_effect_queries {
             ) -> Result<(), AppendError> {
                 use AmbulanceStatus as S;
                 let request = touched.id;
-                let open_offers = || {
-                    dispatch_offers::table.filter(
-                        dispatch_offers::request_kind
-                            .eq(ENTITY)
-                            .and(dispatch_offers::request_id.eq(request))
-                            .and(dispatch_offers::status.eq("offered")),
-                    )
-                };
                 if let S::Offered(unit) = to {
                     let expires = chrono::TimeDelta::from_std(priority_of(touched.category).offer_timeout())
                         .ok()
                         .and_then(|t| at.checked_add_signed(t))
                         .unwrap_or(at);
-                    // An earlier offer of this request to another unit is over (declined or lapsed).
-                    diesel::update(open_offers().filter(dispatch_offers::unit_id.ne(unit.0)))
-                        .set((
-                            dispatch_offers::status.eq("expired"),
-                            dispatch_offers::responded_at.eq(at),
-                        ))
-                        .execute(c)
-                        .await?;
-                    diesel::insert_into(dispatch_offers::table)
-                        .values((
-                            dispatch_offers::request_kind.eq(ENTITY),
-                            dispatch_offers::request_id.eq(request),
-                            dispatch_offers::unit_id.eq(unit.0),
-                            dispatch_offers::status.eq("offered"),
-                            dispatch_offers::offered_at.eq(at),
-                            dispatch_offers::expires_at.eq(expires),
-                        ))
-                        .on_conflict((
-                            dispatch_offers::request_kind,
-                            dispatch_offers::request_id,
-                            dispatch_offers::unit_id,
-                        ))
-                        .do_update()
-                        .set((
-                            dispatch_offers::status.eq("offered"),
-                            dispatch_offers::offered_at.eq(at),
-                            dispatch_offers::expires_at.eq(expires),
-                            dispatch_offers::responded_at.eq(None::<NaiveDateTime>),
-                            dispatch_offers::version.eq(dispatch_offers::version + 1),
-                        ))
-                        .execute(c)
-                        .await?;
+                    OfferRows::open(c, ENTITY, request, unit.0, at, expires).await?;
                     return Ok(());
                 }
                 if matches!(
                     to,
                     S::Requested | S::Cancelled | S::NoUnitAvailable | S::Escalated
                 ) {
-                    diesel::update(open_offers())
-                        .set((
-                            dispatch_offers::status.eq("expired"),
-                            dispatch_offers::responded_at.eq(at),
-                        ))
-                        .execute(c)
-                        .await?;
+                    OfferRows::close_all(c, ENTITY, request, at).await?;
                 }
                 let Some(unit) = from.unit().or(to.unit()) else {
                     return Ok(());

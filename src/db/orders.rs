@@ -1,5 +1,7 @@
 //! Medicine orders: checkout (cart → order in one transaction, stock and coupon claimed by conditional
-//! writes), reads scoped to the owner, and status transitions recorded in `entity_transitions`.
+//! writes), reads scoped to the owner, status transitions recorded in `entity_transitions`, and the
+//! rider's delivery: retries of packed orders nobody took, and proof of delivery by the customer's code
+//! (bounded attempts by a conditional increment, delivery and the rider's release in one transaction).
 
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
@@ -12,8 +14,8 @@ use super::{
     addresses::Address,
     coupons::{Coupon, CouponProblem, user_rules},
     schema::{
-        addresses, cart_items, coupon_redemptions, coupons, entity_transitions, medicines, order_items,
-        orders, prescriptions, users,
+        addresses, cart_items, coupon_redemptions, coupons, dispatch_offers, entity_transitions, medicines,
+        order_delivery_codes, order_items, orders, prescriptions, units, users,
     },
     with_retries,
 };
@@ -25,6 +27,26 @@ use crate::{
 
 /// `entity_transitions.entity_type` of orders.
 pub const ENTITY: &str = "order";
+
+/// Gives the rider's unit back (to available) if it is still on this order's delivery; expands to the
+/// query's future inside a backend arm of `on_conn!`.
+macro_rules! release_rider {
+    ($c:expr, $unit:expr, $order:expr, $now:expr) => {
+        diesel::update(
+            units::table
+                .find($unit)
+                .filter(units::request_kind.eq(ENTITY).and(units::request_id.eq($order))),
+        )
+        .set((
+            units::status.eq("available"),
+            units::request_kind.eq(None::<String>),
+            units::request_id.eq(None::<i64>),
+            units::version.eq(units::version + 1),
+            units::updated_at.eq($now),
+        ))
+        .execute($c)
+    };
+}
 
 #[derive(Debug, Clone, Queryable, Selectable)]
 #[diesel(table_name = orders)]
@@ -55,6 +77,8 @@ pub struct Order {
     pub placed_at: NaiveDateTime,
     pub delivered_at: Option<NaiveDateTime>,
     pub cancelled_at: Option<NaiveDateTime>,
+    /// The rider's unit once one accepted the delivery.
+    pub rider_unit_id: Option<i64>,
 }
 
 #[derive(Debug, Insertable)]
@@ -78,6 +102,7 @@ struct NewOrder<'a> {
     coupon_id: Option<i64>,
     prescription_id: Option<i64>,
     payment_method: &'a str,
+    delivery_code_hash: &'a str,
     placed_at: NaiveDateTime,
     created_at: NaiveDateTime,
     updated_at: NaiveDateTime,
@@ -153,6 +178,12 @@ pub enum OrderError {
     Illegal(IllegalTransition),
     #[error("the order changed meanwhile")]
     Conflict,
+    #[error("wrong delivery code")]
+    WrongCode { attempts_left: i32 },
+    #[error("too many wrong delivery codes")]
+    CodeLocked,
+    #[error("the order is {0}, not out for delivery")]
+    NotOutForDelivery(String),
     #[error(transparent)]
     Db(#[from] diesel::result::Error),
 }
@@ -164,6 +195,9 @@ pub struct Checkout {
     pub address_id: i64,
     pub coupon_code: Option<String>,
     pub payment_method: &'static str,
+    /// The delivery code's hash and sealed form (`domain::delivery::issue`).
+    pub delivery_code_hash: String,
+    pub delivery_code_sealed: String,
 }
 
 impl super::Retryable for OrderError {
@@ -354,12 +388,21 @@ pub async fn place(conn: &mut Conn, checkout: &Checkout) -> Result<(Order, Vec<O
                     coupon_id: redemption.map(|(id, _)| id),
                     prescription_id,
                     payment_method: checkout.payment_method,
+                    delivery_code_hash: &checkout.delivery_code_hash,
                     placed_at: now,
                     created_at: now,
                     updated_at: now,
                 })
                 .returning(Order::as_returning())
                 .get_result(c)
+                .await?;
+            diesel::insert_into(order_delivery_codes::table)
+                .values((
+                    order_delivery_codes::order_id.eq(order.id),
+                    order_delivery_codes::code_sealed.eq(&checkout.delivery_code_sealed),
+                    order_delivery_codes::created_at.eq(now),
+                ))
+                .execute(c)
                 .await?;
             let new_items: Vec<NewOrderItem<'_>> = claimed
                 .iter()
@@ -421,7 +464,13 @@ pub async fn place(conn: &mut Conn, checkout: &Checkout) -> Result<(Order, Vec<O
 
 /// Moves an order from `from` (at `version`, as the caller read it) to `to` with a conditional update;
 /// `Conflict` when another request moved it first. A cancellation puts the stock back and releases the
-/// coupon use in the same transaction, so it happens exactly once however many cancels race.
+/// coupon use in the same transaction, so it happens exactly once however many cancels race; it also
+/// gives an assigned rider back. Leaving `packed` closes any open offer of the delivery.
+/// `actor_unit_id` is the rider's unit when a rider made the move.
+#[expect(
+    clippy::too_many_arguments,
+    reason = "one conditional write's inputs, all required"
+)]
 pub async fn transition(
     conn: &mut Conn,
     order_id: i64,
@@ -429,6 +478,7 @@ pub async fn transition(
     version: i64,
     to: OrderStatus,
     actor_user_id: i64,
+    actor_unit_id: Option<i64>,
     reason: Option<&str>,
 ) -> Result<Order, OrderError> {
     from.transition(to).map_err(OrderError::Illegal)?;
@@ -452,6 +502,12 @@ pub async fn transition(
             .await
             .optional()?
             .ok_or(OrderError::Conflict)?;
+            if from == OrderStatus::Packed {
+                <super::entity_store::OfferRows as super::entity_store::OfferRowQueries<_>>::close_all(c, ENTITY, order_id, now).await?;
+            }
+            if cancelling && let Some(rider) = order.rider_unit_id {
+                release_rider!(c, rider, order_id, now).await?;
+            }
             if cancelling {
                 let lines: Vec<(i64, i32)> = order_items::table
                     .filter(order_items::order_id.eq(order_id))
@@ -495,7 +551,7 @@ pub async fn transition(
                     actor_user_id: Some(actor_user_id),
                     reason,
                     at: now,
-                    actor_unit_id: None,
+                    actor_unit_id,
                     command_id: None,
                     details: None,
                 })
@@ -505,6 +561,16 @@ pub async fn transition(
         }).await)
     })
     .await
+}
+
+/// The sealed delivery code of an order, if it has one.
+pub async fn sealed_code(conn: &mut Conn, order_id: i64) -> QueryResult<Option<String>> {
+    on_conn!(conn, c => order_delivery_codes::table
+        .find(order_id)
+        .select(order_delivery_codes::code_sealed)
+        .first::<String>(c)
+        .await
+        .optional())
 }
 
 pub async fn find(conn: &mut Conn, id: i64) -> QueryResult<Option<Order>> {
@@ -549,4 +615,132 @@ pub async fn transitions(conn: &mut Conn, order_id: i64) -> QueryResult<Vec<Tran
         .select(Transition::as_select())
         .load(c)
         .await)
+}
+
+/// Packed orders with no rider and no open offer, unchanged since `before`: their delivery needs offering
+/// (again). Returns `(id, version, lat, lng)`, oldest first, at most `limit`.
+pub async fn awaiting_rider(
+    conn: &mut Conn,
+    before: NaiveDateTime,
+    limit: i64,
+) -> QueryResult<Vec<(i64, i64, f64, f64)>> {
+    let now = super::now();
+    on_conn!(conn, c => orders::table
+        .filter(orders::status.eq("packed"))
+        .filter(orders::rider_unit_id.is_null())
+        .filter(orders::updated_at.lt(before))
+        .filter(diesel::dsl::not(diesel::dsl::exists(
+            dispatch_offers::table.filter(
+                dispatch_offers::request_kind
+                    .eq(ENTITY)
+                    .and(dispatch_offers::request_id.eq(orders::id))
+                    .and(dispatch_offers::status.eq("offered"))
+                    .and(dispatch_offers::expires_at.gt(now)),
+            ),
+        )))
+        .order(orders::updated_at.asc())
+        .limit(limit)
+        .select((orders::id, orders::version, orders::ship_lat, orders::ship_lng))
+        .load(c)
+        .await)
+}
+
+/// Claims the retry of an order's delivery: a conditional version bump, so one node of several wins.
+pub async fn adopt_for_delivery(conn: &mut Conn, id: i64, version: i64) -> QueryResult<bool> {
+    let now = super::now();
+    let changed = on_conn!(conn, c => diesel::update(orders::table.filter(
+            orders::id
+                .eq(id)
+                .and(orders::version.eq(version))
+                .and(orders::status.eq("packed"))
+                .and(orders::rider_unit_id.is_null()),
+        ))
+        .set((orders::version.eq(orders::version + 1), orders::updated_at.eq(now)))
+        .execute(c)
+        .await)?;
+    Ok(changed == 1)
+}
+
+/// The rider of `unit` hands over order `order_id` against the customer's code. One attempt is claimed
+/// first with a conditional increment (`order_delivery_codes.attempts < MAX`), so wrong guesses are bounded however
+/// many race; a right code then moves the order `out_for_delivery → delivered` (conditional), gives the
+/// unit back and records the step, in one transaction.
+pub async fn deliver(
+    conn: &mut Conn,
+    order_id: i64,
+    unit: i64,
+    by_user: i64,
+    key: &[u8],
+    entered: &str,
+) -> Result<Order, OrderError> {
+    use crate::domain::delivery::{MAX_ATTEMPTS, matches};
+    let now = super::now();
+    let order = find(conn, order_id).await?.ok_or(OrderError::NotFound)?;
+    if order.rider_unit_id != Some(unit) {
+        return Err(OrderError::NotFound);
+    }
+    if order.status != "out_for_delivery" {
+        return Err(OrderError::NotOutForDelivery(order.status));
+    }
+    let hash = on_conn!(conn, c => orders::table
+        .find(order_id)
+        .select(orders::delivery_code_hash)
+        .first::<Option<String>>(c)
+        .await)?;
+    let attempts = on_conn!(conn, c => diesel::update(order_delivery_codes::table.filter(
+            order_delivery_codes::order_id
+                .eq(order_id)
+                .and(order_delivery_codes::attempts.lt(MAX_ATTEMPTS)),
+        ))
+        .set(order_delivery_codes::attempts.eq(order_delivery_codes::attempts + 1))
+        .returning(order_delivery_codes::attempts)
+        .get_result::<i32>(c)
+        .await)
+    .optional()?
+    .ok_or(OrderError::CodeLocked)?;
+    if !hash.is_some_and(|hash| matches(key, &hash, entered)) {
+        return Err(OrderError::WrongCode {
+            attempts_left: (MAX_ATTEMPTS - attempts).max(0),
+        });
+    }
+    with_retries(conn, async |conn| {
+        on_conn!(conn, c => c.transaction(async move |c| {
+            let order = diesel::update(orders::table.filter(
+                orders::id
+                    .eq(order_id)
+                    .and(orders::rider_unit_id.eq(unit))
+                    .and(orders::status.eq("out_for_delivery")),
+            ))
+            .set((
+                orders::status.eq("delivered"),
+                orders::delivered_at.eq(now),
+                orders::version.eq(orders::version + 1),
+                orders::updated_at.eq(now),
+            ))
+            .returning(Order::as_returning())
+            .get_result(c)
+            .await
+            .optional()?
+            .ok_or(OrderError::Conflict)?;
+            release_rider!(c, unit, order_id, now).await?;
+            diesel::insert_into(entity_transitions::table)
+                .values(&NewTransition {
+                    entity_type: ENTITY,
+                    entity_id: order_id,
+                    event: "delivered",
+                    from_status: Some("out_for_delivery"),
+                    to_status: "delivered",
+                    actor_user_id: Some(by_user),
+                    actor_unit_id: Some(unit),
+                    reason: Some("delivery code confirmed"),
+                    command_id: None,
+                    at: now,
+                    details: None,
+                })
+                .execute(c)
+                .await?;
+            Ok(order)
+        }).await)
+    })
+    .await
 }

@@ -976,6 +976,16 @@ diesel::joinable!(orders -> addresses (address_id));
 diesel::joinable!(orders -> coupons (coupon_id));
 diesel::joinable!(orders -> prescriptions (prescription_id));
 diesel::joinable!(orders -> units (rider_unit_id));
+diesel::table! {
+    order_delivery_codes (order_id) {
+        order_id -> BigInt,
+        code_sealed -> Text,
+        attempts -> Integer,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::joinable!(order_delivery_codes -> orders (order_id));
 diesel::joinable!(order_items -> orders (order_id));
 diesel::joinable!(order_items -> medicines (medicine_id));
 diesel::joinable!(coupon_redemptions -> coupons (coupon_id));
@@ -984,6 +994,7 @@ diesel::joinable!(coupon_redemptions -> orders (order_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
     users,
+    order_delivery_codes,
     addresses,
     otp_codes,
     idempotency_keys,

@@ -1,6 +1,7 @@
-//! Emergency dispatch on this node: the actors' entity registry and dispatcher wired to the database
-//! (`SqlStore`), the bus and this node's fleet index, plus the operations the API and the websocket
-//! share (answering offers, assigning by hand, moving a request through its lifecycle).
+//! Dispatch on this node — ambulances to emergency calls and riders to packed medicine orders: the
+//! actors' entity registry and dispatcher wired to the database (`SqlStore`), the bus and this node's
+//! fleet index, plus the operations the API and the websocket share (answering offers of any job kind,
+//! assigning by hand, moving a request through its lifecycle, retrying orphaned jobs).
 //!
 //! Who decides what: a request's offer cascade runs on the node that received the request. A crew's
 //! answer is settled on whichever node the crew is connected to, by conditional writes in the database
@@ -21,7 +22,7 @@ use onemedi_actors::{
     entity::{Command, EntityError, EntityRegistry, EntitySettings, Execute, Executed},
     events::{DomainEvent, Topic},
     fleet::{Capabilities, FleetLink, UnitKind},
-    ids::{AmbulanceRequestId, CommandId, UnitId},
+    ids::{AmbulanceRequestId, CommandId, OrderId, UnitId},
     machines::{Agent, AmbulanceEvent, EntityEvent, EntityKey},
     ports::{Ports, SystemClock},
     position::Position,
@@ -31,8 +32,8 @@ use crate::{
     bus::{Bus, Event, SharedFleet},
     db::{
         Db,
-        emergency::{self, EmergencyError, RequestRow, Settled},
-        entity_store::{SqlStore, priority_of},
+        emergency::{self, EmergencyError, RequestRow, Settled, SettledJob},
+        entity_store::{DELIVERY_PRIORITY, SqlStore, priority_of},
     },
     error::{ApiError, ErrorCode},
 };
@@ -96,6 +97,24 @@ impl Emergency {
         });
     }
 
+    /// Starts the offer cascade of a packed order's delivery: the nearest available riders to the
+    /// delivery address, one at a time, with the routine priority (below every emergency, longer offer
+    /// timeout). The order stays packed whatever happens; with nobody found it is retried by the sweep.
+    pub fn dispatch_order(&self, order: i64, lat: f64, lng: f64) {
+        let Ok(point) = Position::new(lat, lng) else {
+            tracing::error!(order, "order has an impossible delivery point");
+            return;
+        };
+        self.dispatcher.do_send(Dispatch {
+            job: order_key(order),
+            kind: UnitKind::Rider,
+            point,
+            priority: DELIVERY_PRIORITY,
+            required: Capabilities::NONE,
+            fallback: None,
+        });
+    }
+
     /// Applies one lifecycle event to a request through its entity actor (retried once on a conflict
     /// with another node's write).
     pub async fn execute(
@@ -143,6 +162,18 @@ pub fn key(request: i64) -> EntityKey {
     EntityKey::AmbulanceRequest(AmbulanceRequestId(request))
 }
 
+pub fn order_key(order: i64) -> EntityKey {
+    EntityKey::Order(OrderId(order))
+}
+
+/// The topics that carry a job's changes.
+pub fn job_topics(job: EntityKey) -> Vec<String> {
+    match job {
+        EntityKey::AmbulanceRequest(id) => request_topics(id.0),
+        other => vec![Topic::entity(other).as_str().to_owned()],
+    }
+}
+
 pub fn entity_error(error: EntityError) -> ApiError {
     match error {
         EntityError::NotFound(_) => ApiError::not_found("ambulance request"),
@@ -170,7 +201,7 @@ pub fn emergency_error(error: EmergencyError) -> ApiError {
             ErrorCode::CrewUnavailable,
             format!("user {user} already crews another unit"),
         ),
-        EmergencyError::OfferNotFound => ApiError::not_found("offer of this request to your unit"),
+        EmergencyError::OfferNotFound => ApiError::not_found("offer of this job to your unit"),
         EmergencyError::OfferExpired => ApiError::new(
             ErrorCode::OfferExpired,
             "the offer lapsed; the request went on to another unit",
@@ -197,16 +228,22 @@ pub fn request_topics(request: i64) -> Vec<String> {
 
 /// Announces a settled assignment (accepted offer or manual assignment): the request's new state, the
 /// assignment itself (which also tells the owning node's dispatcher), and the unit's new status.
-pub async fn announce_assignment(bus: &Bus, settled: &Settled, from: &str, event: &str, agent: Agent) {
-    let request = settled.request.id;
-    let unit = settled.unit.id;
+pub async fn announce_assignment(
+    bus: &Bus,
+    settled: &RequestRow,
+    unit: i64,
+    from: &str,
+    event: &str,
+    agent: Agent,
+) {
+    let request = settled.id;
     let now = Utc::now();
     let changed = DomainEvent::StateChanged {
         entity: key(request),
         from: from.to_owned(),
         to: "assigned".to_owned(),
         event: event.to_owned(),
-        version: u64::try_from(settled.request.version).unwrap_or(0),
+        version: u64::try_from(settled.version).unwrap_or(0),
         at: now,
         agent,
     };
@@ -291,56 +328,128 @@ pub async fn adopt_orphans(state: &crate::state::AppState) {
     }
 }
 
-/// The crew of `unit` answers the open offer of `request`, settled here by conditional writes whatever
-/// node runs the request's cascade; the announcement tells that node's dispatcher. An expired, taken or
-/// unknown offer is refused and nothing changes.
+/// The crew of `unit` answers the open offer of `job` (an ambulance request or an order's delivery),
+/// settled here by conditional writes whatever node runs the job's cascade; the announcement tells that
+/// node's dispatcher. An expired, taken or unknown offer is refused and nothing changes.
 pub async fn answer_offer(
     state: &crate::state::AppState,
     unit: i64,
     user: i64,
-    request: i64,
+    job: EntityKey,
     accepted: bool,
     reason: Option<&str>,
 ) -> Result<Option<Settled>, ApiError> {
     let mut conn = state.db.write().await?;
     if accepted {
-        let settled = emergency::accept_offer(&mut conn, request, unit, user).await;
+        let settled = emergency::accept_offer(&mut conn, job, unit, user).await;
         drop(conn);
         match settled {
             Ok(settled) => {
-                announce_assignment(
-                    &state.bus,
-                    &settled,
-                    "offered",
-                    "assign",
-                    Agent::Unit(UnitId(unit)),
-                )
-                .await;
+                let agent = Agent::Unit(UnitId(unit));
+                match &settled.job {
+                    SettledJob::AmbulanceRequest(request) => {
+                        announce_assignment(&state.bus, request, unit, "offered", "assign", agent).await;
+                    }
+                    SettledJob::Order(order) => {
+                        announce_rider(&state.bus, order.id, &settled.unit).await;
+                    }
+                }
                 Ok(Some(settled))
             }
             Err(EmergencyError::UnitUnavailable) => {
                 // The unit went to another job first: the cascade moves on to the next candidate.
                 let lost = DomainEvent::ClaimLost {
-                    request: key(request),
+                    request: job,
                     unit: UnitId(unit),
                 };
-                state.bus.publish(&request_topics(request), lost.to_json()).await;
+                state.bus.publish(&job_topics(job), lost.to_json()).await;
                 Err(emergency_error(EmergencyError::UnitUnavailable))
             }
             Err(error) => Err(emergency_error(error)),
         }
     } else {
-        emergency::decline_offer(&mut conn, request, unit, user, reason)
+        emergency::decline_offer(&mut conn, job, unit, user, reason)
             .await
             .map_err(emergency_error)?;
         drop(conn);
         let declined = DomainEvent::OfferDeclined {
-            request: key(request),
+            request: job,
             unit: UnitId(unit),
         };
-        let mut topics = request_topics(request);
+        let mut topics = job_topics(job);
         topics.push(format!("unit:{unit}"));
         state.bus.publish(&topics, declined.to_json()).await;
         Ok(None)
+    }
+}
+
+/// Announces a rider's accepted delivery: `unit_assigned` (which also tells the owning node's
+/// dispatcher) on the order and the unit, `rider_assigned` for the customer, and the unit's status.
+pub async fn announce_rider(bus: &Bus, order: i64, unit: &emergency::UnitRow) {
+    let assigned = DomainEvent::UnitAssigned {
+        request: order_key(order),
+        unit: UnitId(unit.id),
+    };
+    bus.publish(
+        &[format!("order:{order}"), format!("unit:{}", unit.id)],
+        assigned.to_json(),
+    )
+    .await;
+    let rider = Event::RiderAssigned {
+        order_id: order,
+        unit_id: unit.id,
+        call_sign: unit.call_sign.clone(),
+        at: Utc::now(),
+    };
+    bus.publish_event(&[format!("order:{order}")], &rider).await;
+    announce_unit_status(bus, unit.id, "assigned").await;
+}
+
+/// Offers again every packed order that has no rider, no open offer and no change for
+/// `delivery.retry_after_secs` (nobody was free, or its node died). A node adopts an order by bumping
+/// its version with a conditional write, so exactly one node restarts each one.
+pub async fn retry_deliveries(state: &crate::state::AppState) {
+    let before = crate::db::now() - state.settings.delivery.retry_after();
+    let candidates = match state.db.read().await {
+        Ok(mut conn) => crate::db::orders::awaiting_rider(&mut conn, before, 200).await,
+        Err(error) => {
+            tracing::warn!(error = %error, "delivery retry skipped");
+            return;
+        }
+    };
+    let candidates = match candidates {
+        Ok(rows) => rows,
+        Err(error) => {
+            tracing::warn!(error = %error, "delivery retry skipped");
+            return;
+        }
+    };
+    for (order, version, lat, lng) in candidates {
+        let running = state
+            .emergency
+            .dispatcher
+            .send(onemedi_actors::dispatch::DispatchStatus(order_key(order)))
+            .await
+            .ok()
+            .flatten()
+            .is_some_and(|phase| !matches!(phase, onemedi_actors::dispatch::DispatchPhase::Done(_)));
+        if running {
+            continue;
+        }
+        let adopted = match state.db.write().await {
+            Ok(mut conn) => crate::db::orders::adopt_for_delivery(&mut conn, order, version).await,
+            Err(error) => {
+                tracing::warn!(error = %error, "delivery not retried");
+                continue;
+            }
+        };
+        match adopted {
+            Ok(true) => {
+                tracing::info!(order, "offering a packed order to the riders again");
+                state.emergency.dispatch_order(order, lat, lng);
+            }
+            Ok(false) => {}
+            Err(error) => tracing::warn!(error = %error, order, "delivery not retried"),
+        }
     }
 }

@@ -2,6 +2,7 @@
 
 pub mod blood;
 mod contact;
+pub mod delivery;
 pub mod order;
 mod role;
 

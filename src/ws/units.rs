@@ -1,10 +1,13 @@
-//! Commands only a unit's crew may send: location pings, availability, and answers to offers.
+//! Commands only a unit's crew may send: location pings, availability, and answers to offers. A
+//! rider's pings also go to the `order:{id}` topic of the order they carry, with its ETA.
+
+use std::time::{Duration, Instant};
 
 use chrono::Utc;
 use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
 use onemedi_actors::{
-    fleet::{DEFAULT_RESOLUTION, UnitKind},
+    fleet::{DEFAULT_RESOLUTION, UnitKind, eta_for},
     position::Position,
 };
 
@@ -17,7 +20,7 @@ use crate::{
     bus::{Event, UnitLocation, location_event},
     db::{
         self,
-        schema::{unit_crew, units},
+        schema::{orders, unit_crew, units},
     },
     on_conn,
 };
@@ -28,6 +31,11 @@ const MAX_SPEED_MPS: f64 = 85.0;
 /// Statuses a crew may set itself; the others (`assigned`, `en_route`, …) follow a job.
 const CREW_STATUSES: [&str; 3] = ["available", "busy", "off_duty"];
 
+/// How long a rider's session trusts its last look at which order the rider carries. A delivery
+/// accepted on this session is known at once; one ended elsewhere (the delivery confirmed over REST) is
+/// noticed within this time, so at most this long of pings still reaches the delivered order's topic.
+const RIDER_JOB_TTL: Duration = Duration::from_secs(5);
+
 /// The unit a user crews, as loaded at its first unit command.
 #[derive(Debug, Clone)]
 pub struct CrewUnit {
@@ -35,6 +43,15 @@ pub struct CrewUnit {
     pub kind: UnitKind,
     pub status: String,
     pub capabilities: u32,
+    /// A rider's current delivery and when it was last read (`None` = never read).
+    pub delivery: Option<(Instant, Option<Delivery>)>,
+}
+
+/// The order a rider carries: where its pings go and what the ETA is measured to.
+#[derive(Debug, Clone, Copy)]
+pub struct Delivery {
+    pub order: i64,
+    pub to: Position,
 }
 
 /// The session user's active unit (the lowest id if they crew several), or `forbidden`.
@@ -57,6 +74,7 @@ async fn crew_unit(session: &mut Session) -> Result<CrewUnit, Refusal> {
                 kind: db::emergency::unit_kind(&kind)?,
                 status,
                 capabilities: u32::try_from(capabilities).unwrap_or(0),
+                delivery: None,
             })
         }));
     }
@@ -118,6 +136,29 @@ pub(super) async fn location(session: &mut Session, report: LocationReport) -> R
     let h3_cell = h3o::LatLng::new(position.lat(), position.lng())
         .ok()
         .and_then(|point| i64::try_from(u64::from(point.to_cell(DEFAULT_RESOLUTION))).ok());
+    if unit.kind == UnitKind::Rider
+        && let Some(delivery) = current_delivery(session, &unit).await?
+    {
+        let (heading, speed, at) = match &event {
+            Event::UnitLocation(ping) => (ping.heading, ping.speed, ping.at),
+            _ => (heading, speed, seen_at),
+        };
+        let rider = Event::RiderLocation {
+            order_id: delivery.order,
+            unit_id: unit.id,
+            lat: position.lat(),
+            lng: position.lng(),
+            heading,
+            speed,
+            eta_s: eta_for(UnitKind::Rider, position.distance_m(delivery.to)).as_secs_f64(),
+            at,
+        };
+        session
+            .state
+            .bus
+            .publish_event(&[format!("order:{}", delivery.order)], &rider)
+            .await;
+    }
     session.state.positions.record(
         unit.id,
         PendingPosition {
@@ -130,6 +171,36 @@ pub(super) async fn location(session: &mut Session, report: LocationReport) -> R
         },
     );
     Ok(())
+}
+
+/// The order the rider of `unit` is carrying (assigned, picked up or out for delivery), re-read at most
+/// every [`RIDER_JOB_TTL`].
+async fn current_delivery(session: &mut Session, unit: &CrewUnit) -> Result<Option<Delivery>, Refusal> {
+    if let Some((read_at, delivery)) = unit.delivery
+        && read_at.elapsed() < RIDER_JOB_TTL
+    {
+        return Ok(delivery);
+    }
+    let mut conn = session.state.db.read().await?;
+    let row = on_conn!(&mut conn, c => orders::table
+        .filter(orders::rider_unit_id.eq(unit.id))
+        .filter(orders::status.eq_any(["packed", "shipped", "out_for_delivery"]))
+        .order(orders::id.asc())
+        .select((orders::id, orders::ship_lat, orders::ship_lng))
+        .first::<(i64, f64, f64)>(c)
+        .await)
+    .optional()?;
+    drop(conn);
+    let delivery = row.and_then(|(order, lat, lng)| {
+        Some(Delivery {
+            order,
+            to: Position::new(lat, lng).ok()?,
+        })
+    });
+    if let Some(Some(crew)) = &mut session.crew {
+        crew.delivery = Some((Instant::now(), delivery));
+    }
+    Ok(delivery)
 }
 
 /// The crew sets its availability; refused while the unit is on a job (the job moves it).
@@ -178,8 +249,10 @@ pub(super) async fn status(session: &mut Session, status: &str) -> Result<(), Re
 }
 
 /// The crew accepts or declines an open offer; settled by conditional writes on this node whatever
-/// node runs the request's cascade (see `dispatch::answer_offer`, and `dispatch::lab::answer_offer` for
-/// a phlebotomist's collection).
+/// node runs the job's cascade (see `dispatch::answer_offer`, and `dispatch::lab::answer_offer` for a
+/// phlebotomist's collection). The job's kind follows the unit's: a rider answers for an order
+/// (`request_id` is the order id), a phlebotomist for a lab collection, an ambulance crew for an
+/// ambulance request; an explicit `kind` must agree.
 pub(super) async fn answer(
     session: &mut Session,
     request_id: i64,
@@ -190,38 +263,48 @@ pub(super) async fn answer(
     let unit = crew_unit(session).await?;
     let reason = reason.map(|r| r.trim().chars().take(200).collect::<String>());
     let user = session.identity.user.0;
-    match kind {
-        None | Some("ambulance_request") => {}
-        Some("lab_collection") => {
-            return crate::dispatch::lab::answer_offer(
-                &session.state,
-                unit.id,
-                user,
-                request_id,
-                accepted,
-                reason.as_deref(),
-            )
-            .await
-            .map_err(|error| Refusal::new(error.code, error.message.clone()));
-        }
-        Some(_) => {
-            return Err(Refusal::invalid(
-                "kind must be ambulance_request or lab_collection",
-            ));
-        }
+    let expected = match unit.kind {
+        UnitKind::Rider => "order",
+        UnitKind::Phlebotomist => "lab_collection",
+        UnitKind::AmbulanceAls | UnitKind::AmbulanceBls => "ambulance_request",
+    };
+    if kind.is_some_and(|kind| kind != expected) {
+        return Err(Refusal::new(
+            crate::error::ErrorCode::NotFound,
+            "no offer of this job to your unit",
+        ));
     }
-    crate::dispatch::answer_offer(
-        &session.state,
-        unit.id,
-        user,
-        request_id,
-        accepted,
-        reason.as_deref(),
-    )
-    .await
-    .map_err(|error| Refusal::new(error.code, error.message.clone()))?;
-    if accepted && let Some(Some(crew)) = &mut session.crew {
+    if unit.kind == UnitKind::Phlebotomist {
+        return crate::dispatch::lab::answer_offer(
+            &session.state,
+            unit.id,
+            user,
+            request_id,
+            accepted,
+            reason.as_deref(),
+        )
+        .await
+        .map_err(|error| Refusal::new(error.code, error.message.clone()));
+    }
+    let job = if unit.kind == UnitKind::Rider {
+        crate::dispatch::order_key(request_id)
+    } else {
+        crate::dispatch::key(request_id)
+    };
+    let settled =
+        crate::dispatch::answer_offer(&session.state, unit.id, user, job, accepted, reason.as_deref())
+            .await
+            .map_err(|error| Refusal::new(error.code, error.message.clone()))?;
+    if let Some(settled) = settled
+        && let Some(Some(crew)) = &mut session.crew
+    {
         crew.status = "assigned".to_owned();
+        if let db::emergency::SettledJob::Order(order) = &settled.job {
+            let delivery = Position::new(order.ship_lat, order.ship_lng)
+                .ok()
+                .map(|to| Delivery { order: order.id, to });
+            crew.delivery = Some((Instant::now(), delivery));
+        }
     }
     Ok(())
 }

@@ -14,6 +14,7 @@ mod catalog;
 mod cli;
 mod conventions;
 mod coupons;
+mod delivery;
 mod demo;
 mod emergency;
 mod helpers;

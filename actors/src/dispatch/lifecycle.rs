@@ -2,13 +2,14 @@
 
 use crate::{
     ids::UnitId,
-    machines::{AmbulanceEvent, EntityEvent, EntityKey, LabEvent},
+    machines::{AmbulanceEvent, EntityEvent, EntityKey, LabEvent, OrderEvent},
 };
 
 /// The event recording "offered to `unit`", if the job's machine tracks offers.
 pub(crate) fn offer_event(job: EntityKey, unit: UnitId) -> Option<EntityEvent> {
     match job {
         EntityKey::AmbulanceRequest(_) => Some(EntityEvent::AmbulanceRequest(AmbulanceEvent::Offer(unit))),
+        EntityKey::Order(_) => Some(EntityEvent::Order(OrderEvent::OfferRider(unit))),
         _ => None,
     }
 }
@@ -17,6 +18,7 @@ pub(crate) fn offer_event(job: EntityKey, unit: UnitId) -> Option<EntityEvent> {
 pub(crate) fn lapse_event(job: EntityKey) -> Option<EntityEvent> {
     match job {
         EntityKey::AmbulanceRequest(_) => Some(EntityEvent::AmbulanceRequest(AmbulanceEvent::OfferLapsed)),
+        EntityKey::Order(_) => Some(EntityEvent::Order(OrderEvent::RiderOfferLapsed)),
         _ => None,
     }
 }
@@ -26,6 +28,7 @@ pub(crate) fn assign_event(job: EntityKey, unit: UnitId) -> Option<EntityEvent> 
     match job {
         EntityKey::AmbulanceRequest(_) => Some(EntityEvent::AmbulanceRequest(AmbulanceEvent::Assign(unit))),
         EntityKey::LabCollection(_) => Some(EntityEvent::LabCollection(LabEvent::Assign(unit))),
+        EntityKey::Order(_) => Some(EntityEvent::Order(OrderEvent::AssignRider(unit))),
         _ => None,
     }
 }
