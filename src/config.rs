@@ -399,6 +399,8 @@ pub struct SimulateSettings {
     pub ambulance_requests_per_hour: f64,
     /// Medicine orders placed per hour.
     pub orders_per_hour: f64,
+    /// Home lab collections booked per hour.
+    pub lab_bookings_per_hour: f64,
     /// Share of offers the simulated crews accept, in percent.
     pub accept_percent: u32,
 }
@@ -412,6 +414,7 @@ impl Default for SimulateSettings {
             speed_factor: 3.0,
             ambulance_requests_per_hour: 30.0,
             orders_per_hour: 20.0,
+            lab_bookings_per_hour: 10.0,
             accept_percent: 85,
         }
     }

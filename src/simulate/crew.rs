@@ -256,6 +256,8 @@ impl Crew {
     async fn work(&mut self, seconds: f64) {
         let result = match self.job.as_ref().map(|job| job.kind.as_str()) {
             Some("ambulance_request") => self.ambulance_step(seconds).await,
+            Some("order") => self.delivery_step(seconds).await,
+            Some("lab_collection") => self.collection_step(seconds).await,
             Some(other) => Err(anyhow!("jobs of kind {other} are not simulated")),
             None => Ok(()),
         };
@@ -367,6 +369,134 @@ impl Crew {
                 self.job = None;
             }
             Leg::HandingOver(_) => self.speed = 0.0,
+        }
+        Ok(())
+    }
+
+    /// Starts driving the current job to `target`.
+    fn route_to(&mut self, target: Point) {
+        let route = Route::new(&mut self.rng, self.at, target);
+        if let Some(job) = self.job.as_mut() {
+            job.route = route;
+        }
+    }
+
+    /// A rider's delivery: pick up (`shipped`), set out (`out_for_delivery`), ride to the door, and
+    /// hand over with the code the customer reads out (the simulated customers share theirs).
+    async fn delivery_step(&mut self, seconds: f64) -> anyhow::Result<()> {
+        let Some(job) = self.job.as_ref() else {
+            return Ok(());
+        };
+        let (id, leg, routed) = (job.id, job.leg, !job.route.arrived());
+        let status_path = format!("/api/v1/orders/{id}/status");
+        match leg {
+            Leg::ToScene if !routed => {
+                let order = self.api.get(&format!("/api/v1/orders/{id}")).await?;
+                let door = Point {
+                    lat: order["shipping"]["lat"]
+                        .as_f64()
+                        .ok_or_else(|| anyhow!("shipping lat"))?,
+                    lng: order["shipping"]["lng"]
+                        .as_f64()
+                        .ok_or_else(|| anyhow!("shipping lng"))?,
+                };
+                for status in ["shipped", "out_for_delivery"] {
+                    let step = order["status"].as_str() == Some("packed")
+                        || (status == "out_for_delivery"
+                            && order["status"].as_str() != Some("out_for_delivery"));
+                    if step {
+                        self.api
+                            .put(&status_path, &json!({"status": status}))
+                            .await?
+                            .ok()?;
+                    }
+                }
+                self.route_to(door);
+                self.drive(seconds);
+            }
+            Leg::ToScene => {
+                if self.drive(seconds) {
+                    let until = Instant::now() + self.scaled(HANDOVER_SECS);
+                    self.set_leg(Leg::HandingOver(until));
+                }
+            }
+            Leg::HandingOver(until) if until <= Instant::now() => {
+                let code = self.shared.delivery_code(id);
+                let Some(code) = code else {
+                    return Err(anyhow!(
+                        "the customer of order {id} is not simulated; nobody gives the code"
+                    ));
+                };
+                self.api
+                    .post(&format!("/api/v1/orders/{id}/deliver"), &json!({"code": code}))
+                    .await?
+                    .ok()
+                    .context("handing over")?;
+                tracing::info!(unit = self.unit, order = id, "simulated rider: delivered");
+                self.job = None;
+            }
+            _ => self.speed = 0.0,
+        }
+        Ok(())
+    }
+
+    /// A phlebotomist's home collection: set out, draw the samples at the door, take them to the lab
+    /// (the collector's base).
+    async fn collection_step(&mut self, seconds: f64) -> anyhow::Result<()> {
+        let Some(job) = self.job.as_ref() else {
+            return Ok(());
+        };
+        let (id, leg, routed) = (job.id, job.leg, !job.route.arrived());
+        let status_path = format!("/api/v1/lab-collections/{id}/status");
+        match leg {
+            Leg::ToScene if !routed => {
+                let collection = self.api.get(&format!("/api/v1/lab-collections/{id}")).await?;
+                let door = Point {
+                    lat: collection["lat"]
+                        .as_f64()
+                        .ok_or_else(|| anyhow!("collection lat"))?,
+                    lng: collection["lng"]
+                        .as_f64()
+                        .ok_or_else(|| anyhow!("collection lng"))?,
+                };
+                if collection["status"] == "assigned" {
+                    self.api
+                        .put(&status_path, &json!({"status": "en_route"}))
+                        .await?
+                        .ok()?;
+                }
+                self.route_to(door);
+                self.drive(seconds);
+            }
+            Leg::ToScene => {
+                if self.drive(seconds) {
+                    let until = Instant::now() + self.scaled(ON_SCENE_SECS);
+                    self.set_leg(Leg::OnScene(until));
+                }
+            }
+            Leg::OnScene(until) if until <= Instant::now() => {
+                self.api
+                    .put(&status_path, &json!({"status": "collected"}))
+                    .await?
+                    .ok()?;
+                self.route_to(self.home);
+                self.set_leg(Leg::ToHospital);
+            }
+            Leg::ToHospital => {
+                if self.drive(seconds) {
+                    self.api
+                        .put(&status_path, &json!({"status": "at_lab"}))
+                        .await?
+                        .ok()?;
+                    tracing::info!(
+                        unit = self.unit,
+                        collection = id,
+                        "simulated phlebotomist: samples at the lab"
+                    );
+                    self.job = None;
+                }
+            }
+            _ => self.speed = 0.0,
         }
         Ok(())
     }

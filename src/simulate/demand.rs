@@ -138,7 +138,7 @@ pub async fn shopper(shared: Arc<Shared>, email: String, orders: mpsc::Sender<i6
     let address = home_address(&api, &mut rng).await?;
     loop {
         tokio::time::sleep(arrival_gap(&mut rng, per_hour)).await;
-        match order(&api, &mut rng, address).await {
+        match order(&shared, &api, &mut rng, address).await {
             Ok(id) => {
                 tracing::info!(order = id, "simulated customer: order placed");
                 if orders.send(id).await.is_err() {
@@ -176,7 +176,7 @@ async fn home_address(api: &Api, rng: &mut StdRng) -> anyhow::Result<i64> {
         .ok_or_else(|| anyhow!("address without an id"))
 }
 
-async fn order(api: &Api, rng: &mut StdRng, address: i64) -> anyhow::Result<i64> {
+async fn order(shared: &Shared, api: &Api, rng: &mut StdRng, address: i64) -> anyhow::Result<i64> {
     let shelf = api
         .get("/api/v1/medicines?in_stock=true&prescription_required=false&per_page=50")
         .await?;
@@ -200,9 +200,93 @@ async fn order(api: &Api, rng: &mut StdRng, address: i64) -> anyhow::Result<i64>
         .await?
         .ok()
         .context("placing the order")?;
-    placed["id"]
+    let id = placed["id"]
         .as_i64()
-        .ok_or_else(|| anyhow!("order without an id"))
+        .ok_or_else(|| anyhow!("order without an id"))?;
+    if let Some(code) = placed["delivery_code"].as_str() {
+        shared.remember_code(id, code.to_owned());
+    }
+    Ok(id)
+}
+
+/// A customer who books home sample collections now and then: one to three tests collectable at
+/// home, the next window still open today (India time) or one tomorrow.
+pub async fn lab_patient(shared: Arc<Shared>, email: String) -> anyhow::Result<()> {
+    let api = Api::login(&shared.base, &email, &shared.settings.password).await?;
+    let mut rng = StdRng::from_os_rng();
+    let per_hour = shared.settings.lab_bookings_per_hour / f64::from(super::SHOPPERS);
+    if per_hour <= 0.0 {
+        return Ok(());
+    }
+    let address = home_address(&api, &mut rng).await?;
+    loop {
+        tokio::time::sleep(arrival_gap(&mut rng, per_hour)).await;
+        match book_collection(&api, &mut rng, address).await {
+            Ok(id) => tracing::info!(collection = id, "simulated patient: home collection booked"),
+            Err(error) => tracing::warn!(error = %format!("{error:#}"), "simulated patient: no booking"),
+        }
+    }
+}
+
+/// Collection windows as the lab desk offers them (India time).
+const WINDOWS: [(&str, u32); 8] = [
+    ("06:00-08:00", 6 * 60),
+    ("07:00-09:00", 7 * 60),
+    ("08:00-10:00", 8 * 60),
+    ("09:00-11:00", 9 * 60),
+    ("10:00-12:00", 10 * 60),
+    ("12:00-14:00", 12 * 60),
+    ("14:00-16:00", 14 * 60),
+    ("16:00-18:00", 16 * 60),
+];
+
+async fn book_collection(api: &Api, rng: &mut StdRng, address: i64) -> anyhow::Result<i64> {
+    let menu = api
+        .get("/api/v1/lab-tests?home_collection=true&per_page=50")
+        .await?;
+    let tests: Vec<i64> = menu["items"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|t| t["is_package"] != true)
+        .filter_map(|t| t["id"].as_i64())
+        .collect();
+    let count = rng.random_range(1..=3).min(tests.len());
+    let chosen: Vec<i64> = tests.choose_multiple(rng, count).copied().collect();
+    if chosen.is_empty() {
+        return Err(anyhow!("no test can be collected at home"));
+    }
+    let india = chrono::Utc::now() + chrono::TimeDelta::minutes(330);
+    let minute = u32::try_from(chrono::Timelike::hour(&india) * 60 + chrono::Timelike::minute(&india))
+        .unwrap_or_default();
+    let later: Vec<&str> = WINDOWS
+        .iter()
+        .filter(|(_, start)| *start > minute + 30)
+        .map(|(w, _)| *w)
+        .collect();
+    let (date, window) = match later.first() {
+        Some(window) => (india.date_naive(), *window),
+        None => (
+            india.date_naive() + chrono::TimeDelta::days(1),
+            WINDOWS.choose(rng).map(|(w, _)| *w).unwrap_or("09:00-11:00"),
+        ),
+    };
+    let booked = api
+        .post_once(
+            "/api/v1/lab-tests/book",
+            &json!({
+                "test_ids": chosen,
+                "address_id": address,
+                "slot": {"date": date.to_string(), "window": window},
+                "patient": {"name": NAMES.choose(rng).copied().unwrap_or("Patient"), "age": rng.random_range(18..80)},
+            }),
+        )
+        .await?
+        .ok()
+        .context("booking")?;
+    booked["id"]
+        .as_i64()
+        .ok_or_else(|| anyhow!("collection without an id"))
 }
 
 /// Pharmacy staff: confirm each new order after a short check, then pack it; a packed order goes to

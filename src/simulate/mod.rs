@@ -8,7 +8,11 @@ mod crew;
 mod demand;
 mod geo;
 
-use std::{future::Future, sync::Arc};
+use std::{
+    collections::HashMap,
+    future::Future,
+    sync::{Arc, Mutex},
+};
 
 use tokio::{sync::mpsc, task::JoinSet};
 
@@ -30,6 +34,28 @@ pub struct Shared {
     /// The server's base URL, e.g. `http://127.0.0.1:8080`.
     pub base: String,
     pub settings: SimulateSettings,
+    /// Delivery codes of the simulated customers' orders: the code a customer reads out at the door.
+    codes: Mutex<HashMap<i64, String>>,
+}
+
+/// Codes kept for orders in flight, at most (the oldest are forgotten first).
+const CODES_KEPT: usize = 1024;
+
+impl Shared {
+    fn remember_code(&self, order: i64, code: String) {
+        if let Ok(mut codes) = self.codes.lock() {
+            if codes.len() >= CODES_KEPT
+                && let Some(&oldest) = codes.keys().min()
+            {
+                codes.remove(&oldest);
+            }
+            codes.insert(order, code);
+        }
+    }
+
+    fn delivery_code(&self, order: i64) -> Option<String> {
+        self.codes.lock().ok()?.get(&order).cloned()
+    }
 }
 
 /// Runs the demo city against the server at `base` until the returned future is dropped (every
@@ -39,6 +65,7 @@ pub async fn run(base: String, settings: SimulateSettings) {
     let shared = Arc::new(Shared {
         base: base.trim_end_matches('/').to_owned(),
         settings,
+        codes: Mutex::new(HashMap::new()),
     });
     let mut clients = JoinSet::new();
     let email = |local: &str| format!("{local}@{DEMO_DOMAIN}");
@@ -68,6 +95,14 @@ pub async fn run(base: String, settings: SimulateSettings) {
         );
     }
     drop(orders);
+    for n in 1..=SHOPPERS {
+        let patient = email(&format!("customer{n}"));
+        spawn(
+            &mut clients,
+            "patient",
+            demand::lab_patient(shared.clone(), patient),
+        );
+    }
     tracing::info!(base = %shared.base, clients = clients.len(), "demo city simulation running");
     while clients.join_next().await.is_some() {}
 }

@@ -1,5 +1,6 @@
 //! The demo city simulator drives a demo server through its public API: units report live positions,
-//! calls are logged and worked by crews, orders are placed and packed.
+//! calls are logged and worked by crews, orders are packed and carried by riders, home collections are
+//! booked and taken by phlebotomists.
 
 use std::time::Duration;
 
@@ -34,7 +35,7 @@ async fn login(app: &TestApp, local: &str) -> String {
 }
 
 #[actix_web::test]
-async fn the_simulated_city_moves_units_logs_calls_that_crews_work_and_packs_orders() {
+async fn the_simulated_city_moves_units_and_its_calls_orders_and_collections_are_worked() {
     let app = spawn_app_with(|s| {
         // Every simulated client signs in from loopback at once.
         s.rate_limit.auth_per_minute = 200;
@@ -49,6 +50,7 @@ async fn the_simulated_city_moves_units_logs_calls_that_crews_work_and_packs_ord
         speed_factor: 20.0,
         ambulance_requests_per_hour: 1800.0,
         orders_per_hour: 1800.0,
+        lab_bookings_per_hour: 1800.0,
         accept_percent: 100,
         ..Default::default()
     };
