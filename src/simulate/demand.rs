@@ -257,8 +257,7 @@ async fn book_collection(api: &Api, rng: &mut StdRng, address: i64) -> anyhow::R
         return Err(anyhow!("no test can be collected at home"));
     }
     let india = chrono::Utc::now() + chrono::TimeDelta::minutes(330);
-    let minute = u32::try_from(chrono::Timelike::hour(&india) * 60 + chrono::Timelike::minute(&india))
-        .unwrap_or_default();
+    let minute = chrono::Timelike::hour(&india) * 60 + chrono::Timelike::minute(&india);
     let later: Vec<&str> = WINDOWS
         .iter()
         .filter(|(_, start)| *start > minute + 30)
