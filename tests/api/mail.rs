@@ -60,6 +60,19 @@ fn header(message: &str, name: &str) -> Option<String> {
     None
 }
 
+/// Exactly `count` messages in `dir`, each written out to its closing MIME boundary (a file appears before
+/// its content is written).
+fn written(dir: &Path, count: usize) -> bool {
+    let all = messages(dir);
+    all.len() == count
+        && all.iter().all(|m| {
+            m.lines()
+                .rev()
+                .find(|l| !l.trim().is_empty())
+                .is_some_and(|l| l.trim().starts_with("--") && l.trim().ends_with("--"))
+        })
+}
+
 fn subjects(messages: &[String]) -> Vec<String> {
     messages
         .iter()
@@ -187,7 +200,7 @@ async fn a_cash_on_delivery_order_mails_its_confirmation_into_the_outbox_by_defa
     let who = shopper(&app).await;
     let (order_id, number) = place_cod(&app, &who).await;
     let outbox = app.data_dir.path().join("outbox/mail");
-    eventually(async || messages(&outbox).len() == 1).await;
+    eventually(async || written(&outbox, 1)).await;
     let mail = &messages(&outbox)[0];
     let to = header(mail, "To").unwrap();
     assert!(to.contains(&email_of(&app, &who).await), "{to}");
@@ -212,7 +225,7 @@ async fn a_cash_on_delivery_order_mails_its_confirmation_into_the_outbox_by_defa
         )
         .await;
     assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
-    eventually(async || messages(&outbox).len() == 2).await;
+    eventually(async || written(&outbox, 2)).await;
     assert!(
         subjects(&messages(&outbox)).contains(&format!("Order {number} has been cancelled")),
         "{:?}",
@@ -272,7 +285,7 @@ async fn an_online_order_is_confirmed_by_mail_once_its_payment_is_captured() {
         .post("/api/v1/payments/verify", &checkout.body, Some(&who.token))
         .await;
     assert_eq!(verified.status, StatusCode::OK, "{}", verified.body);
-    eventually(async || messages(&outbox).len() == 1).await;
+    eventually(async || written(&outbox, 1)).await;
     assert_eq!(
         subjects(&messages(&outbox)),
         vec![format!("Order {number} confirmed")]
@@ -470,7 +483,7 @@ async fn an_appointment_is_confirmed_by_mail_and_reminded_once_across_two_nodes(
     assert_eq!(booked.status, StatusCode::CREATED, "{}", booked.body);
 
     let outbox = app.data_dir.path().join("outbox/mail");
-    eventually(async || messages(&outbox).len() == 1).await;
+    eventually(async || written(&outbox, 1)).await;
     let confirmation = &messages(&outbox)[0];
     assert!(
         header(confirmation, "To")
