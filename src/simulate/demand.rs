@@ -301,6 +301,10 @@ pub async fn pharmacy(
     let mut in_hand = tokio::task::JoinSet::new();
     while let Some(id) = orders.recv().await {
         while in_hand.try_join_next().is_some() {}
+        // At most ORDER_QUEUE orders in hand: a faster order rate waits for the pharmacy.
+        if in_hand.len() >= super::ORDER_QUEUE {
+            in_hand.join_next().await;
+        }
         let api = api.clone();
         in_hand.spawn(async move {
             for (status, after) in [("confirmed", 20.0), ("packed", 60.0)] {
