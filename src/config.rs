@@ -133,6 +133,33 @@ pub struct PaymentsSettings {
     pub api_base_url: String,
     /// Timeout of one call to Razorpay, seconds.
     pub request_timeout_secs: u64,
+    /// How often each node looks for refunds to send (owed by cancellations, or left by a failed or
+    /// interrupted attempt), seconds. A cancellation also starts its refund at once.
+    pub refund_sweep_secs: u64,
+    /// Wait after a refund's first failed attempt, seconds; doubled per further attempt, at most 1 h.
+    pub refund_retry_secs: u64,
+    /// Attempts before a refund is marked `failed` for staff to follow up.
+    pub refund_max_attempts: i32,
+}
+
+impl PaymentsSettings {
+    pub fn refund_sweep(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(self.refund_sweep_secs.clamp(1, 3600))
+    }
+
+    /// How long one claimed attempt may take before another node may try the refund again.
+    pub fn refund_lease(&self) -> chrono::TimeDelta {
+        chrono::TimeDelta::seconds(
+            i64::try_from(self.request_timeout_secs.clamp(1, 600)).unwrap_or(600) * 2 + 5,
+        )
+    }
+
+    /// The wait before attempt `attempts + 1` of a refund.
+    pub fn refund_backoff(&self, attempts: i32) -> chrono::TimeDelta {
+        let base = i64::try_from(self.refund_retry_secs.clamp(1, 3600)).unwrap_or(3600);
+        let doublings = u32::try_from(attempts.saturating_sub(1).clamp(0, 12)).unwrap_or(12);
+        chrono::TimeDelta::seconds(base.saturating_mul(1_i64 << doublings).min(3600))
+    }
 }
 
 /// Websocket session limits and timings. The defaults are the documented constants in [`crate::ws`];

@@ -16,6 +16,7 @@ pub mod middleware;
 pub mod notify;
 pub mod pages;
 pub mod ratelimit;
+pub mod refunds;
 pub mod simulate;
 pub mod state;
 pub mod storage;
@@ -195,6 +196,18 @@ impl Application {
             }
         });
         let state = self.state.clone();
+        let refund_sweep = actix_web::rt::spawn(async move {
+            let mut tick = tokio::time::interval(state.settings.payments.refund_sweep());
+            loop {
+                tick.tick().await;
+                match refunds::process_due(&state).await {
+                    Ok(0) => {}
+                    Ok(n) => tracing::info!(sent = n, "refunds sent"),
+                    Err(error) => tracing::warn!(error = %error, "refund sweep failed"),
+                }
+            }
+        });
+        let state = self.state.clone();
         // actix-web stops on the same signals by itself; this only tells the sessions first.
         let signals = actix_web::rt::spawn(async move {
             shutdown_signal().await;
@@ -211,6 +224,7 @@ impl Application {
         holds.abort();
         lab.abort();
         reminders.abort();
+        refund_sweep.abort();
         signals.abort();
         begin_shutdown(&self.state);
         flush_positions(&self.state).await;
@@ -322,7 +336,12 @@ pub async fn build_state(settings: Settings) -> anyhow::Result<AppState> {
     let metrics = metrics::Metrics::default();
     let mailer =
         integrations::mail::Mailer::start(&settings.mail, data_dir.join("outbox"), metrics.mail.clone())?;
-    let notifier = notify::Notifier::start(db.clone(), mailer.clone(), settings.mail.queue_capacity);
+    let notifier = notify::Notifier::start(
+        db.clone(),
+        mailer.clone(),
+        bus.clone(),
+        settings.mail.queue_capacity,
+    );
     bus.observe(notifier.order_observer());
     let payments = integrations::razorpay::Payments::from_settings(&settings.payments, &data_dir)?;
     tracing::info!(

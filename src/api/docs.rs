@@ -25,6 +25,8 @@ use utoipa::{
         (name = "doctors", description = "Doctors, weekly schedules, slot holds and appointments"),
         (name = "blood banks", description = "Blood banks and their stock"),
         (name = "emergency", description = "Ambulance units, requests, offers, the dispatcher board and response times; blood requests: reservations, donor alerts, pledges"),
+        (name = "marketing", description = "Live homepage banners and offers"),
+        (name = "notifications", description = "The user's notifications inbox (pushed live on user:{id})"),
         (name = "map", description = "Basemap geometry (H3 cell outlines) for the pages"),
         (name = "operations", description = "Health, readiness, metrics"),
     )

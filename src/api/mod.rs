@@ -18,6 +18,7 @@ pub mod invoice;
 pub mod lab_bookings;
 pub mod lab_tests;
 pub mod map;
+pub mod marketing;
 pub mod medicines;
 pub mod orders;
 pub mod payments;
@@ -285,6 +286,20 @@ pub fn configure(config: &mut ServiceConfig) {
             .service(blood::get_request)
             .service(blood::pledge)
             .service(blood::cancel_request)
+            .service(marketing::live_banners)
+            .service(marketing::list_banners)
+            .service(marketing::create_banner)
+            .service(marketing::update_banner)
+            .service(marketing::live_offers)
+            .service(marketing::list_offers)
+            .service(marketing::create_offer)
+            .service(marketing::update_offer)
+            .service(marketing::create_campaign)
+            .service(marketing::list_campaigns)
+            .service(marketing::send_campaign)
+            .service(marketing::inbox)
+            .service(marketing::mark_all_read)
+            .service(marketing::mark_read)
             .service(map::cells),
     );
     config

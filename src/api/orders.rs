@@ -66,6 +66,9 @@ pub struct OrderView {
     /// Live tracking (status, rider position with last-seen age, ETA, timeline); single-order answers.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tracking: Option<super::delivery::TrackingView>,
+    /// Refunds of what was paid online (owed by a cancellation); single-order answers.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub refunds: Vec<crate::db::refunds::RefundView>,
 }
 
 impl OrderView {
@@ -74,6 +77,7 @@ impl OrderView {
             rider_unit_id: o.rider_unit_id,
             delivery_code: None,
             tracking: None,
+            refunds: Vec::new(),
             id: o.id,
             order_number: o.order_number,
             status: o.status,
@@ -192,8 +196,16 @@ pub async fn place_order(
     };
     let mut conn = state.db.write().await?;
     let (order, items) = orders::place(&mut conn, &checkout).await?;
-    let timeline = orders::transitions(&mut conn, order.id).await?;
     drop(conn);
+    // The timeline of a new order is its `placed` row, written by the checkout just now.
+    let timeline = vec![orders::Transition {
+        event: "placed".to_owned(),
+        from_status: None,
+        to_status: OrderStatus::Pending.as_str().to_owned(),
+        actor_user_id: Some(order.user_id),
+        reason: None,
+        at: order.placed_at,
+    }];
     tracing::info!(
         order = order.id,
         user = auth.id.0,
@@ -274,7 +286,9 @@ pub(super) async fn full_view(
     let mut conn = state.db.read().await?;
     let items = orders::items(&mut conn, order.id).await?;
     let timeline = orders::transitions(&mut conn, order.id).await?;
+    let refunds = crate::db::refunds::for_order(&mut conn, order.id).await?;
     let mut view = OrderView::new(order, items, timeline);
+    view.refunds = refunds.into_iter().map(Into::into).collect();
     view.delivery_code = code;
     view.tracking = Some(tracking);
     Ok(view)
@@ -378,6 +392,9 @@ pub async fn cancel_order(
     .await?;
     drop(conn);
     announce(&state, &order, from, OrderStatus::Cancelled, "customer").await;
+    if order.payment_status == "paid" {
+        crate::refunds::kick(&state);
+    }
     Ok(web::Json(full_view(&state, order, Some(auth.id.0)).await?))
 }
 
@@ -465,6 +482,9 @@ pub async fn update_status(
         && let Some(unit) = order.rider_unit_id
     {
         crate::dispatch::announce_unit_status(&state.bus, unit, "available").await;
+    }
+    if body.status == OrderStatus::Cancelled && order.payment_status == "paid" {
+        crate::refunds::kick(&state);
     }
     Ok(web::Json(full_view(&state, order, Some(auth.id.0)).await?))
 }

@@ -16,6 +16,7 @@ use crate::{
     db::{
         orders,
         payments::{self, Action, Outcome, PaymentError, Settle, Settled, WebhookEvent},
+        refunds::{self, Settlement, WebhookOutcome},
     },
     domain::{OrderStatus, PaymentMethod},
     error::{ApiError, ErrorBody, ErrorCode},
@@ -254,7 +255,16 @@ pub async fn verify(
 }
 
 /// Publishes, after commit, the order confirmation a settlement made.
-async fn announce(state: &AppState, settled: &Settled) {
+async fn announce(state: &web::Data<AppState>, settled: &Settled) {
+    if settled.outcome
+        == (Outcome::Captured {
+            order_confirmed: false,
+        })
+    {
+        // Captured for an order that was cancelled meanwhile: the refund it owes was recorded with
+        // the capture; send it now.
+        crate::refunds::kick(state);
+    }
     let (
         Outcome::Captured {
             order_confirmed: true,
@@ -326,6 +336,13 @@ struct WebhookBody {
 struct WebhookPayload {
     payment: Option<Wrapped<PaymentEntity>>,
     order: Option<Wrapped<OrderEntity>>,
+    refund: Option<Wrapped<RefundEntity>>,
+}
+
+#[derive(Debug, Deserialize)]
+struct RefundEntity {
+    id: String,
+    payment_id: String,
 }
 
 #[derive(Debug, Deserialize)]
@@ -396,6 +413,13 @@ pub async fn webhook(
         .ok_or_else(|| ApiError::field("X-Razorpay-Event-Id", "must be the event id Razorpay sends"))?;
     let body: WebhookBody = serde_json::from_slice(&raw)
         .map_err(|e| ApiError::new(ErrorCode::MalformedJson, format!("not a Razorpay event: {e}")))?;
+    let payload_text = String::from_utf8_lossy(&raw);
+    if let ("refund.processed" | "refund.failed", Some(refund)) = (
+        body.event.as_str(),
+        body.payload.refund.as_ref().map(|w| &w.entity),
+    ) {
+        return refund_webhook(&state, &body.event, event_id, &payload_text, refund).await;
+    }
     let payment = body.payload.payment.as_ref().map(|w| &w.entity);
     let provider_order_id = payment
         .and_then(|p| p.order_id.as_deref())
@@ -443,7 +467,6 @@ pub async fn webhook(
         },
         _ => Action::Nothing,
     };
-    let payload_text = String::from_utf8_lossy(&raw);
     let mut conn = state.db.write().await?;
     let settled = payments::settle(
         &mut conn,
@@ -481,6 +504,62 @@ pub async fn webhook(
         Outcome::Captured { .. } | Outcome::Authorized | Outcome::Failed => "processed",
     };
     tracing::info!(event = %body.event, event_id, outcome = ?settled.outcome, "webhook handled");
+    Ok(HttpResponse::Ok().json(WebhookReceipt {
+        status: status.to_owned(),
+    }))
+}
+
+/// `refund.processed` / `refund.failed`: settles the refund the worker sent (once, whatever the
+/// delivery order or count) and tells the customer when money went back.
+async fn refund_webhook(
+    state: &AppState,
+    event_type: &str,
+    event_id: &str,
+    payload: &str,
+    refund: &RefundEntity,
+) -> Result<HttpResponse, ApiError> {
+    let mut p = Problems::default();
+    check_id(&mut p, "payload.refund.entity.id", &refund.id, "rfnd");
+    check_id(
+        &mut p,
+        "payload.refund.entity.payment_id",
+        &refund.payment_id,
+        "pay",
+    );
+    p.finish()?;
+    let settlement = if event_type == "refund.processed" {
+        Settlement::Processed {
+            provider_refund_id: &refund.id,
+        }
+    } else {
+        Settlement::Failed {
+            provider_refund_id: &refund.id,
+            reason: "the provider reported the refund failed",
+        }
+    };
+    let mut conn = state.db.write().await?;
+    let outcome = refunds::settle_webhook(
+        &mut conn,
+        event_id,
+        event_type,
+        payload,
+        &refund.payment_id,
+        settlement,
+    )
+    .await?;
+    drop(conn);
+    let status = match &outcome {
+        WebhookOutcome::Duplicate => "duplicate",
+        WebhookOutcome::Ignored | WebhookOutcome::Settled(refunds::Outcome::Unchanged) => "ignored",
+        WebhookOutcome::Settled(settled) => {
+            if let refunds::Outcome::Failed = settled {
+                tracing::error!(refund = %refund.id, "refund failed at the provider; staff must follow it up");
+            }
+            crate::refunds::announce(state, settled).await;
+            "processed"
+        }
+    };
+    tracing::info!(event = event_type, event_id, status, "refund webhook handled");
     Ok(HttpResponse::Ok().json(WebhookReceipt {
         status: status.to_owned(),
     }))

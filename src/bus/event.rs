@@ -69,6 +69,25 @@ pub enum Event {
         cause: String,
         at: DateTime<Utc>,
     },
+    /// Money paid for an order went back to the customer (on `order:{id}`): the refund owed by its
+    /// cancellation was processed by the payment provider.
+    OrderRefunded {
+        order_id: i64,
+        refund_id: i64,
+        amount_paise: i64,
+        at: DateTime<Utc>,
+    },
+    /// A new entry in a user's notifications inbox (on `user:{id}`): a campaign or an order update.
+    Notification {
+        notification_id: i64,
+        /// `campaign` or `order`.
+        kind: String,
+        title: String,
+        body: String,
+        /// What it is about, e.g. `{"order_id": 7}` or `{"campaign_id": 3}`.
+        data: serde_json::Value,
+        at: DateTime<Utc>,
+    },
     /// A rider accepted an order's delivery (on `order:{id}`).
     RiderAssigned {
         order_id: i64,

@@ -22,11 +22,13 @@ pub mod idempotency;
 pub mod lab_collections;
 pub mod lab_tests;
 pub mod mail;
+pub mod marketing;
 pub mod migrate;
 pub mod orders;
 pub mod otp;
 pub mod payments;
 pub mod prescriptions;
+pub mod refunds;
 pub mod schema;
 pub mod users;
 
@@ -322,14 +324,18 @@ pub trait Retryable {
     /// The database error inside, if any.
     fn db_error(&self) -> Option<&diesel::result::Error>;
 
-    /// True for PostgreSQL's SQLSTATE 40001 (serialization failure) and 40P01 (deadlock detected): the
-    /// transaction did nothing and may be run again.
+    /// True for PostgreSQL's SQLSTATE 40001 (serialization failure) and 40P01 (deadlock detected), and
+    /// SQLite's busy lock upgrade: the transaction did nothing and may be run again.
     fn is_retryable(&self) -> bool {
         use diesel::result::{DatabaseErrorKind, Error};
         match self.db_error() {
             Some(Error::DatabaseError(DatabaseErrorKind::SerializationFailure, _)) => true,
-            // diesel has no kind for 40P01; PostgreSQL's message for it is stable.
-            Some(Error::DatabaseError(_, info)) => info.message().contains("deadlock detected"),
+            // diesel has no kind for 40P01; PostgreSQL's message for it is stable. SQLite answers
+            // "database is locked" at once (without waiting) when two connections' read transactions
+            // both try to write: the loser's transaction is rolled back and may run again.
+            Some(Error::DatabaseError(_, info)) => {
+                info.message().contains("deadlock detected") || info.message().contains("database is locked")
+            }
             _ => false,
         }
     }

@@ -226,18 +226,14 @@ pub async fn place(conn: &mut Conn, checkout: &Checkout) -> Result<(Order, Vec<O
         let number = number.as_str();
         on_conn!(conn, c => c.transaction(async move |c| {
             let user_id = checkout.user_id;
-            let address = addresses::table
+            let (address, ship_name, ship_phone) = addresses::table
+                .inner_join(users::table)
                 .filter(addresses::id.eq(checkout.address_id).and(addresses::user_id.eq(user_id)))
-                .select(Address::as_select())
-                .first(c)
+                .select((Address::as_select(), users::name, users::phone))
+                .first::<(Address, String, Option<String>)>(c)
                 .await
                 .optional()?
                 .ok_or(OrderError::AddressNotFound)?;
-            let (ship_name, ship_phone) = users::table
-                .find(user_id)
-                .select((users::name, users::phone))
-                .first::<(String, Option<String>)>(c)
-                .await?;
             let mut lines: Vec<(i64, i32)> = diesel::delete(cart_items::table.filter(cart_items::user_id.eq(user_id)))
                 .returning((cart_items::medicine_id, cart_items::quantity))
                 .get_results(c)
@@ -318,6 +314,9 @@ pub async fn place(conn: &mut Conn, checkout: &Checkout) -> Result<(Order, Vec<O
                 .collect();
             let subtotal = totals(&priced, 0).subtotal_paise;
 
+            // The coupon is read and priced here but claimed last, just before commit: the claim locks
+            // the coupon row until then, so every checkout with the same coupon waits on it only for
+            // the last few statements.
             let mut redemption = None;
             if let Some(code) = &checkout.coupon_code {
                 let coupon = coupons::table
@@ -328,42 +327,10 @@ pub async fn place(conn: &mut Conn, checkout: &Checkout) -> Result<(Order, Vec<O
                     .optional()?
                     .ok_or_else(|| OrderError::Coupon(CouponProblem::Invalid("no such coupon".to_owned())))?;
                 let discount = coupon.discount_for(subtotal, now).map_err(OrderError::Coupon)?;
-                let won = diesel::update(coupons::table.filter(
-                    coupons::id.eq(coupon.id).and(coupons::is_active.eq(true)).and(
-                        coupons::global_limit
-                            .is_null()
-                            .or(coupons::used_count.lt(coupons::global_limit.assume_not_null())),
-                    ),
-                ))
-                .set((
-                    coupons::used_count.eq(coupons::used_count + 1),
-                    coupons::version.eq(coupons::version + 1),
-                    coupons::updated_at.eq(now),
-                ))
-                .execute(c)
-                .await?;
-                if won == 0 {
-                    return Err(OrderError::Coupon(CouponProblem::Exhausted(
-                        "this coupon has no uses left".to_owned(),
-                    )));
-                }
-                // Counted after the claim: the claim holds the coupon row, so concurrent redeemers of this
-                // coupon are serialised and this count includes every committed redemption.
-                let used_by_user: i64 = coupon_redemptions::table
-                    .filter(coupon_redemptions::coupon_id.eq(coupon.id).and(coupon_redemptions::user_id.eq(user_id)))
-                    .count()
-                    .get_result(c)
-                    .await?;
-                let earlier_orders: i64 = orders::table
-                    .filter(orders::user_id.eq(user_id).and(orders::status.ne("cancelled")))
-                    .count()
-                    .get_result(c)
-                    .await?;
-                user_rules(&coupon, used_by_user, earlier_orders).map_err(OrderError::Coupon)?;
-                redemption = Some((coupon.id, discount));
+                redemption = Some((coupon, discount));
             }
 
-            let money = totals(&priced, redemption.map_or(0, |(_, d)| d));
+            let money = totals(&priced, redemption.as_ref().map_or(0, |(_, d)| *d));
             let ship_address = match &address.line2 {
                 Some(line2) => format!("{}, {}, {}", address.line1, line2, address.state),
                 None => format!("{}, {}", address.line1, address.state),
@@ -385,7 +352,7 @@ pub async fn place(conn: &mut Conn, checkout: &Checkout) -> Result<(Order, Vec<O
                     tax_paise: money.tax_paise,
                     delivery_paise: money.delivery_paise,
                     total_paise: money.total_paise,
-                    coupon_id: redemption.map(|(id, _)| id),
+                    coupon_id: redemption.as_ref().map(|(coupon, _)| coupon.id),
                     prescription_id,
                     payment_method: checkout.payment_method,
                     delivery_code_hash: &checkout.delivery_code_hash,
@@ -419,20 +386,15 @@ pub async fn place(conn: &mut Conn, checkout: &Checkout) -> Result<(Order, Vec<O
                     gst_rate_percent: Some(row.3),
                 })
                 .collect();
+            let mut items = Vec::with_capacity(new_items.len());
             for item in &new_items {
-                diesel::insert_into(order_items::table).values(item).execute(c).await?;
-            }
-            if let Some((coupon_id, _)) = redemption {
-                diesel::insert_into(coupon_redemptions::table)
-                    .values((
-                        coupon_redemptions::coupon_id.eq(coupon_id),
-                        coupon_redemptions::user_id.eq(user_id),
-                        coupon_redemptions::order_id.eq(order.id),
-                        coupon_redemptions::discount_paise.eq(money.discount_paise),
-                        coupon_redemptions::created_at.eq(now),
-                    ))
-                    .execute(c)
-                    .await?;
+                items.push(
+                    diesel::insert_into(order_items::table)
+                        .values(item)
+                        .returning(OrderItem::as_returning())
+                        .get_result(c)
+                        .await?,
+                );
             }
             diesel::insert_into(entity_transitions::table)
                 .values(&NewTransition {
@@ -450,12 +412,57 @@ pub async fn place(conn: &mut Conn, checkout: &Checkout) -> Result<(Order, Vec<O
                 })
                 .execute(c)
                 .await?;
-            let items = order_items::table
-                .filter(order_items::order_id.eq(order.id))
-                .order(order_items::medicine_id.asc())
-                .select(OrderItem::as_select())
-                .load(c)
+            if let Some((coupon, _)) = &redemption {
+                diesel::insert_into(coupon_redemptions::table)
+                    .values((
+                        coupon_redemptions::coupon_id.eq(coupon.id),
+                        coupon_redemptions::user_id.eq(user_id),
+                        coupon_redemptions::order_id.eq(order.id),
+                        coupon_redemptions::discount_paise.eq(money.discount_paise),
+                        coupon_redemptions::created_at.eq(now),
+                    ))
+                    .execute(c)
+                    .await?;
+                let won = diesel::update(coupons::table.filter(
+                    coupons::id.eq(coupon.id).and(coupons::is_active.eq(true)).and(
+                        coupons::global_limit
+                            .is_null()
+                            .or(coupons::used_count.lt(coupons::global_limit.assume_not_null())),
+                    ),
+                ))
+                .set((
+                    coupons::used_count.eq(coupons::used_count + 1),
+                    coupons::version.eq(coupons::version + 1),
+                    coupons::updated_at.eq(now),
+                ))
+                .execute(c)
                 .await?;
+                if won == 0 {
+                    return Err(OrderError::Coupon(CouponProblem::Exhausted(
+                        "this coupon has no uses left".to_owned(),
+                    )));
+                }
+                // Counted after the claim: the claim holds the coupon row, so concurrent redeemers of
+                // this coupon are serialised and these counts include every committed redemption (and
+                // this order's own, which is not an earlier use).
+                let used_by_user: i64 = coupon_redemptions::table
+                    .filter(coupon_redemptions::coupon_id.eq(coupon.id).and(coupon_redemptions::user_id.eq(user_id)))
+                    .count()
+                    .get_result(c)
+                    .await?;
+                let earlier_orders: i64 = orders::table
+                    .filter(
+                        orders::user_id
+                            .eq(user_id)
+                            .and(orders::status.ne("cancelled"))
+                            .and(orders::id.ne(order.id)),
+                    )
+                    .count()
+                    .get_result(c)
+                    .await?;
+                user_rules(coupon, used_by_user - 1, earlier_orders).map_err(OrderError::Coupon)?;
+            }
+            items.sort_by_key(|item| item.medicine_id);
             Ok((order, items))
         }).await)
     })
@@ -509,6 +516,10 @@ pub async fn transition(
                 release_rider!(c, rider, order_id, now).await?;
             }
             if cancelling {
+                // Money already taken for it goes back: the refund is owed by this same write, so it is
+                // recorded exactly once however many cancellations race (the worker sends it).
+                let reason = reason.unwrap_or("order cancelled");
+                super::refunds::record_refunds!(c, super::payments::PURPOSE_ORDER, order_id, reason, Some(actor_user_id), now).await?;
                 let lines: Vec<(i64, i32)> = order_items::table
                     .filter(order_items::order_id.eq(order_id))
                     .order(order_items::medicine_id.asc())

@@ -360,11 +360,14 @@ pub async fn settle(conn: &mut Conn, settle: Settle<'_>) -> Result<Settled, Paym
                                 .select(Payment::as_select())
                                 .first(c)
                                 .await?;
+                            // A refunded payment was captured before: a replay answers as for a capture.
                             match now_stored.status.as_str() {
-                                "captured" if now_stored.provider_payment_id.as_deref() == Some(payment_id) => {
+                                "captured" | "refunded"
+                                    if now_stored.provider_payment_id.as_deref() == Some(payment_id) =>
+                                {
                                     Outcome::AlreadyCaptured
                                 }
-                                "captured" => Outcome::OtherPaymentCaptured,
+                                "captured" | "refunded" => Outcome::OtherPaymentCaptured,
                                 _ if now_stored.is_flagged() => Outcome::Flagged,
                                 _ => Outcome::Ignored,
                             }
@@ -456,11 +459,25 @@ pub async fn settle(conn: &mut Conn, settle: Settle<'_>) -> Result<Settled, Paym
                             .await?;
                     } else {
                         // Money taken for an order that moved on (e.g. cancelled meanwhile): the order
-                        // records it as paid so staff refund it; its status is not touched.
-                        diesel::update(orders::table.find(payment.reference_id))
+                        // records it as paid, its status is not touched, and a cancelled order's money
+                        // is owed back at once.
+                        let status: Option<String> = diesel::update(orders::table.find(payment.reference_id))
                             .set((orders::payment_status.eq("paid"), orders::updated_at.eq(now)))
-                            .execute(c)
+                            .returning(orders::status)
+                            .get_result(c)
+                            .await
+                            .optional()?;
+                        if status.as_deref() == Some(OrderStatus::Cancelled.as_str()) {
+                            super::refunds::record_refunds!(
+                                c,
+                                PURPOSE_ORDER,
+                                payment.reference_id,
+                                "paid after the order was cancelled",
+                                None::<i64>,
+                                now
+                            )
                             .await?;
+                        }
                         tracing::warn!(order = payment.reference_id, "payment captured for an order that is not pending");
                     }
                     outcome = Outcome::Captured { order_confirmed: confirmed };

@@ -194,7 +194,62 @@ impl Payments {
     }
 }
 
-/// The Orders API client (`POST {base}/v1/orders` with basic auth `key_id:key_secret`).
+/// A refund as Razorpay's Refunds API answers it.
+#[derive(Debug, Clone, Deserialize)]
+pub struct ProviderRefund {
+    pub id: String,
+    pub amount: i64,
+    /// `pending` (accepted, settled later by a `refund.processed`/`refund.failed` webhook),
+    /// `processed` or `failed`.
+    pub status: String,
+}
+
+#[derive(Debug, Serialize)]
+struct CreateRefund<'a> {
+    amount: i64,
+    speed: &'a str,
+    receipt: &'a str,
+}
+
+/// The header that makes a refund request idempotent at Razorpay.
+pub const REFUND_IDEMPOTENCY_HEADER: &str = "X-Refund-Idempotency";
+
+impl Payments {
+    /// Refunds `amount_paise` of captured payment `payment_id`: offline, the refund is processed at
+    /// once under a local id; with keys, through Razorpay's Refunds API with `idempotency_key`.
+    pub async fn refund(
+        &self,
+        payment_id: &str,
+        amount_paise: i64,
+        idempotency_key: &str,
+        receipt: &str,
+    ) -> anyhow::Result<ProviderRefund> {
+        match &self.gateway {
+            Gateway::Offline => Ok(ProviderRefund {
+                id: local_id("rfnd"),
+                amount: amount_paise,
+                status: "processed".to_owned(),
+            }),
+            Gateway::Razorpay(client) => {
+                let refund = client
+                    .refund(payment_id, amount_paise, idempotency_key, receipt)
+                    .await?;
+                anyhow::ensure!(
+                    refund.amount == amount_paise,
+                    "Razorpay answered a refund of {} instead of {amount_paise} paise",
+                    refund.amount
+                );
+                anyhow::ensure!(
+                    is_provider_id(&refund.id, "rfnd"),
+                    "Razorpay answered an unexpected refund id"
+                );
+                Ok(refund)
+            }
+        }
+    }
+}
+
+/// The Orders and Refunds API client (`POST {base}/v1/orders` with basic auth `key_id:key_secret`).
 pub struct RazorpayClient {
     http: reqwest::Client,
     base_url: String,
@@ -248,6 +303,44 @@ impl RazorpayClient {
             .json::<ProviderOrder>()
             .await
             .context("reading Razorpay's order")
+    }
+}
+
+impl RazorpayClient {
+    /// Refunds `amount_paise` of payment `payment_id` (a normal refund). `idempotency_key` goes in
+    /// `X-Refund-Idempotency`: a retry with the same key and body never refunds twice.
+    #[tracing::instrument(skip(self), fields(base = %self.base_url))]
+    pub async fn refund(
+        &self,
+        payment_id: &str,
+        amount_paise: i64,
+        idempotency_key: &str,
+        receipt: &str,
+    ) -> anyhow::Result<ProviderRefund> {
+        anyhow::ensure!(is_provider_id(payment_id, "pay"), "not a Razorpay payment id");
+        let response = self
+            .http
+            .post(format!("{}/v1/payments/{payment_id}/refund", self.base_url))
+            .basic_auth(&self.key_id, Some(self.key_secret.expose_secret()))
+            .header(REFUND_IDEMPOTENCY_HEADER, idempotency_key)
+            .json(&CreateRefund {
+                amount: amount_paise,
+                speed: "normal",
+                receipt,
+            })
+            .send()
+            .await
+            .context("calling Razorpay's Refunds API")?;
+        let status = response.status();
+        if !status.is_success() {
+            let body = response.text().await.unwrap_or_default();
+            let body: String = body.chars().take(500).collect();
+            anyhow::bail!("Razorpay's Refunds API answered {status}: {body}");
+        }
+        response
+            .json::<ProviderRefund>()
+            .await
+            .context("reading Razorpay's refund")
     }
 }
 

@@ -12,7 +12,7 @@ use tokio::sync::mpsc;
 
 use self::templates::{CUSTOMER_VISIBLE, Rendered};
 use crate::{
-    bus::Observer,
+    bus::{Bus, Observer},
     db::{self, Db, DbError},
     integrations::mail::{Mailer, Outgoing},
 };
@@ -23,7 +23,7 @@ const REMINDER_BATCH: i64 = 100;
 /// Work for the notifier task.
 #[derive(Debug)]
 enum Job {
-    /// An `order_placed` or `order_status_changed` event published by this node.
+    /// An `order_placed`, `order_status_changed` or `order_refunded` event published by this node.
     OrderEvent(Value),
     AppointmentBooked(i64),
     AppointmentReminder(i64),
@@ -39,11 +39,11 @@ pub struct Notifier {
 
 impl Notifier {
     /// Starts the task that turns jobs into messages for `mailer`.
-    pub fn start(db: Db, mailer: Mailer, capacity: usize) -> Self {
+    pub fn start(db: Db, mailer: Mailer, bus: Bus, capacity: usize) -> Self {
         let (jobs, mut rx) = mpsc::channel(capacity.max(1));
         tokio::spawn(async move {
             while let Some(job) = rx.recv().await {
-                if let Err(error) = handle(&db, &mailer, &job).await {
+                if let Err(error) = handle(&db, &mailer, &bus, &job).await {
                     tracing::warn!(error = %error, job = ?job, "notification not prepared");
                 }
             }
@@ -57,7 +57,7 @@ impl Notifier {
         Box::new(move |event: &Value| {
             if matches!(
                 event["type"].as_str(),
-                Some("order_placed" | "order_status_changed")
+                Some("order_placed" | "order_status_changed" | "order_refunded")
             ) {
                 notifier.enqueue(Job::OrderEvent(event.clone()));
             }
@@ -97,7 +97,7 @@ async fn recipient(db: &Db, user_id: i64) -> Result<Option<(Mailbox, String)>, D
 /// Renders a message for the recipient's name, once the rows it needs are read.
 type Render = Box<dyn FnOnce(&str) -> Option<Rendered> + Send>;
 
-async fn handle(db: &Db, mailer: &Mailer, job: &Job) -> Result<(), DbError> {
+async fn handle(db: &Db, mailer: &Mailer, bus: &Bus, job: &Job) -> Result<(), DbError> {
     let (user_id, render): (i64, Render) = match job {
         Job::OrderEvent(event) => {
             let Some(order_id) = event["order_id"].as_i64() else {
@@ -113,6 +113,7 @@ async fn handle(db: &Db, mailer: &Mailer, job: &Job) -> Result<(), DbError> {
                 (Some("order_placed"), _) if cod => "confirmation",
                 (Some("order_status_changed"), Some("confirmed")) if !cod => "confirmation",
                 (Some("order_status_changed"), Some(to)) if CUSTOMER_VISIBLE.contains(&to) => to,
+                (Some("order_refunded"), _) => "refunded",
                 _ => return Ok(()),
             };
             let items = if kind == "confirmation" {
@@ -121,6 +122,7 @@ async fn handle(db: &Db, mailer: &Mailer, job: &Job) -> Result<(), DbError> {
                 Vec::new()
             };
             drop(conn);
+            inbox_order_update(db, bus, &order, kind).await?;
             let kind = kind.to_owned();
             (
                 order.user_id,
@@ -164,6 +166,55 @@ async fn handle(db: &Db, mailer: &Mailer, job: &Job) -> Result<(), DbError> {
             html,
         });
     }
+    Ok(())
+}
+
+/// Writes an order update into its customer's notifications inbox and pushes it on `user:{id}`.
+async fn inbox_order_update(
+    db: &Db,
+    bus: &Bus,
+    order: &db::orders::Order,
+    kind: &str,
+) -> Result<(), DbError> {
+    let title = match kind {
+        "confirmation" => format!("Order {} is confirmed", order.order_number),
+        "out_for_delivery" => format!("Order {} is out for delivery", order.order_number),
+        other => format!("Order {} is {}", order.order_number, other.replace('_', " ")),
+    };
+    let body = match kind {
+        "confirmation" => "We are preparing your medicines.",
+        "shipped" => "Your order has left the pharmacy.",
+        "out_for_delivery" => "Our rider will reach you soon; keep your delivery code at hand.",
+        "delivered" => "Thank you for ordering with ONE MEDI.",
+        "cancelled" => "If you paid online, the amount will be refunded to the original payment method.",
+        "refunded" => "The refund has been issued to the original payment method.",
+        _ => "",
+    };
+    let data = serde_json::json!({"order_id": order.id, "status": kind}).to_string();
+    let mut conn = db.write().await?;
+    let written = db::marketing::notify(
+        &mut conn,
+        order.user_id,
+        &db::marketing::NewNotification {
+            kind: "order",
+            title: &title,
+            body,
+            data: &data,
+            campaign_id: None,
+        },
+    )
+    .await?;
+    drop(conn);
+    let event = crate::bus::Event::Notification {
+        notification_id: written.id,
+        kind: written.kind,
+        title: written.title,
+        body: written.body,
+        data: serde_json::from_str(&written.data).unwrap_or_default(),
+        at: chrono::Utc::now(),
+    };
+    bus.publish_event(&[format!("user:{}", order.user_id)], &event)
+        .await;
     Ok(())
 }
 

@@ -21,7 +21,7 @@ use crate::{
 };
 
 /// The messages in a folder (`*.eml`), oldest name first.
-fn messages(dir: &Path) -> Vec<String> {
+pub(crate) fn messages(dir: &Path) -> Vec<String> {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return Vec::new();
     };
@@ -62,7 +62,7 @@ fn header(message: &str, name: &str) -> Option<String> {
 
 /// Exactly `count` messages in `dir`, each written out to its closing MIME boundary (a file appears before
 /// its content is written).
-fn written(dir: &Path, count: usize) -> bool {
+pub(crate) fn written(dir: &Path, count: usize) -> bool {
     let all = messages(dir);
     all.len() == count
         && all.iter().all(|m| {
@@ -73,7 +73,7 @@ fn written(dir: &Path, count: usize) -> bool {
         })
 }
 
-fn subjects(messages: &[String]) -> Vec<String> {
+pub(crate) fn subjects(messages: &[String]) -> Vec<String> {
     messages
         .iter()
         .map(|m| header(m, "Subject").unwrap_or_default())

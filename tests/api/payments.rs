@@ -22,7 +22,7 @@ use crate::{
 };
 
 /// A customer with a pending Razorpay order; returns (customer, order id, order total).
-async fn razorpay_order(app: &TestApp) -> (Customer, i64, i64) {
+pub(crate) async fn razorpay_order(app: &TestApp) -> (Customer, i64, i64) {
     let (staff, _) = app.user_with_role(Role::Staff).await;
     let pain = category(app, &staff, &format!("Pain {}", uuid::Uuid::new_v4().simple())).await;
     let id = medicine(
@@ -49,7 +49,7 @@ async fn razorpay_order(app: &TestApp) -> (Customer, i64, i64) {
     (who, order_id, total)
 }
 
-async fn create_order(app: &TestApp, who: &Customer, order_id: i64) -> Reply {
+pub(crate) async fn create_order(app: &TestApp, who: &Customer, order_id: i64) -> Reply {
     app.post(
         "/api/v1/payments/create-order",
         &json!({"order_id": order_id}),
@@ -59,7 +59,7 @@ async fn create_order(app: &TestApp, who: &Customer, order_id: i64) -> Reply {
 }
 
 /// The checkout stand-in's answer for `who`'s provider order.
-async fn simulate(app: &TestApp, who: &Customer, provider_order_id: &str) -> Value {
+pub(crate) async fn simulate(app: &TestApp, who: &Customer, provider_order_id: &str) -> Value {
     let reply = app
         .post(
             "/api/v1/payments/simulate",
@@ -71,7 +71,7 @@ async fn simulate(app: &TestApp, who: &Customer, provider_order_id: &str) -> Val
     reply.body
 }
 
-async fn verify(app: &TestApp, who: &Customer, checkout: &Value) -> Reply {
+pub(crate) async fn verify(app: &TestApp, who: &Customer, checkout: &Value) -> Reply {
     app.post("/api/v1/payments/verify", checkout, Some(&who.token))
         .await
 }
@@ -98,12 +98,12 @@ fn payment_event(event: &str, provider_order_id: &str, payment_id: &str, amount:
     .to_string()
 }
 
-fn sign(secret: &SecretString, body: &[u8]) -> String {
+pub(crate) fn sign(secret: &SecretString, body: &[u8]) -> String {
     hex::encode(razorpay::hmac_sha256(secret.expose_secret().as_bytes(), body))
 }
 
 /// Posts a raw webhook body with the given signature and event id.
-async fn post_webhook(app: &TestApp, body: &str, signature: &str, event_id: &str) -> Reply {
+pub(crate) async fn post_webhook(app: &TestApp, body: &str, signature: &str, event_id: &str) -> Reply {
     let response = app
         .client
         .post(app.url("/api/v1/payments/webhook"))
@@ -118,7 +118,7 @@ async fn post_webhook(app: &TestApp, body: &str, signature: &str, event_id: &str
 }
 
 /// Posts a webhook signed with the app's webhook secret.
-async fn webhook(app: &TestApp, body: &str, event_id: &str) -> Reply {
+pub(crate) async fn webhook(app: &TestApp, body: &str, event_id: &str) -> Reply {
     let signature = sign(app.app.payments.webhook_secret(), body.as_bytes());
     post_webhook(app, body, &signature, event_id).await
 }
@@ -149,7 +149,7 @@ async fn order_state(app: &TestApp, who: &Customer, order_id: i64) -> (String, S
     )
 }
 
-fn unique_event_id() -> String {
+pub(crate) fn unique_event_id() -> String {
     format!("evt_{}", uuid::Uuid::new_v4().simple())
 }
 
@@ -500,13 +500,22 @@ async fn concurrent_verifies_and_webhooks_capture_the_payment_once() {
 
 /// What the fake Orders API saw.
 #[derive(Default)]
-struct Seen {
-    requests: Vec<(Option<String>, Value)>,
+pub(crate) struct Seen {
+    pub(crate) requests: Vec<(Option<String>, Value)>,
+    /// Refund calls: (authorization, idempotency key, payment id, body).
+    pub(crate) refunds: Vec<(Option<String>, Option<String>, String, Value)>,
+    /// The next this many refund calls answer 500.
+    pub(crate) refund_failures: usize,
+    /// The status refunds are answered with (`processed` when unset).
+    pub(crate) refund_status: Option<String>,
+    /// Refund id per idempotency key, as Razorpay keeps it.
+    pub(crate) refund_ids: std::collections::HashMap<String, String>,
 }
 
 /// A stand-in for `api.razorpay.com` on 127.0.0.1 (random port): it checks the basic-auth header
-/// (`key:secret`) and answers an order for the requested amount. Returns its base URL.
-fn fake_razorpay(key: &str, secret: &str, seen: Arc<Mutex<Seen>>) -> String {
+/// (`key:secret`) and answers an order for the requested amount, and refunds as [`fake_refund`] does.
+/// Returns its base URL.
+pub(crate) fn fake_razorpay(key: &str, secret: &str, seen: Arc<Mutex<Seen>>) -> String {
     let expected = format!(
         "Basic {}",
         base64::engine::general_purpose::STANDARD.encode(format!("{key}:{secret}"))
@@ -514,33 +523,45 @@ fn fake_razorpay(key: &str, secret: &str, seen: Arc<Mutex<Seen>>) -> String {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
     let server = HttpServer::new(move || {
+        let (refund_expected, refund_seen) = (expected.clone(), seen.clone());
         let expected = expected.clone();
         let seen = seen.clone();
-        App::new().route(
-            "/v1/orders",
-            web::post().to(move |req: HttpRequest, body: web::Json<Value>| {
-                let expected = expected.clone();
-                let seen = seen.clone();
-                async move {
-                    let auth = req
-                        .headers()
-                        .get("authorization")
-                        .and_then(|v| v.to_str().ok())
-                        .map(str::to_owned);
-                    seen.lock().unwrap().requests.push((auth.clone(), body.0.clone()));
-                    if auth.as_deref() != Some(expected.as_str()) {
-                        return HttpResponse::Unauthorized().json(json!({"error": {
+        App::new()
+            .route(
+                "/v1/orders",
+                web::post().to(move |req: HttpRequest, body: web::Json<Value>| {
+                    let expected = expected.clone();
+                    let seen = seen.clone();
+                    async move {
+                        let auth = req
+                            .headers()
+                            .get("authorization")
+                            .and_then(|v| v.to_str().ok())
+                            .map(str::to_owned);
+                        seen.lock().unwrap().requests.push((auth.clone(), body.0.clone()));
+                        if auth.as_deref() != Some(expected.as_str()) {
+                            return HttpResponse::Unauthorized().json(json!({"error": {
                             "code": "BAD_REQUEST_ERROR", "description": "Authentication failed"}}));
+                        }
+                        HttpResponse::Ok().json(json!({
+                            "id": razorpay::local_id("order"), "entity": "order",
+                            "amount": body["amount"], "amount_paid": 0, "amount_due": body["amount"],
+                            "currency": body["currency"], "receipt": body["receipt"], "status": "created",
+                            "attempts": 0, "created_at": 1_767_000_000,
+                        }))
                     }
-                    HttpResponse::Ok().json(json!({
-                        "id": razorpay::local_id("order"), "entity": "order",
-                        "amount": body["amount"], "amount_paid": 0, "amount_due": body["amount"],
-                        "currency": body["currency"], "receipt": body["receipt"], "status": "created",
-                        "attempts": 0, "created_at": 1_767_000_000,
-                    }))
-                }
-            }),
-        )
+                }),
+            )
+            .route(
+                "/v1/payments/{id}/refund",
+                web::post().to(
+                    move |req: HttpRequest, path: web::Path<String>, body: web::Json<Value>| {
+                        let expected = refund_expected.clone();
+                        let seen = refund_seen.clone();
+                        async move { fake_refund(&req, &path, &body, &expected, &seen) }
+                    },
+                ),
+            )
     })
     .workers(1)
     .listen(listener)
@@ -548,6 +569,51 @@ fn fake_razorpay(key: &str, secret: &str, seen: Arc<Mutex<Seen>>) -> String {
     .run();
     actix_web::rt::spawn(server);
     format!("http://127.0.0.1:{port}")
+}
+
+/// The fake Refunds API: checks basic auth, fails the first `refund_failures` calls with 500, and
+/// answers one refund id per idempotency key.
+fn fake_refund(
+    req: &HttpRequest,
+    payment_id: &str,
+    body: &Value,
+    expected: &str,
+    seen: &Mutex<Seen>,
+) -> HttpResponse {
+    let header = |name: &str| {
+        req.headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+    };
+    let auth = header("authorization");
+    let key = header("x-refund-idempotency");
+    let mut seen = seen.lock().unwrap();
+    seen.refunds
+        .push((auth.clone(), key.clone(), payment_id.to_owned(), body.clone()));
+    if auth.as_deref() != Some(expected) {
+        return HttpResponse::Unauthorized().json(json!({"error": {
+            "code": "BAD_REQUEST_ERROR", "description": "Authentication failed"}}));
+    }
+    if seen.refund_failures > 0 {
+        seen.refund_failures -= 1;
+        return HttpResponse::InternalServerError().json(json!({"error": {
+            "code": "SERVER_ERROR", "description": "The server encountered an error"}}));
+    }
+    let id = seen
+        .refund_ids
+        .entry(key.unwrap_or_default())
+        .or_insert_with(|| razorpay::local_id("rfnd"))
+        .clone();
+    let status = seen
+        .refund_status
+        .clone()
+        .unwrap_or_else(|| "processed".to_owned());
+    HttpResponse::Ok().json(json!({
+        "id": id, "entity": "refund", "amount": body["amount"], "currency": "INR",
+        "payment_id": payment_id, "receipt": body["receipt"], "status": status,
+        "speed_requested": "normal", "created_at": 1_767_000_000,
+    }))
 }
 
 #[actix_web::test]
