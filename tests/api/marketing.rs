@@ -219,10 +219,14 @@ async fn a_campaign_reaches_its_segment_once_however_many_sends_race_and_arrives
     let bengaluru = customer(&a).await;
     let (doctor, _) = a.user_with_role(Role::Doctor).await;
 
-    // Pune customer 1 listens on their own topic on node B.
-    let mut live = Client::open(&b, &pune_1.token).await;
+    // Pune customer 1 listens on their own topic on both nodes.
     let topic = format!("user:{}", pune_1.id);
-    assert_eq!(live.subscribe(&topic).await["type"], "ack");
+    let mut listeners = Vec::new();
+    for node in [&a, &b] {
+        let mut live = Client::open(node, &pune_1.token).await;
+        assert_eq!(live.subscribe(&topic).await["type"], "ack");
+        listeners.push(live);
+    }
 
     let campaign = create(
         &a,
@@ -236,6 +240,10 @@ async fn a_campaign_reaches_its_segment_once_however_many_sends_race_and_arrives
     let send = format!("/api/v1/admin/campaigns/{}/send", campaign["id"]);
     let empty = json!({});
     let replies = join_all([&a, &b, &a].map(|node| node.post(&send, &empty, Some(&staff)))).await;
+    let winner = replies
+        .iter()
+        .position(|r| r.status == StatusCode::OK)
+        .map(|i| i % 2);
     let sent: Vec<_> = replies.iter().filter(|r| r.status == StatusCode::OK).collect();
     assert_eq!(
         sent.len(),
@@ -252,16 +260,22 @@ async fn a_campaign_reaches_its_segment_once_however_many_sends_race_and_arrives
         );
     }
 
-    // Pushed live to the listener, once, on the other node.
-    let event = loop {
-        let frame = live.next().await;
-        if frame["type"] == "event" && frame["event"]["type"] == "notification" {
-            break frame;
-        }
-    };
-    assert_eq!(event["topic"], topic);
-    assert_eq!(event["event"]["title"], "Stay healthy this monsoon");
-    assert_eq!(event["event"]["data"]["campaign_id"], campaign["id"]);
+    // Pushed live: on the node that sent it, and with Redis across to the other node too.
+    let mut hearing = vec![winner.unwrap()];
+    if crate::helpers::redis_url().is_some() {
+        hearing.push(1 - winner.unwrap());
+    }
+    for node in hearing {
+        let event = loop {
+            let frame = listeners[node].next().await;
+            if frame["type"] == "event" && frame["event"]["type"] == "notification" {
+                break frame;
+            }
+        };
+        assert_eq!(event["topic"], topic);
+        assert_eq!(event["event"]["title"], "Stay healthy this monsoon");
+        assert_eq!(event["event"]["data"]["campaign_id"], campaign["id"]);
+    }
 
     // In the inboxes of the segment only.
     for who in [&pune_1, &pune_2] {
