@@ -1,6 +1,7 @@
 //! The REST API under `/api/v1`: one module per area, plus the conventions every route shares.
 
 pub mod admin;
+pub mod analytics;
 pub mod auth;
 pub mod blood;
 pub mod blood_banks;
@@ -197,6 +198,7 @@ pub fn configure(config: &mut ServiceConfig) {
             .service(admin::list_users)
             .service(admin::change_role)
             .service(admin::audit_log)
+            .service(analytics::overview)
             // The fixed /medicines/* paths go before /medicines/{id}.
             .service(medicines::search)
             .service(medicines::featured)

@@ -7,6 +7,7 @@
 )]
 
 mod admin;
+mod analytics;
 mod auth;
 mod blood;
 mod cart;

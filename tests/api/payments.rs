@@ -49,7 +49,7 @@ async fn razorpay_order(app: &TestApp) -> (Customer, i64, i64) {
     (who, order_id, total)
 }
 
-async fn create_order(app: &TestApp, who: &Customer, order_id: i64) -> Reply {
+pub(crate) async fn create_order(app: &TestApp, who: &Customer, order_id: i64) -> Reply {
     app.post(
         "/api/v1/payments/create-order",
         &json!({"order_id": order_id}),
@@ -59,7 +59,7 @@ async fn create_order(app: &TestApp, who: &Customer, order_id: i64) -> Reply {
 }
 
 /// The checkout stand-in's answer for `who`'s provider order.
-async fn simulate(app: &TestApp, who: &Customer, provider_order_id: &str) -> Value {
+pub(crate) async fn simulate(app: &TestApp, who: &Customer, provider_order_id: &str) -> Value {
     let reply = app
         .post(
             "/api/v1/payments/simulate",
@@ -71,7 +71,7 @@ async fn simulate(app: &TestApp, who: &Customer, provider_order_id: &str) -> Val
     reply.body
 }
 
-async fn verify(app: &TestApp, who: &Customer, checkout: &Value) -> Reply {
+pub(crate) async fn verify(app: &TestApp, who: &Customer, checkout: &Value) -> Reply {
     app.post("/api/v1/payments/verify", checkout, Some(&who.token))
         .await
 }
