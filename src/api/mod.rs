@@ -21,6 +21,7 @@ pub mod lab_tests;
 pub mod map;
 pub mod medicines;
 pub mod orders;
+pub mod orders_admin;
 pub mod payments;
 pub mod prescriptions;
 pub mod users;
@@ -199,6 +200,7 @@ pub fn configure(config: &mut ServiceConfig) {
             .service(admin::change_role)
             .service(admin::audit_log)
             .service(analytics::overview)
+            .service(orders_admin::list_orders)
             // The fixed /medicines/* paths go before /medicines/{id}.
             .service(medicines::search)
             .service(medicines::featured)

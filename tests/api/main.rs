@@ -26,6 +26,7 @@ mod mail;
 mod migrations;
 mod operations;
 mod orders;
+mod orders_admin;
 mod pages;
 mod payments;
 mod prescriptions;
