@@ -237,6 +237,8 @@ async fn bookings_collector_load_and_response_times_come_from_real_requests() {
         .await;
     assert_eq!(booked.status, StatusCode::CREATED, "{}", booked.body);
     let id = booked.body["id"].as_i64().unwrap();
+    // Cancelled once its offer is out (a cancel racing the offer's write is refused with 409 `conflict`).
+    assert_eq!(lab::next_offer(&mut ws).await, id);
     let cancel = app
         .post(
             &format!("/api/v1/lab-collections/{id}/cancel"),
