@@ -1118,7 +1118,14 @@ pub async fn stats(
     let mut conn = state.db.read().await?;
     let rows = emergency::response_times(&mut conn, since).await?;
     drop(conn);
-    let categories = (1..=4)
+    let categories = category_stats(&rows);
+    Ok(web::Json(Stats { since, categories }))
+}
+
+/// Response-time figures per ARP category (1–4, in order) from `(category, call received, on scene,
+/// status)` rows, as [`emergency::response_times`] gives them.
+pub fn category_stats(rows: &[emergency::ResponseTime]) -> Vec<CategoryStats> {
+    (1..=4)
         .map(|category| {
             let of: Vec<_> = rows.iter().filter(|r| r.0 == category).collect();
             let mut times: Vec<f64> = of
@@ -1147,6 +1154,5 @@ pub async fn stats(
                     .count(),
             }
         })
-        .collect();
-    Ok(web::Json(Stats { since, categories }))
+        .collect()
 }

@@ -1,6 +1,7 @@
 //! The REST API under `/api/v1`: one module per area, plus the conventions every route shares.
 
 pub mod admin;
+pub mod analytics;
 pub mod auth;
 pub mod blood;
 pub mod blood_banks;
@@ -21,6 +22,7 @@ pub mod map;
 pub mod marketing;
 pub mod medicines;
 pub mod orders;
+pub mod orders_admin;
 pub mod payments;
 pub mod prescriptions;
 pub mod users;
@@ -198,6 +200,8 @@ pub fn configure(config: &mut ServiceConfig) {
             .service(admin::list_users)
             .service(admin::change_role)
             .service(admin::audit_log)
+            .service(analytics::overview)
+            .service(orders_admin::list_orders)
             // The fixed /medicines/* paths go before /medicines/{id}.
             .service(medicines::search)
             .service(medicines::featured)

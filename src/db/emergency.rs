@@ -965,15 +965,33 @@ pub async fn open_requests(conn: &mut Conn) -> QueryResult<Vec<RequestRow>> {
         .await)
 }
 
-/// `(category, call received, on scene)` of requests received since `since` that reached the patient.
-pub async fn response_times(
-    conn: &mut Conn,
-    since: NaiveDateTime,
-) -> QueryResult<Vec<(i32, NaiveDateTime, Option<NaiveDateTime>, String)>> {
+/// Most requests one response-time figure is computed over.
+const MAX_RESPONSE_TIMES: i64 = 100_000;
+
+/// `(category, call received, on scene, status)` of one ambulance request.
+pub type ResponseTime = (i32, NaiveDateTime, Option<NaiveDateTime>, String);
+
+/// The [`ResponseTime`]s of requests received since `since`.
+pub async fn response_times(conn: &mut Conn, since: NaiveDateTime) -> QueryResult<Vec<ResponseTime>> {
     on_conn!(conn, c => ar::table
         .filter(ar::call_received_at.ge(since))
         .order(ar::id.asc())
-        .limit(100_000)
+        .limit(MAX_RESPONSE_TIMES)
+        .select((ar::category, ar::call_received_at, ar::on_scene_at, ar::status))
+        .load(c)
+        .await)
+}
+
+/// The [`ResponseTime`]s of requests received in `[from, until)`; bounded.
+pub async fn response_times_between(
+    conn: &mut Conn,
+    from: NaiveDateTime,
+    until: NaiveDateTime,
+) -> QueryResult<Vec<ResponseTime>> {
+    on_conn!(conn, c => ar::table
+        .filter(ar::call_received_at.ge(from).and(ar::call_received_at.lt(until)))
+        .order(ar::id.asc())
+        .limit(MAX_RESPONSE_TIMES)
         .select((ar::category, ar::call_received_at, ar::on_scene_at, ar::status))
         .load(c)
         .await)

@@ -6,6 +6,7 @@
 //! into an orderly queue while readers proceed in parallel under WAL.
 
 pub mod addresses;
+pub mod analytics;
 pub mod audit;
 pub mod blood;
 pub mod blood_banks;

@@ -609,6 +609,32 @@ pub async fn list_for_user(
     })
 }
 
+/// Every customer's orders, newest first, optionally only those in `status` (the back-office list).
+pub async fn list_all(
+    conn: &mut Conn,
+    status: Option<&str>,
+    limit: i64,
+    offset: i64,
+) -> QueryResult<(Vec<Order>, i64)> {
+    on_conn!(conn, c => {
+        let mut rows = orders::table.into_boxed();
+        let mut total = orders::table.into_boxed();
+        if let Some(status) = status {
+            rows = rows.filter(orders::status.eq(status));
+            total = total.filter(orders::status.eq(status));
+        }
+        let rows = rows
+            .order((orders::placed_at.desc(), orders::id.desc()))
+            .limit(limit)
+            .offset(offset)
+            .select(Order::as_select())
+            .load(c)
+            .await?;
+        let total = total.count().get_result(c).await?;
+        Ok((rows, total))
+    })
+}
+
 pub async fn items(conn: &mut Conn, order_id: i64) -> QueryResult<Vec<OrderItem>> {
     on_conn!(conn, c => order_items::table
         .filter(order_items::order_id.eq(order_id))

@@ -25,6 +25,17 @@ pub struct IllegalTransition {
 }
 
 impl OrderStatus {
+    /// Every status, in the order of the delivery chain, then `cancelled`.
+    pub const ALL: [Self; 7] = [
+        Self::Pending,
+        Self::Confirmed,
+        Self::Packed,
+        Self::Shipped,
+        Self::OutForDelivery,
+        Self::Delivered,
+        Self::Cancelled,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Pending => "pending",

@@ -1,6 +1,6 @@
-//! The pages people use (login, dispatcher console, field view), embedded in the binary and served with
-//! content types, cache validators and a strict Content-Security-Policy. One route list: add a page by
-//! adding its HTML to `assets/` and a line to [`PAGES`]; shared code lives in `assets/app.js`.
+//! The pages people use (login, dispatcher console, field view, back office), embedded in the binary and
+//! served with content types, cache validators and a strict Content-Security-Policy. One route list: add a
+//! page by adding its HTML to `assets/` and a line to [`PAGES`]; shared code lives in `assets/app.js`.
 
 use std::sync::LazyLock;
 
@@ -35,6 +35,8 @@ static ASSETS: &[Asset] = &[
     asset!("login.js", "text/javascript; charset=utf-8"),
     asset!("console.js", "text/javascript; charset=utf-8"),
     asset!("field.js", "text/javascript; charset=utf-8"),
+    asset!("admin.js", "text/javascript; charset=utf-8"),
+    asset!("admin.css", "text/css; charset=utf-8"),
     asset!("icon.svg", "image/svg+xml"),
 ];
 
@@ -61,6 +63,10 @@ pub static PAGES: &[Page] = &[
     Page {
         path: "/field",
         html: include_str!("assets/field.html"),
+    },
+    Page {
+        path: "/admin",
+        html: include_str!("assets/admin.html"),
     },
 ];
 

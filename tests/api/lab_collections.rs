@@ -24,14 +24,14 @@ const BASE: (f64, f64) = (12.9716, 77.5946);
 const HOME: (f64, f64) = (12.9800, 77.5990);
 
 /// The catalog's test ids: CBC (blood, 24 h), urine routine (2 h), stool routine (2 h), an inactive one.
-struct Tests {
-    cbc: i64,
+pub(crate) struct Tests {
+    pub(crate) cbc: i64,
     urine: i64,
     stool: i64,
     inactive: i64,
 }
 
-async fn insert_tests(app: &TestApp) -> Tests {
+pub(crate) async fn insert_tests(app: &TestApp) -> Tests {
     use schema::{lab_categories as cat, lab_tests as t};
     let mut conn = app.app.db.write().await.unwrap();
     let category = on_conn!(&mut conn, c => diesel::insert_into(cat::table)
@@ -67,12 +67,12 @@ async fn insert_tests(app: &TestApp) -> Tests {
 }
 
 /// A phlebotomist with a unit, working 06:00–18:00 with `capacity` collections per window.
-struct Collector {
-    token: String,
-    id: i64,
+pub(crate) struct Collector {
+    pub(crate) token: String,
+    pub(crate) id: i64,
 }
 
-async fn collector(app: &TestApp, capacity: i32) -> Collector {
+pub(crate) async fn collector(app: &TestApp, capacity: i32) -> Collector {
     use schema::{phlebotomists as ph, unit_crew as crew, units as u};
     let (token, user) = app.user_with_role(Role::Phlebotomist).await;
     let mut conn = app.app.db.write().await.unwrap();
@@ -111,7 +111,7 @@ async fn collector(app: &TestApp, capacity: i32) -> Collector {
 }
 
 /// A customer with one address near the collectors; returns (token, address id).
-async fn customer(app: &TestApp) -> (String, i64) {
+pub(crate) async fn customer(app: &TestApp) -> (String, i64) {
     let (token, _) = app
         .register_customer(&format!("lab-{}@example.in", uuid::Uuid::new_v4().simple()))
         .await;
@@ -127,11 +127,11 @@ async fn customer(app: &TestApp) -> (String, i64) {
     (token, address.body["id"].as_i64().unwrap())
 }
 
-fn tomorrow() -> String {
+pub(crate) fn tomorrow() -> String {
     (local_today(db::now()) + chrono::TimeDelta::days(1)).to_string()
 }
 
-fn booking(tests: &[i64], address: i64, window: &str) -> Value {
+pub(crate) fn booking(tests: &[i64], address: i64, window: &str) -> Value {
     json!({
         "test_ids": tests,
         "address_id": address,
@@ -141,7 +141,7 @@ fn booking(tests: &[i64], address: i64, window: &str) -> Value {
 }
 
 /// Opens the collector's session subscribed to its topic.
-async fn on_duty(app: &TestApp, collector: &Collector) -> Client {
+pub(crate) async fn on_duty(app: &TestApp, collector: &Collector) -> Client {
     let mut ws = Client::open(app, &collector.token).await;
     let ack = ws.subscribe(&format!("collector:{}", collector.id)).await;
     assert_eq!(ack["type"], "ack", "{ack}");
@@ -149,7 +149,7 @@ async fn on_duty(app: &TestApp, collector: &Collector) -> Client {
 }
 
 /// The id of the next collection offered on this session.
-async fn next_offer(ws: &mut Client) -> i64 {
+pub(crate) async fn next_offer(ws: &mut Client) -> i64 {
     loop {
         let frame = ws.next().await;
         if frame["type"] == "offer" {
@@ -160,7 +160,7 @@ async fn next_offer(ws: &mut Client) -> i64 {
     }
 }
 
-async fn answer(ws: &mut Client, collection: i64, verb: &str) -> Value {
+pub(crate) async fn answer(ws: &mut Client, collection: i64, verb: &str) -> Value {
     ws.command(
         json!({"type": verb, "request_id": collection, "kind": "lab_collection"}),
         &format!("{verb}-{collection}"),

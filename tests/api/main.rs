@@ -7,6 +7,7 @@
 )]
 
 mod admin;
+mod analytics;
 mod auth;
 mod blood;
 mod cart;
@@ -26,6 +27,7 @@ mod marketing;
 mod migrations;
 mod operations;
 mod orders;
+mod orders_admin;
 mod pages;
 mod payments;
 mod prescriptions;

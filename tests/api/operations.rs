@@ -69,6 +69,8 @@ async fn the_openapi_document_covers_every_route() {
         ("/api/v1/admin/users", "get"),
         ("/api/v1/admin/users/{id}/role", "put"),
         ("/api/v1/admin/audit-log", "get"),
+        ("/api/v1/admin/analytics", "get"),
+        ("/api/v1/admin/orders", "get"),
         ("/api/v1/medicines", "get"),
         ("/api/v1/medicines/featured", "get"),
         ("/api/v1/medicines/categories", "get"),

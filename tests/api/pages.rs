@@ -13,7 +13,7 @@ use crate::{
 #[actix_web::test]
 async fn every_page_is_html_from_the_binary_with_a_strict_policy_and_revalidates_by_etag() {
     let app = spawn_app().await;
-    for path in ["/", "/login", "/console", "/field"] {
+    for path in ["/", "/login", "/console", "/field", "/admin"] {
         let res = app.client.get(app.url(path)).send().await.unwrap();
         assert_eq!(res.status(), StatusCode::OK, "{path}");
         let headers = res.headers().clone();

@@ -2,7 +2,7 @@
 'use strict';
 (function () {
   const M = window.OneMedi;
-  const HOME = { dispatcher: '/console', admin: '/console', paramedic: '/field', phlebotomist: '/field', rider: '/field' };
+  const HOME = { dispatcher: '/console', admin: '/console', staff: '/admin', paramedic: '/field', phlebotomist: '/field', rider: '/field' };
   const form = document.getElementById('login-form');
   const error = document.getElementById('login-error');
   const next = M.safeNext(new URLSearchParams(location.search).get('next'));
