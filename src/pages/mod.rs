@@ -1,4 +1,4 @@
-//! The pages people use (login, dispatcher console, field view), embedded in the binary and served with
+//! The pages people use (login, dispatcher console, field view, tracking), embedded in the binary and served with
 //! content types, cache validators and a strict Content-Security-Policy. One route list: add a page by
 //! adding its HTML to `assets/` and a line to [`PAGES`]; shared code lives in `assets/app.js`.
 
@@ -35,10 +35,12 @@ static ASSETS: &[Asset] = &[
     asset!("login.js", "text/javascript; charset=utf-8"),
     asset!("console.js", "text/javascript; charset=utf-8"),
     asset!("field.js", "text/javascript; charset=utf-8"),
+    asset!("track.js", "text/javascript; charset=utf-8"),
     asset!("icon.svg", "image/svg+xml"),
 ];
 
-/// A page: its path and its HTML (which refers to assets as `/assets/NAME?v={{v}}`).
+/// A page: its path (an actix route pattern, e.g. `/track/{key}`) and its HTML (which refers to assets as
+/// `/assets/NAME?v={{v}}`).
 pub struct Page {
     pub path: &'static str,
     html: &'static str,
@@ -61,6 +63,16 @@ pub static PAGES: &[Page] = &[
     Page {
         path: "/field",
         html: include_str!("assets/field.html"),
+    },
+    // An order by id (its customer, staff) or by share link token (anyone, read-only); the script tells
+    // them apart (tokens are JWTs, with dots).
+    Page {
+        path: "/track/{key}",
+        html: include_str!("assets/track.html"),
+    },
+    Page {
+        path: "/track/ambulance/{id}",
+        html: include_str!("assets/track.html"),
     },
 ];
 
@@ -152,10 +164,11 @@ fn respond(req: &HttpRequest, content_type: &str, cache: &str, etag: &str, body:
 }
 
 async fn page(req: HttpRequest) -> HttpResponse {
+    let pattern = req.match_pattern();
     let found = PAGES
         .iter()
         .zip(RENDERED.iter())
-        .find(|(page, _)| page.path == req.path());
+        .find(|(page, _)| pattern.as_deref() == Some(page.path));
     match found {
         Some((_, rendered)) => respond(
             &req,

@@ -25,13 +25,19 @@ use crate::{
 const PICKUP: (f64, f64) = (12.9750, 77.6050);
 
 /// A crewed ambulance whose crew is connected, on duty and reporting its position.
-struct Crew {
-    token: String,
-    unit: i64,
-    ws: Client,
+pub(crate) struct Crew {
+    pub token: String,
+    pub unit: i64,
+    pub ws: Client,
 }
 
-async fn ambulance(app: &TestApp, dispatcher: &str, call_sign: &str, kind: &str, at: (f64, f64)) -> Crew {
+pub(crate) async fn ambulance(
+    app: &TestApp,
+    dispatcher: &str,
+    call_sign: &str,
+    kind: &str,
+    at: (f64, f64),
+) -> Crew {
     let (token, user) = app.user_with_role(Role::Paramedic).await;
     let created = app
         .post(
@@ -75,7 +81,7 @@ async fn on_duty(app: &TestApp, token: &str, unit: i64, at: (f64, f64)) -> Clien
 }
 
 /// Waits until `app`'s fleet index holds `unit` as available.
-async fn indexed(app: &TestApp, unit: i64) {
+pub(crate) async fn indexed(app: &TestApp, unit: i64) {
     use onemedi_actors::{fleet::UnitStatus, ids::UnitId};
     eventually(async || {
         onemedi::bus::lock_fleet(&app.app.fleet)
@@ -86,7 +92,7 @@ async fn indexed(app: &TestApp, unit: i64) {
 }
 
 /// The next offer frame's event on this crew's session.
-async fn next_offer(ws: &mut Client) -> Value {
+pub(crate) async fn next_offer(ws: &mut Client) -> Value {
     loop {
         let frame = ws.next().await;
         if frame["type"] == "offer" {
@@ -107,7 +113,7 @@ async fn event_for(ws: &mut Client, kind: &str, request: i64) -> Value {
     }
 }
 
-fn call(category: i32) -> Value {
+pub(crate) fn call(category: i32) -> Value {
     json!({
         "pickup": {"lat": PICKUP.0, "lng": PICKUP.1, "address": "12 MG Road"},
         "category": category,

@@ -32,5 +32,6 @@ mod realtime;
 mod shop;
 mod simulate;
 mod slots;
+mod tracking;
 mod users;
 mod ws_client;
