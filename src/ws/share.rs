@@ -2,6 +2,8 @@
 //! session follow exactly that order's `order:{id}` topic until the link expires, and only the events a
 //! share link may show (status, rider, rider position) reach it.
 
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
 use serde::Deserialize;
 
 use super::hub::Frame;
@@ -32,10 +34,13 @@ impl ShareGrant {
         format!("order:{}", self.order_id)
     }
 
-    /// How long the link still works from now.
-    pub fn remaining(self) -> std::time::Duration {
-        let now = jsonwebtoken::get_current_timestamp();
-        std::time::Duration::from_secs(self.expires_at.saturating_sub(now))
+    /// How long the link still works from now: verification accepts it through the whole second
+    /// `expires_at`, so the session lasts until that second is over.
+    pub fn remaining(self) -> Duration {
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default();
+        Duration::from_secs(self.expires_at.saturating_add(1)).saturating_sub(now)
     }
 }
 

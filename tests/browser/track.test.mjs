@@ -178,7 +178,6 @@ test('a customer follows their order live on /track, shares it, and the link wor
     await page.waitForFunction(() => document.getElementById('status').dataset.status === 'shipped', null, WAIT);
     await page.waitForFunction(() => document.getElementById('timeline').textContent.includes('shipped'), null, WAIT);
     assert.equal(await page.evaluate(() => window.sameDocument), true, 'no reload');
-    await shot(page, 'track');
 
     // Share tracking for an hour: the full URL to copy.
     await page.selectOption('#share-hours', '1');
@@ -188,6 +187,7 @@ test('a customer follows their order live on /track, shares it, and the link wor
     assert.ok(url.startsWith(server.base + '/track/'), url);
     const token = url.slice((server.base + '/track/').length);
     assert.equal(token.split('.').length, 3, 'a JWT');
+    await shot(page, 'track');
 
     // Signed out, somewhere else: status, rider, ETA and timeline, never the code or the address.
     const friend = await browser.newContext({ viewport: { width: 480, height: 900 }, deviceScaleFactor: 1 });

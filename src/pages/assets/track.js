@@ -76,7 +76,7 @@
     const center = [pts.reduce((s, p) => s + p[0], 0) / pts.length, pts.reduce((s, p) => s + p[1], 0) / pts.length];
     const span = pts.length > 1 ? distanceKm(pts[0], pts[1]) : 0;
     const radius = Math.min(30, Math.max(2.5, span * 0.7 + 1.5));
-    const resolution = radius <= 6 ? 8 : 7;
+    const resolution = radius <= 3 ? 9 : radius <= 8 ? 8 : 7;
     drawing = M.api('/api/v1/map/cells?near=' + center[0].toFixed(4) + ',' + center[1].toFixed(4)
       + '&radius_km=' + radius.toFixed(1) + '&resolution=' + resolution);
     let cells;
@@ -99,6 +99,7 @@
       const points = c.boundary.map(([la, ln]) => project(la, ln).map((v) => v.toFixed(1)).join(',')).join(' ');
       g.append(M.svg('polygon', { points, class: 'cell' }));
     }
+    $('map').parentElement.hidden = false;
     drawMarks();
   }
 
@@ -193,6 +194,8 @@
     drawFacts();
     await basemap().catch(failed);
     drawMarks();
+    // Nothing to place yet (a share link before a rider has a position): no empty map.
+    $('map').parentElement.hidden = !projection;
   }
 
   // ----------------------------------------------------------------------------------- by source
