@@ -37,9 +37,7 @@ impl ShareGrant {
     /// How long the link still works from now: verification accepts it through the whole second
     /// `expires_at`, so the session lasts until that second is over.
     pub fn remaining(self) -> Duration {
-        let now = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap_or_default();
+        let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
         Duration::from_secs(self.expires_at.saturating_add(1)).saturating_sub(now)
     }
 }
