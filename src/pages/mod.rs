@@ -1,6 +1,7 @@
-//! The pages people use (login, dispatcher console, field view, back office), embedded in the binary and
-//! served with content types, cache validators and a strict Content-Security-Policy. One route list: add a
-//! page by adding its HTML to `assets/` and a line to [`PAGES`]; shared code lives in `assets/app.js`.
+//! The pages people use (login, dispatcher console, field view, tracking, back office), embedded in the
+//! binary and served with content types, cache validators and a strict Content-Security-Policy. One route
+//! list: add a page by adding its HTML to `assets/` and a line to [`PAGES`]; shared code lives in
+//! `assets/app.js`.
 
 use std::sync::LazyLock;
 
@@ -37,10 +38,12 @@ static ASSETS: &[Asset] = &[
     asset!("field.js", "text/javascript; charset=utf-8"),
     asset!("admin.js", "text/javascript; charset=utf-8"),
     asset!("admin.css", "text/css; charset=utf-8"),
+    asset!("track.js", "text/javascript; charset=utf-8"),
     asset!("icon.svg", "image/svg+xml"),
 ];
 
-/// A page: its path and its HTML (which refers to assets as `/assets/NAME?v={{v}}`).
+/// A page: its path (an actix route pattern, e.g. `/track/{key}`) and its HTML (which refers to assets as
+/// `/assets/NAME?v={{v}}`).
 pub struct Page {
     pub path: &'static str,
     html: &'static str,
@@ -67,6 +70,16 @@ pub static PAGES: &[Page] = &[
     Page {
         path: "/admin",
         html: include_str!("assets/admin.html"),
+    },
+    // An order by id (its customer, staff) or by share link token (anyone, read-only); the script tells
+    // them apart (tokens are JWTs, with dots).
+    Page {
+        path: "/track/{key}",
+        html: include_str!("assets/track.html"),
+    },
+    Page {
+        path: "/track/ambulance/{id}",
+        html: include_str!("assets/track.html"),
     },
 ];
 
@@ -158,10 +171,11 @@ fn respond(req: &HttpRequest, content_type: &str, cache: &str, etag: &str, body:
 }
 
 async fn page(req: HttpRequest) -> HttpResponse {
+    let pattern = req.match_pattern();
     let found = PAGES
         .iter()
         .zip(RENDERED.iter())
-        .find(|(page, _)| page.path == req.path());
+        .find(|(page, _)| pattern.as_deref() == Some(page.path));
     match found {
         Some((_, rendered)) => respond(
             &req,

@@ -8,6 +8,7 @@ pub mod hub;
 pub mod positions;
 pub mod protocol;
 mod session;
+pub mod share;
 pub mod topics;
 mod units;
 

@@ -12,6 +12,7 @@ use super::{
     CLOSE_TIMEOUT, MAX_SUBSCRIPTIONS, handshake,
     hub::{Frame, SessionLink},
     protocol::{Command, Incoming, Refusal, Reply},
+    share::{self, ShareGrant},
     topics::{self, Topic},
     units::{self, CrewUnit},
 };
@@ -28,6 +29,14 @@ pub struct Identity {
     pub role: Role,
 }
 
+/// Who opened a session: a signed-in user, or a share link's holder (read-only, one order, until the
+/// link expires).
+#[derive(Debug, Clone, Copy)]
+pub enum Principal {
+    User(Identity),
+    Share(ShareGrant),
+}
+
 /// Why a session ends.
 fn reason(code: CloseCode, description: &str) -> Option<CloseReason> {
     Some(CloseReason {
@@ -39,7 +48,7 @@ fn reason(code: CloseCode, description: &str) -> Option<CloseReason> {
 /// The session's view of itself while it runs.
 pub(super) struct Session {
     pub state: Arc<AppState>,
-    pub identity: Identity,
+    pub principal: Principal,
     link: Arc<SessionLink>,
     topics: HashSet<String>,
     /// The unit this user crews, looked up on the first unit command (`None` = not looked up yet).
@@ -53,10 +62,10 @@ pub async fn run(
     mut stream: AggregatedMessageStream,
     identity: Option<Identity>,
 ) {
-    let identity = match identity {
-        Some(identity) => identity,
+    let principal = match identity {
+        Some(identity) => Principal::User(identity),
         None => match authenticate_first(&state, &mut ws, &mut stream).await {
-            Ok(identity) => identity,
+            Ok(principal) => principal,
             Err(close) => return close_with(ws, close).await,
         },
     };
@@ -64,7 +73,7 @@ pub async fn run(
     let mut shutdown = state.shutdown.subscribe();
     let mut session = Session {
         state,
-        identity,
+        principal,
         link,
         topics: HashSet::new(),
         crew: None,
@@ -83,12 +92,12 @@ async fn close_with(ws: actix_ws::Session, close: Option<CloseReason>) {
     let _ = tokio::time::timeout(CLOSE_TIMEOUT, ws.close(close)).await;
 }
 
-/// Waits for the first frame to be a valid `auth` command.
+/// Waits for the first frame to be a valid `auth` command, with a session token or a share link's.
 async fn authenticate_first(
     state: &AppState,
     ws: &mut actix_ws::Session,
     stream: &mut AggregatedMessageStream,
-) -> Result<Identity, Option<CloseReason>> {
+) -> Result<Principal, Option<CloseReason>> {
     let deadline = tokio::time::sleep(state.settings.realtime.auth_timeout());
     tokio::pin!(deadline);
     loop {
@@ -114,13 +123,17 @@ async fn authenticate_first(
                         return Err(reason(CloseCode::Policy, "authenticate first"));
                     }
                 };
-                return match handshake::identify(state, &token).await {
-                    Ok(identity) => {
+                let principal = match ShareGrant::verify(state, &token) {
+                    Some(grant) => Ok(Principal::Share(grant)),
+                    None => handshake::identify(state, &token).await.map(Principal::User),
+                };
+                return match principal {
+                    Ok(principal) => {
                         let ack = Reply::Ack {
                             reference: reference.as_ref(),
                         };
                         let _ = ws.text(ack.to_text()).await;
-                        Ok(identity)
+                        Ok(principal)
                     }
                     Err(error) => {
                         let reply = Reply::Error {
@@ -161,7 +174,23 @@ enum WriteError {
     Overflowed,
 }
 
+/// Resolves when a share session's link expires; never for a signed-in user's session.
+async fn link_expiry(principal: Principal) {
+    match principal {
+        Principal::Share(grant) => tokio::time::sleep(grant.remaining()).await,
+        Principal::User(_) => std::future::pending().await,
+    }
+}
+
 impl Session {
+    /// The signed-in user, or `forbidden` for a share link's read-only session.
+    pub fn user(&self) -> Result<UserId, Refusal> {
+        match self.principal {
+            Principal::User(identity) => Ok(identity.user),
+            Principal::Share(_) => Err(Refusal::forbidden("a tracking link is read-only")),
+        }
+    }
+
     async fn serve(
         &mut self,
         ws: &mut actix_ws::Session,
@@ -182,10 +211,14 @@ impl Session {
         if *shutdown.borrow() {
             return reason(CloseCode::Away, "server shutting down");
         }
+        let expiry = link_expiry(self.principal);
+        tokio::pin!(expiry);
+        let shared = matches!(self.principal, Principal::Share(_));
         loop {
             let written = tokio::select! {
                 biased;
                 _ = shutdown.changed() => return reason(CloseCode::Away, "server shutting down"),
+                () = &mut expiry => return reason(CloseCode::Policy, "the tracking link expired"),
                 _ = self.link.overflowed() => return overflow,
                 message = stream.recv() => {
                     last_heard = Instant::now();
@@ -207,6 +240,7 @@ impl Session {
                     }
                 }
                 frame = outbound.recv() => match frame {
+                    Some(frame) if shared && !share::may_show(&frame) => Ok(()),
                     Some(frame) => self.write(ws, frame).await,
                     None => return None,
                 },
@@ -282,6 +316,13 @@ impl Session {
     }
 
     async fn apply(&mut self, command: Command) -> Result<(), Refusal> {
+        let crew_only = matches!(
+            command,
+            Command::Location(_) | Command::Status { .. } | Command::Accept { .. } | Command::Decline { .. }
+        );
+        if crew_only && let Principal::Share(_) = self.principal {
+            return Err(Refusal::forbidden("a tracking link is read-only"));
+        }
         match command {
             Command::Auth { .. } | Command::Ping => Ok(()),
             Command::Subscribe { topic } => self.subscribe(&topic).await,
@@ -317,9 +358,13 @@ impl Session {
                 "at most {MAX_SUBSCRIPTIONS} subscriptions per session"
             )));
         }
-        let mut conn = self.state.db.read().await?;
-        let allowed = topics::may_subscribe(&mut conn, self.identity.user, self.identity.role, topic).await?;
-        drop(conn);
+        let allowed = match self.principal {
+            Principal::User(identity) => {
+                let mut conn = self.state.db.read().await?;
+                topics::may_subscribe(&mut conn, identity.user, identity.role, topic).await?
+            }
+            Principal::Share(grant) => name == grant.topic(),
+        };
         if !allowed {
             return Err(Refusal::forbidden(format!("you may not follow {name}")));
         }

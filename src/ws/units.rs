@@ -1,5 +1,6 @@
 //! Commands only a unit's crew may send: location pings, availability, and answers to offers. A
-//! rider's pings also go to the `order:{id}` topic of the order they carry, with its ETA.
+//! rider's pings also go to the `order:{id}` topic of the order they carry, with its ETA; an ambulance
+//! crew's go to the `ambulance_request:{id}` topic of the request they work, for the requester.
 
 use std::time::{Duration, Instant};
 
@@ -36,6 +37,10 @@ const CREW_STATUSES: [&str; 3] = ["available", "busy", "off_duty"];
 /// noticed within this time, so at most this long of pings still reaches the delivered order's topic.
 const RIDER_JOB_TTL: Duration = Duration::from_secs(5);
 
+/// How long an ambulance crew's session trusts its last look at the request its unit works, for the
+/// same reason: an assignment or a closed job is noticed within this time.
+const AMBULANCE_JOB_TTL: Duration = Duration::from_secs(5);
+
 /// The unit a user crews, as loaded at its first unit command.
 #[derive(Debug, Clone)]
 pub struct CrewUnit {
@@ -45,6 +50,8 @@ pub struct CrewUnit {
     pub capabilities: u32,
     /// A rider's current delivery and when it was last read (`None` = never read).
     pub delivery: Option<(Instant, Option<Delivery>)>,
+    /// An ambulance's current request and when it was last read (`None` = never read).
+    pub request: Option<(Instant, Option<i64>)>,
 }
 
 /// The order a rider carries: where its pings go and what the ETA is measured to.
@@ -57,7 +64,7 @@ pub struct Delivery {
 /// The session user's active unit (the lowest id if they crew several), or `forbidden`.
 async fn crew_unit(session: &mut Session) -> Result<CrewUnit, Refusal> {
     if session.crew.is_none() {
-        let user = session.identity.user.0;
+        let user = session.user()?.0;
         let mut conn = session.state.db.read().await?;
         let row = on_conn!(&mut conn, c => unit_crew::table
             .inner_join(units::table)
@@ -75,6 +82,7 @@ async fn crew_unit(session: &mut Session) -> Result<CrewUnit, Refusal> {
                 status,
                 capabilities: u32::try_from(capabilities).unwrap_or(0),
                 delivery: None,
+                request: None,
             })
         }));
     }
@@ -128,11 +136,13 @@ pub(super) async fn location(session: &mut Session, report: LocationReport) -> R
         Event::UnitLocation(ping) => ping.at,
         _ => Utc::now(),
     };
-    session
-        .state
-        .bus
-        .publish_event(&unit_topics(unit.id), &event)
-        .await;
+    let mut topics = unit_topics(unit.id).to_vec();
+    if matches!(unit.kind, UnitKind::AmbulanceAls | UnitKind::AmbulanceBls)
+        && let Some(request) = current_request(session, &unit).await?
+    {
+        topics.push(format!("ambulance_request:{request}"));
+    }
+    session.state.bus.publish_event(&topics, &event).await;
     let h3_cell = h3o::LatLng::new(position.lat(), position.lng())
         .ok()
         .and_then(|point| i64::try_from(u64::from(point.to_cell(DEFAULT_RESOLUTION))).ok());
@@ -203,6 +213,29 @@ async fn current_delivery(session: &mut Session, unit: &CrewUnit) -> Result<Opti
     Ok(delivery)
 }
 
+/// The ambulance request the unit works, re-read at most every [`AMBULANCE_JOB_TTL`].
+async fn current_request(session: &mut Session, unit: &CrewUnit) -> Result<Option<i64>, Refusal> {
+    if let Some((read_at, request)) = unit.request
+        && read_at.elapsed() < AMBULANCE_JOB_TTL
+    {
+        return Ok(request);
+    }
+    let mut conn = session.state.db.read().await?;
+    let request = on_conn!(&mut conn, c => units::table
+        .find(unit.id)
+        .filter(units::request_kind.eq(db::emergency::ENTITY))
+        .select(units::request_id)
+        .first::<Option<i64>>(c)
+        .await)
+    .optional()?
+    .flatten();
+    drop(conn);
+    if let Some(Some(crew)) = &mut session.crew {
+        crew.request = Some((Instant::now(), request));
+    }
+    Ok(request)
+}
+
 /// The crew sets its availability; refused while the unit is on a job (the job moves it).
 pub(super) async fn status(session: &mut Session, status: &str) -> Result<(), Refusal> {
     let unit = crew_unit(session).await?;
@@ -262,7 +295,7 @@ pub(super) async fn answer(
 ) -> Result<(), Refusal> {
     let unit = crew_unit(session).await?;
     let reason = reason.map(|r| r.trim().chars().take(200).collect::<String>());
-    let user = session.identity.user.0;
+    let user = session.user()?.0;
     let expected = match unit.kind {
         UnitKind::Rider => "order",
         UnitKind::Phlebotomist => "lab_collection",
@@ -299,11 +332,16 @@ pub(super) async fn answer(
         && let Some(Some(crew)) = &mut session.crew
     {
         crew.status = "assigned".to_owned();
-        if let db::emergency::SettledJob::Order(order) = &settled.job {
-            let delivery = Position::new(order.ship_lat, order.ship_lng)
-                .ok()
-                .map(|to| Delivery { order: order.id, to });
-            crew.delivery = Some((Instant::now(), delivery));
+        match &settled.job {
+            db::emergency::SettledJob::Order(order) => {
+                let delivery = Position::new(order.ship_lat, order.ship_lng)
+                    .ok()
+                    .map(|to| Delivery { order: order.id, to });
+                crew.delivery = Some((Instant::now(), delivery));
+            }
+            db::emergency::SettledJob::AmbulanceRequest(request) => {
+                crew.request = Some((Instant::now(), Some(request.id)));
+            }
         }
     }
     Ok(())

@@ -17,16 +17,16 @@ use crate::{
 };
 
 /// Near the demo customer's address (12 MG Road).
-const NEAR: (f64, f64) = (12.9750, 77.6050);
+pub(crate) const NEAR: (f64, f64) = (12.9750, 77.6050);
 
-struct Rider {
-    token: String,
-    unit: i64,
-    ws: Client,
+pub(crate) struct Rider {
+    pub token: String,
+    pub unit: i64,
+    pub ws: Client,
 }
 
 /// A rider unit crewed by a new rider user, inserted like the demo city's, then on duty at `at`.
-async fn rider(app: &TestApp, call_sign: &str, at: (f64, f64)) -> Rider {
+pub(crate) async fn rider(app: &TestApp, call_sign: &str, at: (f64, f64)) -> Rider {
     let (token, user) = app.user_with_role(Role::Rider).await;
     let unit = rider_unit(app, call_sign, user).await;
     let ws = on_duty(app, &token, unit, at).await;
@@ -98,7 +98,7 @@ async fn next_offer(ws: &mut Client) -> Value {
 }
 
 /// Reads frames until an event of `kind` arrives.
-async fn event_of(ws: &mut Client, kind: &str) -> Value {
+pub(crate) async fn event_of(ws: &mut Client, kind: &str) -> Value {
     loop {
         let frame = ws.next().await;
         if frame["event"]["type"] == kind {
@@ -107,21 +107,21 @@ async fn event_of(ws: &mut Client, kind: &str) -> Value {
     }
 }
 
-struct Placed {
-    staff: String,
-    customer: String,
-    order: i64,
-    code: String,
+pub(crate) struct Placed {
+    pub staff: String,
+    pub customer: String,
+    pub order: i64,
+    pub code: String,
 }
 
 /// An order placed and confirmed (not packed yet).
-async fn confirmed_order(app: &TestApp) -> Placed {
+pub(crate) async fn confirmed_order(app: &TestApp) -> Placed {
     let (staff, pain) = shop(app).await;
     order_in(app, staff, pain).await
 }
 
 /// An order placed and confirmed in an existing shop (`staff`, category `pain`).
-async fn order_in(app: &TestApp, staff: String, pain: i64) -> Placed {
+pub(crate) async fn order_in(app: &TestApp, staff: String, pain: i64) -> Placed {
     let name = format!("Paracetamol {}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
     let id = medicine(app, &staff, pain, json!({"stock": 10, "name": name})).await["id"]
         .as_i64()
@@ -152,7 +152,12 @@ async fn order_in(app: &TestApp, staff: String, pain: i64) -> Placed {
     placed
 }
 
-async fn set_status(app: &TestApp, placed: &Placed, status: &str, token: &str) -> crate::helpers::Reply {
+pub(crate) async fn set_status(
+    app: &TestApp,
+    placed: &Placed,
+    status: &str,
+    token: &str,
+) -> crate::helpers::Reply {
     app.put(
         &format!("/api/v1/orders/{}/status", placed.order),
         &json!({"status": status}),
@@ -197,7 +202,7 @@ async fn order_row(app: &TestApp, order: i64) -> (String, Option<i64>, i32) {
 }
 
 /// Packs `placed` with `rider` on duty, and has the rider accept the offer over the websocket.
-async fn assigned(app: &TestApp, placed: &Placed, rider: &mut Rider) {
+pub(crate) async fn assigned(app: &TestApp, placed: &Placed, rider: &mut Rider) {
     assert_eq!(
         set_status(app, placed, "packed", &placed.staff).await.status,
         StatusCode::OK
@@ -456,7 +461,7 @@ async fn a_packed_order_nobody_took_is_offered_again_to_a_rider_who_comes_on_dut
 
 const SECRET: &[u8] = b"test-secret-0123456789abcdef0123456789abcdef";
 
-fn share_token(order: i64, exp: u64) -> String {
+pub(crate) fn share_token(order: i64, exp: u64) -> String {
     let now = jsonwebtoken::get_current_timestamp();
     let claims = json!({"sub": format!("order:{order}"), "iss": "onemedi", "aud": "onemedi-api-track", "iat": now, "exp": exp});
     encode(

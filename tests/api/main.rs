@@ -36,5 +36,6 @@ mod refunds;
 mod shop;
 mod simulate;
 mod slots;
+mod tracking;
 mod users;
 mod ws_client;

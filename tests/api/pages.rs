@@ -13,7 +13,15 @@ use crate::{
 #[actix_web::test]
 async fn every_page_is_html_from_the_binary_with_a_strict_policy_and_revalidates_by_etag() {
     let app = spawn_app().await;
-    for path in ["/", "/login", "/console", "/field", "/admin"] {
+    for path in [
+        "/admin",
+        "/",
+        "/login",
+        "/console",
+        "/field",
+        "/track/42",
+        "/track/ambulance/7",
+    ] {
         let res = app.client.get(app.url(path)).send().await.unwrap();
         assert_eq!(res.status(), StatusCode::OK, "{path}");
         let headers = res.headers().clone();
@@ -222,5 +230,35 @@ async fn the_servers_own_pages_may_open_websockets_on_any_port_but_other_sites_m
             .await
             .err(),
         Some(StatusCode::FORBIDDEN)
+    );
+}
+
+#[actix_web::test]
+async fn the_tracking_page_answers_order_ids_ambulance_requests_and_share_tokens_and_nothing_deeper() {
+    let app = spawn_app().await;
+    let token = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJvcmRlcjoxIn0.c2lnbmF0dXJl";
+    for path in [
+        "/track/42".to_owned(),
+        "/track/ambulance/7".to_owned(),
+        format!("/track/{token}"),
+    ] {
+        let res = app.client.get(app.url(&path)).send().await.unwrap();
+        assert_eq!(res.status(), StatusCode::OK, "{path}");
+        assert!(res.headers().contains_key(header::CONTENT_SECURITY_POLICY));
+        let html = res.text().await.unwrap();
+        assert!(
+            html.contains("/assets/track.js?v="),
+            "{path} is the tracking page"
+        );
+    }
+    for path in ["/track", "/track/1/2", "/track/ambulance/1/x"] {
+        let res = app.client.get(app.url(path)).send().await.unwrap();
+        assert_eq!(res.status(), StatusCode::NOT_FOUND, "{path}");
+    }
+    let script = app.client.get(app.url("/assets/track.js")).send().await.unwrap();
+    assert_eq!(script.status(), StatusCode::OK);
+    assert_eq!(
+        script.headers()[header::CONTENT_TYPE],
+        "text/javascript; charset=utf-8"
     );
 }

@@ -37,6 +37,7 @@ export async function startServer() {
   });
   return {
     base,
+    dataDir,
     log: () => log,
     async stop() {
       child.removeAllListeners('exit');

@@ -88,7 +88,9 @@
 
   // A websocket session that authenticates with its first frame, follows `topics`, and reconnects.
   // `onOpen` runs after every (re)connection once subscribed: re-read state over REST there, since
-  // events sent while disconnected are not replayed.
+  // events sent while disconnected are not replayed. `handlers.token` (a tracking share link's token)
+  // replaces the signed-in session; such a session is refused or closed (1008) when the link expires,
+  // and then `onUnauthorized` runs instead of a reconnect.
   class Live {
     constructor(handlers) {
       this.handlers = handlers;
@@ -101,7 +103,8 @@
     }
 
     open() {
-      const s = session();
+      const shared = this.handlers.token;
+      const s = shared ? { token: shared } : session();
       if (!s) return;
       const proto = location.protocol === 'https:' ? 'wss:' : 'ws:';
       const ws = new WebSocket(proto + '//' + location.host + '/ws');
@@ -115,7 +118,8 @@
           if (this.handlers.onOpen) this.handlers.onOpen();
         }, (e) => {
           // The token expired or the account was disabled: sign in again.
-          if (e.code === 'unauthorized') logout(); else this.report(e);
+          if (e.code !== 'unauthorized') this.report(e);
+          else if (!shared) logout();
         });
       };
       ws.onmessage = (m) => {
@@ -136,6 +140,10 @@
         this.status(false);
         for (const p of this.pending.values()) p.reject({ code: 'disconnected', message: 'connection lost' });
         this.pending.clear();
+        if (e.code === 1008 && shared) {
+          if (this.handlers.onUnauthorized) this.handlers.onUnauthorized();
+          return;
+        }
         if (e.code === 1008 && !session()) return;
         setTimeout(() => this.open(), this.backoff);
         this.backoff = Math.min(this.backoff * 2, 10000);
