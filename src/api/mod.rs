@@ -22,6 +22,7 @@ pub mod medicines;
 pub mod orders;
 pub mod payments;
 pub mod prescriptions;
+pub mod services;
 pub mod users;
 
 use serde::{Deserialize, Serialize};
@@ -285,7 +286,17 @@ pub fn configure(config: &mut ServiceConfig) {
             .service(blood::get_request)
             .service(blood::pledge)
             .service(blood::cancel_request)
-            .service(map::cells),
+            .service(map::cells)
+            // The fixed /services/* paths go before /services/{id}.
+            .service(services::list_services)
+            .service(services::get_partner_profile)
+            .service(services::save_partner_profile)
+            .service(services::book)
+            .service(services::list_bookings)
+            .service(services::get_booking)
+            .service(services::cancel_booking)
+            .service(services::set_status)
+            .service(services::get_service),
     );
     config
         .service(health::health)

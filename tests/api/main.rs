@@ -9,6 +9,7 @@
 mod admin;
 mod auth;
 mod blood;
+mod care;
 mod cart;
 mod catalog;
 mod cli;
