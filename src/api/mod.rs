@@ -14,6 +14,7 @@ pub mod donors;
 pub mod emergency;
 pub mod health;
 pub mod hospitals;
+pub mod insurance;
 pub mod invoice;
 pub mod lab_bookings;
 pub mod lab_tests;
@@ -296,7 +297,13 @@ pub fn configure(config: &mut ServiceConfig) {
             .service(services::get_booking)
             .service(services::cancel_booking)
             .service(services::set_status)
-            .service(services::get_service),
+            .service(services::get_service)
+            .service(insurance::list_plans)
+            .service(insurance::get_plan)
+            .service(insurance::purchase)
+            .service(insurance::get_purchase)
+            .service(insurance::list_policies)
+            .service(insurance::get_policy),
     );
     config
         .service(health::health)

@@ -20,6 +20,7 @@ pub mod entity_store;
 pub mod homecare;
 pub mod hospitals;
 pub mod idempotency;
+pub mod insurance;
 pub mod lab_collections;
 pub mod lab_tests;
 pub mod mail;

@@ -943,6 +943,18 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    insurance_purchase_terms (purchase_id) {
+        purchase_id -> BigInt,
+        plan_name -> Text,
+        insurer -> Text,
+        tenure_months -> Integer,
+        initial_waiting_days -> Integer,
+        pre_existing_waiting_days -> Integer,
+        created_at -> Timestamp,
+    }
+}
+
 diesel::joinable!(addresses -> users (user_id));
 diesel::joinable!(audit_log -> users (actor_user_id));
 diesel::joinable!(medicines -> brands (brand_id));
@@ -1029,12 +1041,14 @@ diesel::joinable!(care_partners -> users (user_id));
 diesel::joinable!(care_partner_services -> care_partners (partner_id));
 diesel::joinable!(care_partner_services -> homecare_services (service_id));
 diesel::joinable!(care_partner_window_loads -> care_partners (partner_id));
+diesel::joinable!(insurance_purchase_terms -> insurance_purchases (purchase_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
     users,
     care_partners,
     care_partner_services,
     care_partner_window_loads,
+    insurance_purchase_terms,
     order_delivery_codes,
     addresses,
     otp_codes,

@@ -19,6 +19,7 @@ mod delivery;
 mod demo;
 mod emergency;
 mod helpers;
+mod insurance;
 mod jwt;
 mod lab_collections;
 mod lab_tests;
