@@ -255,6 +255,6 @@ mod tests {
         let (_, ends) = cover_period(NaiveDate::from_ymd_opt(2027, 2, 28).unwrap(), 24).unwrap();
         assert_eq!(ends, NaiveDate::from_ymd_opt(2029, 2, 28).unwrap());
         assert!(cover_period(today, 0).is_none());
-        assert_eq!(policy_number(42, starts), "OMH-2027-00000042");
+        assert_eq!(policy_number(42, starts), "OMH-2026-00000042");
     }
 }
