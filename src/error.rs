@@ -89,6 +89,9 @@ pub enum ErrorCode {
     PaymentProviderFailed,
     /// The doctor slot is held by someone else, booked, blocked or past, or the caller's hold lapsed.
     SlotUnavailable,
+    /// No home-care partner can take the visit in that window: `details.reason` is `no_partner_nearby`
+    /// (nobody offering the service covers the address then) or `window_full` (all are booked up).
+    NoPartnerAvailable,
     /// The delivery code the rider entered is wrong; `details.attempts_left` says how many tries remain.
     DeliveryCodeInvalid,
     /// Too many wrong delivery codes: the order can no longer be confirmed by code; staff must step in.
@@ -133,7 +136,8 @@ impl ErrorCode {
             | Self::RequestClosed
             | Self::AlreadyPaid
             | Self::InvoiceNotAvailable
-            | Self::SlotUnavailable => StatusCode::CONFLICT,
+            | Self::SlotUnavailable
+            | Self::NoPartnerAvailable => StatusCode::CONFLICT,
             Self::IdempotencyKeyReused
             | Self::CouponInvalid
             | Self::CartEmpty
@@ -191,6 +195,7 @@ impl ErrorCode {
         Self::PaymentNotApplicable,
         Self::PaymentProviderFailed,
         Self::SlotUnavailable,
+        Self::NoPartnerAvailable,
         Self::DeliveryCodeInvalid,
         Self::DeliveryCodeLocked,
         Self::PayloadTooLarge,

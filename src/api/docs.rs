@@ -21,6 +21,8 @@ use utoipa::{
         (name = "lab tests", description = "The lab test and health package catalog"),
         (name = "prescriptions", description = "Prescription uploads (checked by content) and staff review"),
         (name = "payments", description = "Razorpay checkout: provider orders, signature verification, webhooks"),
+        (name = "home care", description = "Home-care services, partner profiles and bookings assigned to the nearest partner with a place"),
+        (name = "insurance", description = "Health insurance plans, purchases paid through payments, issued policies"),
         (name = "hospitals", description = "Hospitals and live bed capacity"),
         (name = "doctors", description = "Doctors, weekly schedules, slot holds and appointments"),
         (name = "blood banks", description = "Blood banks and their stock"),

@@ -15,6 +15,7 @@ pub mod donors;
 pub mod emergency;
 pub mod health;
 pub mod hospitals;
+pub mod insurance;
 pub mod invoice;
 pub mod lab_bookings;
 pub mod lab_tests;
@@ -25,6 +26,7 @@ pub mod orders;
 pub mod orders_admin;
 pub mod payments;
 pub mod prescriptions;
+pub mod services;
 pub mod users;
 
 use serde::{Deserialize, Serialize};
@@ -304,7 +306,23 @@ pub fn configure(config: &mut ServiceConfig) {
             .service(marketing::inbox)
             .service(marketing::mark_all_read)
             .service(marketing::mark_read)
-            .service(map::cells),
+            .service(map::cells)
+            // The fixed /services/* paths go before /services/{id}.
+            .service(services::list_services)
+            .service(services::get_partner_profile)
+            .service(services::save_partner_profile)
+            .service(services::book)
+            .service(services::list_bookings)
+            .service(services::get_booking)
+            .service(services::cancel_booking)
+            .service(services::set_status)
+            .service(services::get_service)
+            .service(insurance::list_plans)
+            .service(insurance::get_plan)
+            .service(insurance::purchase)
+            .service(insurance::get_purchase)
+            .service(insurance::list_policies)
+            .service(insurance::get_policy),
     );
     config
         .service(health::health)

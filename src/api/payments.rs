@@ -1,8 +1,9 @@
-//! `/payments`: Razorpay checkout for orders — create the provider order, verify the checkout signature,
-//! receive webhooks — and, in offline mode only, a stand-in for the checkout that signs a payment.
+//! `/payments`: Razorpay checkout for medicine orders and insurance purchases — create the provider
+//! order, verify the checkout signature, receive webhooks — and, in offline mode only, a stand-in for the
+//! checkout that signs a payment.
 //!
 //! Verification and webhooks share [`payments::settle`], so a payment is captured and its order
-//! confirmed once, whichever arrives first and however often either is repeated.
+//! confirmed (or its policy issued) once, whichever arrives first and however often either is repeated.
 
 use actix_web::{HttpRequest, HttpResponse, post, web};
 use futures_util::StreamExt;
@@ -14,7 +15,7 @@ use crate::{
     auth::AuthUser,
     bus::Event,
     db::{
-        orders,
+        insurance, orders,
         payments::{self, Action, Outcome, PaymentError, Settle, Settled, WebhookEvent},
         refunds::{self, Settlement, WebhookOutcome},
     },
@@ -40,7 +41,7 @@ impl From<PaymentError> for ApiError {
         match error {
             PaymentError::NotFound => ApiError::not_found("payment"),
             PaymentError::NotPayable(why) => ApiError::new(ErrorCode::PaymentNotApplicable, why),
-            PaymentError::AlreadyPaid => ApiError::new(ErrorCode::AlreadyPaid, "the order is paid already"),
+            PaymentError::AlreadyPaid => ApiError::new(ErrorCode::AlreadyPaid, "this is paid already"),
             PaymentError::Db(error) => error.into(),
         }
     }
@@ -49,7 +50,10 @@ impl From<PaymentError> for ApiError {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreatePaymentOrder {
-    pub order_id: i64,
+    /// A medicine order to pay (give this or `insurance_purchase_id`).
+    pub order_id: Option<i64>,
+    /// A pending insurance purchase to pay.
+    pub insurance_purchase_id: Option<i64>,
 }
 
 /// What the Razorpay checkout needs.
@@ -59,9 +63,80 @@ pub struct PaymentOrderView {
     pub amount_paise: i64,
     pub currency: String,
     pub key_id: String,
-    pub order_id: i64,
+    /// `order` or `insurance`.
+    pub purpose: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub order_id: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub insurance_purchase_id: Option<i64>,
     /// `created`, `authorized` or `failed` (a failed attempt may be retried on the same order).
     pub payment_status: String,
+}
+
+fn provider_failed(cause: anyhow::Error) -> ApiError {
+    let mut error = ApiError::new(
+        ErrorCode::PaymentProviderFailed,
+        "the payment provider did not answer; retry",
+    );
+    error.cause = Some(cause);
+    error
+}
+
+/// The provider order of a pending insurance purchase (the same one on every call).
+async fn create_purchase_order(
+    state: &AppState,
+    auth: &AuthUser,
+    purchase_id: i64,
+) -> Result<PaymentOrderView, ApiError> {
+    let mut conn = state.db.read().await?;
+    let purchase = insurance::find_purchase(&mut conn, purchase_id)
+        .await?
+        .filter(|p| p.user_id == auth.id.0)
+        .ok_or_else(|| ApiError::not_found("insurance purchase"))?;
+    if purchase.status == insurance::ACTIVE {
+        return Err(ApiError::new(
+            ErrorCode::AlreadyPaid,
+            "the policy is issued and paid already",
+        ));
+    }
+    if purchase.status != insurance::PENDING_PAYMENT {
+        return Err(PaymentError::NotPayable(format!("the purchase is {}", purchase.status)).into());
+    }
+    let existing = payments::for_reference(&mut conn, payments::PURPOSE_INSURANCE, purchase.id).await?;
+    drop(conn);
+    if existing.iter().any(|p| p.status == "captured") {
+        return Err(PaymentError::AlreadyPaid.into());
+    }
+    let payment = match existing.into_iter().find(payments::Payment::is_open) {
+        Some(open) => open,
+        None => {
+            // Never a client amount: the premium stored with the purchase.
+            let provider_order_id = state
+                .payments
+                .create_order(purchase.premium_paise, &format!("INS-{}", purchase.id))
+                .await
+                .map_err(provider_failed)?;
+            let mut conn = state.db.write().await?;
+            payments::insert_for_purchase(
+                &mut conn,
+                auth.id.0,
+                purchase.id,
+                purchase.premium_paise,
+                &provider_order_id,
+            )
+            .await?
+        }
+    };
+    Ok(PaymentOrderView {
+        razorpay_order_id: payment.provider_order_id,
+        amount_paise: payment.amount_paise,
+        currency: payment.currency,
+        key_id: state.payments.key_id.clone(),
+        purpose: payments::PURPOSE_INSURANCE.to_owned(),
+        order_id: None,
+        insurance_purchase_id: Some(purchase.id),
+        payment_status: payment.status,
+    })
 }
 
 #[utoipa::path(
@@ -82,8 +157,22 @@ pub async fn create_order(
     auth: AuthUser,
     body: web::Json<CreatePaymentOrder>,
 ) -> Result<web::Json<PaymentOrderView>, ApiError> {
+    let order_id = match (body.order_id, body.insurance_purchase_id) {
+        (Some(order_id), None) => order_id,
+        (None, Some(purchase_id)) => {
+            return Ok(web::Json(
+                create_purchase_order(&state, &auth, purchase_id).await?,
+            ));
+        }
+        _ => {
+            return Err(ApiError::field(
+                "order_id",
+                "give exactly one of order_id and insurance_purchase_id",
+            ));
+        }
+    };
     let mut conn = state.db.read().await?;
-    let order = orders::find(&mut conn, body.order_id)
+    let order = orders::find(&mut conn, order_id)
         .await?
         .filter(|o| o.user_id == auth.id.0)
         .ok_or_else(|| ApiError::not_found("order"))?;
@@ -109,14 +198,7 @@ pub async fn create_order(
                 .payments
                 .create_order(order.total_paise, &order.order_number)
                 .await
-                .map_err(|cause| {
-                    let mut error = ApiError::new(
-                        ErrorCode::PaymentProviderFailed,
-                        "the payment provider did not answer; retry",
-                    );
-                    error.cause = Some(cause);
-                    error
-                })?;
+                .map_err(provider_failed)?;
             let mut conn = state.db.write().await?;
             payments::insert_for_order(
                 &mut conn,
@@ -133,7 +215,9 @@ pub async fn create_order(
         amount_paise: payment.amount_paise,
         currency: payment.currency,
         key_id: state.payments.key_id.clone(),
-        order_id: order.id,
+        purpose: payments::PURPOSE_ORDER.to_owned(),
+        order_id: Some(order.id),
+        insurance_purchase_id: None,
         payment_status: payment.status,
     }))
 }
@@ -146,14 +230,23 @@ pub struct VerifyPayment {
     pub razorpay_signature: String,
 }
 
-/// A captured payment and its order.
+/// A captured payment and what it paid for: its order, or its insurance purchase and policy.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct VerifiedPayment {
     pub razorpay_order_id: String,
     pub razorpay_payment_id: String,
     pub payment_status: String,
-    pub order_id: i64,
-    pub order_status: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub order_id: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub order_status: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub insurance_purchase_id: Option<i64>,
+    /// `active` once the policy is issued.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub purchase_status: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub policy_number: Option<String>,
 }
 
 fn check_id(p: &mut Problems, field: &str, value: &str, prefix: &str) {
@@ -235,13 +328,20 @@ pub async fn verify(
         return Err(ApiError::not_found("payment"));
     };
     match settled.outcome {
-        Outcome::Captured { .. } | Outcome::AlreadyCaptured => Ok(web::Json(VerifiedPayment {
-            razorpay_order_id: payment.provider_order_id,
-            razorpay_payment_id: body.razorpay_payment_id.clone(),
-            payment_status: payment.status,
-            order_id: payment.reference_id,
-            order_status: settled.order_status.unwrap_or_default(),
-        })),
+        Outcome::Captured { .. } | Outcome::AlreadyCaptured => {
+            let for_order = payment.purpose == payments::PURPOSE_ORDER;
+            let purchase = settled.purchase;
+            Ok(web::Json(VerifiedPayment {
+                razorpay_order_id: payment.provider_order_id,
+                razorpay_payment_id: body.razorpay_payment_id.clone(),
+                payment_status: payment.status,
+                order_id: for_order.then_some(payment.reference_id),
+                order_status: for_order.then(|| settled.order_status.unwrap_or_default()),
+                insurance_purchase_id: purchase.as_ref().map(|p| p.id),
+                purchase_status: purchase.as_ref().map(|p| p.status.clone()),
+                policy_number: purchase.and_then(|p| p.policy_number),
+            }))
+        }
         Outcome::OtherPaymentCaptured => Err(PaymentError::AlreadyPaid.into()),
         Outcome::Flagged => Err(PaymentError::NotPayable(
             "the payment is flagged for review; contact support".to_owned(),
@@ -254,16 +354,40 @@ pub async fn verify(
     }
 }
 
-/// Publishes, after commit, the order confirmation a settlement made.
+/// Publishes, after commit, the order confirmation or the policy issue a settlement made, and starts the
+/// refund a capture for a cancelled order owes.
 async fn announce(state: &web::Data<AppState>, settled: &Settled) {
     if settled.outcome
         == (Outcome::Captured {
             order_confirmed: false,
         })
+        && settled
+            .payment
+            .as_ref()
+            .is_some_and(|p| p.purpose == payments::PURPOSE_ORDER)
     {
         // Captured for an order that was cancelled meanwhile: the refund it owes was recorded with
         // the capture; send it now.
         crate::refunds::kick(state);
+    }
+    if settled.policy_issued
+        && let Some(purchase) = &settled.purchase
+    {
+        let event = serde_json::json!({
+            "type": "policy_issued",
+            "v": 1,
+            "purchase_id": purchase.id,
+            "policy_number": purchase.policy_number,
+            "starts_on": purchase.starts_on,
+            "ends_on": purchase.ends_on,
+            "at": chrono::Utc::now(),
+        });
+        state
+            .bus
+            .publish(&[format!("user:{}", purchase.user_id)], event)
+            .await;
+        tracing::info!(purchase = purchase.id, "insurance policy issued on payment");
+        return;
     }
     let (
         Outcome::Captured {

@@ -9,6 +9,10 @@ use crate::{auth::password, domain::Role, on_conn};
 /// refers to the demo accounts by email).
 const DEMO_CITY_SQL: &str = include_str!("demo_city.sql");
 
+/// The home-care partners' profiles and services (refers to the demo accounts and services by natural
+/// keys, loaded after the city).
+const DEMO_CARE_SQL: &str = include_str!("demo_care.sql");
+
 /// The password of every demo account (printed at start in demo mode).
 pub const DEMO_PASSWORD: &str = "onemedi-demo";
 
@@ -17,6 +21,9 @@ pub const DEMO_USERS: &[(&str, &str, Role)] = &[
     ("admin", "Aarav Admin", Role::Admin),
     ("staff", "Sneha Staff", Role::Staff),
     ("partner", "Prakash Partner", Role::Partner),
+    ("carepartner1", "Kavitha Nair (nursing)", Role::Partner),
+    ("carepartner2", "Ramesh Kulkarni (physiotherapy)", Role::Partner),
+    ("carepartner3", "Sunita Care Services", Role::Partner),
     ("dispatcher", "Divya Dispatcher", Role::Dispatcher),
     ("doctor1", "Dr. Meera Rao", Role::Doctor),
     ("doctor2", "Dr. Arjun Iyer", Role::Doctor),
@@ -83,6 +90,7 @@ pub async fn seed(conn: &mut Conn) -> anyhow::Result<bool> {
                 .await?;
         }
         c.batch_execute(DEMO_CITY_SQL).await?;
+        c.batch_execute(DEMO_CARE_SQL).await?;
         Ok::<_, diesel::result::Error>(())
     }).await)?;
     super::donors::fill_missing_cells(conn).await?;

@@ -1,5 +1,6 @@
-//! Razorpay payments of orders: the payment row per provider order, and [`settle`], the one code path
-//! by which a checkout verification or a webhook moves a payment (and confirms its order).
+//! Razorpay payments of medicine orders and insurance purchases: the payment row per provider order, and
+//! [`settle`], the one code path by which a checkout verification or a webhook moves a payment (and
+//! confirms its order, or issues its insurance policy).
 //!
 //! Every move is a conditional write on the payment's status and provider payment id, so a replay, a
 //! redelivery or a race changes nothing twice; a webhook's event id is claimed by the unique
@@ -12,14 +13,19 @@ use diesel_async::{AsyncConnection, RunQueryDsl};
 use super::{
     Conn,
     emergency::NewTransition,
+    insurance,
     orders::{self as order_rows},
-    schema::{entity_transitions, orders, payment_events, payments},
+    schema::{
+        entity_transitions, insurance_purchase_terms, insurance_purchases, orders, payment_events, payments,
+    },
     with_retries,
 };
 use crate::{domain::order::OrderStatus, on_conn};
 
 /// `payments.purpose` of medicine orders.
 pub const PURPOSE_ORDER: &str = "order";
+/// `payments.purpose` of insurance purchases.
+pub const PURPOSE_INSURANCE: &str = "insurance";
 /// Prefix of `failure_reason` on a payment whose amount did not match: flagged for a person, never
 /// captured or confirmed.
 pub const AMOUNT_MISMATCH: &str = "amount_mismatch";
@@ -137,15 +143,19 @@ pub struct Settled {
     pub outcome: Outcome,
     /// The order's status after the settlement (for orders).
     pub order_status: Option<String>,
+    /// The purchase after the settlement (for insurance).
+    pub purchase: Option<insurance::Purchase>,
+    /// This settlement issued the purchase's policy.
+    pub policy_issued: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
 pub enum PaymentError {
     #[error("no such payment")]
     NotFound,
-    #[error("the order cannot be paid online: {0}")]
+    #[error("cannot be paid online: {0}")]
     NotPayable(String),
-    #[error("the order is paid already")]
+    #[error("paid already")]
     AlreadyPaid,
     #[error(transparent)]
     Db(#[from] diesel::result::Error),
@@ -162,8 +172,13 @@ impl super::Retryable for PaymentError {
 
 /// The payments of an order, oldest first.
 pub async fn for_order(conn: &mut Conn, order_id: i64) -> QueryResult<Vec<Payment>> {
+    for_reference(conn, PURPOSE_ORDER, order_id).await
+}
+
+/// The payments of what `(purpose, reference)` names, oldest first.
+pub async fn for_reference(conn: &mut Conn, purpose: &str, reference: i64) -> QueryResult<Vec<Payment>> {
     on_conn!(conn, c => payments::table
-        .filter(payments::purpose.eq(PURPOSE_ORDER).and(payments::reference_id.eq(order_id)))
+        .filter(payments::purpose.eq(purpose).and(payments::reference_id.eq(reference)))
         .order(payments::id.asc())
         .select(Payment::as_select())
         .load(c)
@@ -195,24 +210,75 @@ pub async fn insert_for_order(
     amount_paise: i64,
     provider_order_id: &str,
 ) -> Result<Payment, PaymentError> {
+    insert_payment(
+        conn,
+        PURPOSE_ORDER,
+        user_id,
+        order_id,
+        amount_paise,
+        provider_order_id,
+    )
+    .await
+}
+
+/// Records the payment of a pending insurance purchase, exactly like [`insert_for_order`]: the purchase
+/// row is claimed first (`… WHERE status = 'pending_payment'`), so concurrent calls end with one payment.
+pub async fn insert_for_purchase(
+    conn: &mut Conn,
+    user_id: i64,
+    purchase_id: i64,
+    amount_paise: i64,
+    provider_order_id: &str,
+) -> Result<Payment, PaymentError> {
+    insert_payment(
+        conn,
+        PURPOSE_INSURANCE,
+        user_id,
+        purchase_id,
+        amount_paise,
+        provider_order_id,
+    )
+    .await
+}
+
+async fn insert_payment(
+    conn: &mut Conn,
+    purpose: &'static str,
+    user_id: i64,
+    reference: i64,
+    amount_paise: i64,
+    provider_order_id: &str,
+) -> Result<Payment, PaymentError> {
     let now = super::now();
     with_retries(conn, async |conn| {
         on_conn!(conn, c => c.transaction(async move |c| {
-            let claimed = diesel::update(orders::table.filter(
-                orders::id
-                    .eq(order_id)
-                    .and(orders::user_id.eq(user_id))
-                    .and(orders::status.eq(OrderStatus::Pending.as_str()))
-                    .and(orders::payment_status.eq("pending")),
-            ))
-            .set(orders::updated_at.eq(now))
-            .execute(c)
-            .await?;
+            let claimed = if purpose == PURPOSE_INSURANCE {
+                diesel::update(insurance_purchases::table.filter(
+                    insurance_purchases::id
+                        .eq(reference)
+                        .and(insurance_purchases::user_id.eq(user_id))
+                        .and(insurance_purchases::status.eq(insurance::PENDING_PAYMENT)),
+                ))
+                .set(insurance_purchases::updated_at.eq(now))
+                .execute(c)
+                .await?
+            } else {
+                diesel::update(orders::table.filter(
+                    orders::id
+                        .eq(reference)
+                        .and(orders::user_id.eq(user_id))
+                        .and(orders::status.eq(OrderStatus::Pending.as_str()))
+                        .and(orders::payment_status.eq("pending")),
+                ))
+                .set(orders::updated_at.eq(now))
+                .execute(c)
+                .await?
+            };
             if claimed == 0 {
-                return Err(PaymentError::NotPayable("the order is no longer pending".to_owned()));
+                return Err(PaymentError::NotPayable(format!("the {purpose} is no longer awaiting payment")));
             }
             let existing: Vec<Payment> = payments::table
-                .filter(payments::purpose.eq(PURPOSE_ORDER).and(payments::reference_id.eq(order_id)))
+                .filter(payments::purpose.eq(purpose).and(payments::reference_id.eq(reference)))
                 .order(payments::id.asc())
                 .select(Payment::as_select())
                 .load(c)
@@ -226,8 +292,8 @@ pub async fn insert_for_order(
             Ok(diesel::insert_into(payments::table)
                 .values(&NewPayment {
                     user_id,
-                    purpose: PURPOSE_ORDER,
-                    reference_id: order_id,
+                    purpose,
+                    reference_id: reference,
                     provider_order_id,
                     amount_paise,
                     created_at: now,
@@ -284,13 +350,25 @@ pub async fn settle(conn: &mut Conn, settle: Settle<'_>) -> Result<Settled, Paym
                     .execute(c)
                     .await?;
                 if recorded == 0 {
-                    return Ok(Settled { payment, outcome: Outcome::Duplicate, order_status: None });
+                    return Ok(Settled {
+                        payment,
+                        outcome: Outcome::Duplicate,
+                        order_status: None,
+                        purchase: None,
+                        policy_issued: false,
+                    });
                 }
             }
             let Some(payment) = payment else {
                 return match settle.customer_id {
                     Some(_) => Err(PaymentError::NotFound),
-                    None => Ok(Settled { payment: None, outcome: Outcome::Ignored, order_status: None }),
+                    None => Ok(Settled {
+                        payment: None,
+                        outcome: Outcome::Ignored,
+                        order_status: None,
+                        purchase: None,
+                        policy_issued: false,
+                    }),
                 };
             };
             let open_statuses = ["created", "authorized", "failed"];
@@ -489,12 +567,82 @@ pub async fn settle(conn: &mut Conn, settle: Settle<'_>) -> Result<Settled, Paym
                     .await
                     .optional()?;
             }
+            let mut purchase = None;
+            let mut policy_issued = false;
+            if payment.purpose == PURPOSE_INSURANCE {
+                if let Outcome::Captured { .. } = outcome {
+                    // The policy is issued once: only a purchase still awaiting payment moves, under the
+                    // terms fixed when it was bought.
+                    let tenure = insurance_purchase_terms::table
+                        .find(payment.reference_id)
+                        .select(insurance_purchase_terms::tenure_months)
+                        .first::<i32>(c)
+                        .await
+                        .optional()?;
+                    let period = tenure.and_then(|months| {
+                        insurance::cover_period(super::doctors::local_today(now), months)
+                    });
+                    if let Some((starts, ends)) = period {
+                        policy_issued = diesel::update(insurance_purchases::table.filter(
+                            insurance_purchases::id
+                                .eq(payment.reference_id)
+                                .and(insurance_purchases::status.eq(insurance::PENDING_PAYMENT)),
+                        ))
+                        .set((
+                            insurance_purchases::status.eq(insurance::ACTIVE),
+                            insurance_purchases::policy_number
+                                .eq(insurance::policy_number(payment.reference_id, starts)),
+                            insurance_purchases::starts_on.eq(starts),
+                            insurance_purchases::ends_on.eq(ends),
+                            insurance_purchases::payment_id.eq(payment.id),
+                            insurance_purchases::version.eq(insurance_purchases::version + 1),
+                            insurance_purchases::updated_at.eq(now),
+                        ))
+                        .execute(c)
+                        .await?
+                            == 1;
+                    }
+                    if policy_issued {
+                        let reason = match settle.action {
+                            Action::Capture { payment_id, .. } => format!("razorpay payment {payment_id}"),
+                            _ => "razorpay payment".to_owned(),
+                        };
+                        diesel::insert_into(entity_transitions::table)
+                            .values(&NewTransition {
+                                entity_type: insurance::ENTITY,
+                                entity_id: payment.reference_id,
+                                event: "policy_issued",
+                                from_status: Some(insurance::PENDING_PAYMENT),
+                                to_status: insurance::ACTIVE,
+                                actor_user_id: settle.customer_id,
+                                reason: Some(&reason),
+                                at: now,
+                                actor_unit_id: None,
+                                command_id: None,
+                                details: None,
+                            })
+                            .execute(c)
+                            .await?;
+                    } else {
+                        tracing::warn!(
+                            purchase = payment.reference_id,
+                            "payment captured for an insurance purchase not awaiting payment; refund it"
+                        );
+                    }
+                }
+                purchase = insurance_purchases::table
+                    .find(payment.reference_id)
+                    .select(insurance::Purchase::as_select())
+                    .first(c)
+                    .await
+                    .optional()?;
+            }
             let payment = payments::table
                 .find(payment.id)
                 .select(Payment::as_select())
                 .first(c)
                 .await?;
-            Ok(Settled { payment: Some(payment), outcome, order_status })
+            Ok(Settled { payment: Some(payment), outcome, order_status, purchase, policy_issued })
         }).await)
     })
     .await

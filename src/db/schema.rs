@@ -913,6 +913,51 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    care_partners (id) {
+        id -> BigInt,
+        user_id -> BigInt,
+        home_lat -> Double,
+        home_lng -> Double,
+        service_radius_km -> Integer,
+        work_start_minute -> Integer,
+        work_end_minute -> Integer,
+        capacity_per_window -> Integer,
+        is_active -> Bool,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    care_partner_services (partner_id, service_id) {
+        partner_id -> BigInt,
+        service_id -> BigInt,
+    }
+}
+
+diesel::table! {
+    care_partner_window_loads (partner_id, slot_date, slot_window) {
+        partner_id -> BigInt,
+        slot_date -> Date,
+        slot_window -> Text,
+        booked -> Integer,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    insurance_purchase_terms (purchase_id) {
+        purchase_id -> BigInt,
+        plan_name -> Text,
+        insurer -> Text,
+        tenure_months -> Integer,
+        initial_waiting_days -> Integer,
+        pre_existing_waiting_days -> Integer,
+        created_at -> Timestamp,
+    }
+}
+
 diesel::joinable!(addresses -> users (user_id));
 diesel::joinable!(audit_log -> users (actor_user_id));
 diesel::joinable!(medicines -> brands (brand_id));
@@ -995,8 +1040,18 @@ diesel::joinable!(coupon_redemptions -> coupons (coupon_id));
 diesel::joinable!(coupon_redemptions -> users (user_id));
 diesel::joinable!(coupon_redemptions -> orders (order_id));
 
+diesel::joinable!(care_partners -> users (user_id));
+diesel::joinable!(care_partner_services -> care_partners (partner_id));
+diesel::joinable!(care_partner_services -> homecare_services (service_id));
+diesel::joinable!(care_partner_window_loads -> care_partners (partner_id));
+diesel::joinable!(insurance_purchase_terms -> insurance_purchases (purchase_id));
+
 diesel::allow_tables_to_appear_in_same_query!(
     users,
+    care_partners,
+    care_partner_services,
+    care_partner_window_loads,
+    insurance_purchase_terms,
     order_delivery_codes,
     addresses,
     otp_codes,

@@ -1,6 +1,7 @@
 //! Parsed domain values: once constructed, an email, phone, role or id is valid.
 
 pub mod blood;
+pub mod care;
 mod contact;
 pub mod delivery;
 pub mod order;
