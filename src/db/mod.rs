@@ -17,6 +17,7 @@ pub mod doctors;
 pub mod donors;
 pub mod emergency;
 pub mod entity_store;
+pub mod field;
 pub mod hospitals;
 pub mod idempotency;
 pub mod lab_collections;
