@@ -13,7 +13,7 @@ const SHOTS = process.env.ONEMEDI_SCREENSHOTS || null;
 export async function shot(page, name) {
   if (!SHOTS) return;
   mkdirSync(SHOTS, { recursive: true });
-  await page.screenshot({ path: join(SHOTS, name + '.png') });
+  await page.screenshot({ path: join(SHOTS, name + '.png'), fullPage: true });
 }
 
 // Opens the browser and a server; `body` gets both; everything is closed whatever happens.

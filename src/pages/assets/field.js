@@ -46,6 +46,8 @@
   };
   const KIND_WORD = { ambulance_request: 'Request', order: 'Order', lab_collection: 'Collection' };
   const LOCATION_MIN_INTERVAL_MS = 2000;
+  // Remembers for this tab that the crew shares its location, so a reload carries on sharing.
+  const SHARING_KEY = 'onemedi.field.sharing';
   // India Standard Time: the lab's day and every time shown.
   const IST_OFFSET_MS = 330 * 60 * 1000;
 
@@ -133,10 +135,12 @@
     if (watchId !== null) {
       navigator.geolocation.clearWatch(watchId);
       watchId = null;
+      sessionStorage.removeItem(SHARING_KEY);
       $('geo-state').textContent = 'not shared';
       $('share-location').textContent = 'Share my location';
       return;
     }
+    sessionStorage.setItem(SHARING_KEY, '1');
     $('geo-state').textContent = 'waiting for a fix…';
     $('share-location').textContent = 'Stop sharing';
     watchId = navigator.geolocation.watchPosition((pos) => {
@@ -204,7 +208,9 @@
     };
     tick();
     offerTimer = setInterval(tick, 250);
-    if (fresh && navigator.vibrate) navigator.vibrate([200, 100, 200]);
+    // Browsers refuse to vibrate a page nobody has touched yet (e.g. right after a reload).
+    const touched = !navigator.userActivation || navigator.userActivation.hasBeenActive;
+    if (fresh && touched && navigator.vibrate) navigator.vibrate([200, 100, 200]);
   }
 
   function renderOffer() {
@@ -341,7 +347,7 @@
       + (o.payment_method === 'cod' && o.payment_status !== 'captured' ? ' · collect ' + rupees(o.total_paise) + ' cash' : ' · prepaid');
     $('job-details').append(
       M.el('div', { id: 'job-address' }, [M.el('b', {}, s.name), ' · ', s.address + ', ' + s.city + ' ' + s.pincode]),
-      M.el('div', {}, [M.el('a', { href: 'tel:' + s.phone }, 'Call ' + s.phone)]),
+      s.phone ? M.el('div', {}, [M.el('a', { href: 'tel:' + s.phone }, 'Call ' + s.phone)]) : null,
       mapLink(s.lat, s.lng, s.name),
     );
     const next = ORDER_NEXT[o.status];
@@ -358,7 +364,7 @@
       + ' · ' + (c.sample_types || []).join(', ');
     const rows = [
       M.el('div', { id: 'job-address' }, [M.el('b', {}, c.patient.name), ' · ', c.address]),
-      M.el('div', {}, [M.el('a', { href: 'tel:' + c.patient.phone }, 'Call ' + c.patient.phone)]),
+      c.patient.phone ? M.el('div', {}, [M.el('a', { href: 'tel:' + c.patient.phone }, 'Call ' + c.patient.phone)]) : null,
       mapLink(c.lat, c.lng, c.patient.name),
     ];
     if (c.sample_deadline) rows.push(M.el('div', { class: 'deadline' }, 'Samples must reach the lab by ' + istTime(c.sample_deadline)));
@@ -572,4 +578,5 @@
   $('offer-accept').addEventListener('click', () => answer(true));
   $('offer-decline').addEventListener('click', () => answer(false));
   $('deliver-form').addEventListener('submit', deliver);
+  if (sessionStorage.getItem(SHARING_KEY)) shareLocation();
 })();
