@@ -18,7 +18,7 @@ async function phone(browser, server, at) {
 
 async function shareLocation(field) {
   await field.click('#share-location');
-  await field.waitForFunction(() => document.getElementById('geo-state').textContent.includes('sent'), null, WAIT);
+  await field.waitForFunction(() => /\) sent /.test(document.getElementById('geo-state').textContent), null, WAIT);
 }
 
 async function offerCountdown(field) {
@@ -66,7 +66,7 @@ test('a rider sees a delivery offer again after a reload, accepts it, and hands 
     await field.waitForSelector('#live.on', WAIT);
     await field.waitForSelector(`#offer:not([hidden])[data-id="${order.id}"]`, WAIT);
     // The location keeps being shared after the reload.
-    await field.waitForFunction(() => document.getElementById('geo-state').textContent.includes('sent'), null, WAIT);
+    await field.waitForFunction(() => /\) sent /.test(document.getElementById('geo-state').textContent), null, WAIT);
     assert.match(await field.textContent('#offer-text'), new RegExp(order.order_number));
     const after = await offerCountdown(field);
     assert.ok(after > 0 && after <= before, `the countdown goes on (${before} → ${after})`);

@@ -91,6 +91,14 @@
     return String(d.getUTCHours()).padStart(2, '0') + ':' + String(d.getUTCMinutes()).padStart(2, '0');
   }
 
+  // HH:MM India time, with the date when it is not on `day`.
+  function istWhen(text, day) {
+    const ms = M.utcMs(text);
+    if (ms === null) return '—';
+    const date = new Date(ms + IST_OFFSET_MS).toISOString().slice(0, 10);
+    return istTime(text) + (date === day ? '' : ' on ' + date);
+  }
+
   function indiaToday() {
     return new Date(Date.now() + IST_OFFSET_MS).toISOString().slice(0, 10);
   }
@@ -160,6 +168,12 @@
     const pos = pendingFix;
     pendingFix = null;
     if (!pos || watchId === null) return;
+    if (!live.ready) {
+      // Sent once the websocket is (re)connected: see onOpen.
+      pendingFix = pos;
+      $('geo-state').textContent = 'waiting for the connection…';
+      return;
+    }
     lastSent = Date.now();
     const c = pos.coords;
     const frame = { type: 'location', lat: c.latitude, lng: c.longitude, ts: Math.round(pos.timestamp) };
@@ -345,11 +359,12 @@
     $('job-title').textContent = 'Delivery ' + o.order_number;
     $('job-text').textContent = '#' + o.id + ' · ' + o.status.replace(/_/g, ' ')
       + (o.payment_method === 'cod' && o.payment_status !== 'captured' ? ' · collect ' + rupees(o.total_paise) + ' cash' : ' · prepaid');
-    $('job-details').append(
+    const rows = [
       M.el('div', { id: 'job-address' }, [M.el('b', {}, s.name), ' · ', s.address + ', ' + s.city + ' ' + s.pincode]),
       s.phone ? M.el('div', {}, [M.el('a', { href: 'tel:' + s.phone }, 'Call ' + s.phone)]) : null,
       mapLink(s.lat, s.lng, s.name),
-    );
+    ];
+    $('job-details').append(...rows.filter(Boolean));
     const next = ORDER_NEXT[o.status];
     if (next) stepButton(next[0], next[1], () => orderStep(next[0]));
     if (o.status === 'out_for_delivery') {
@@ -368,7 +383,7 @@
       mapLink(c.lat, c.lng, c.patient.name),
     ];
     if (c.sample_deadline) rows.push(M.el('div', { class: 'deadline' }, 'Samples must reach the lab by ' + istTime(c.sample_deadline)));
-    $('job-details').append(...rows);
+    $('job-details').append(...rows.filter(Boolean));
     const next = COLLECTION_NEXT[c.status];
     if (next) stepButton(next[0], next[1], () => collectionStep(next[0]));
   }
@@ -500,7 +515,7 @@
       items.push(M.el('li', attrs, [
         M.el('b', {}, istTime(stop.arrive_at) + ' · #' + id + (c ? ' · ' + c.patient.name : '')),
         c ? M.el('div', {}, c.address + ' · ' + c.slot.window) : null,
-        M.el('div', { class: atRisk ? 'error' : 'muted' }, (stop.sample_deadline ? 'sample good until ' + istTime(stop.sample_deadline) : '')
+        M.el('div', { class: atRisk ? 'error' : 'muted' }, (stop.sample_deadline ? 'sample good until ' + istWhen(stop.sample_deadline, route.date) : '')
           + (atRisk ? ' · AT RISK' : '')),
       ]));
     }
@@ -559,6 +574,7 @@
 
   const live = new M.Live({
     onOpen: async () => {
+      if (pendingFix && !fixTimer) sendFix();
       try {
         await refreshUnit();
         await live.follow('unit:' + unit.id);
