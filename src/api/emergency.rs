@@ -326,18 +326,22 @@ pub async fn get_unit(
     view.map(web::Json).ok_or_else(|| ApiError::not_found("unit"))
 }
 
-/// The unit the caller crews (an ambulance, a rider's or a phlebotomist's): what the field view follows.
+/// The unit the caller crews (an ambulance, a rider's or a phlebotomist's): what the field view follows,
+/// with the offer waiting for the crew's answer and the job it is working (so a reload shows both).
 /// A user crewing several units reports for the lowest-numbered active one, as on the websocket.
 #[utoipa::path(
     tag = "emergency",
     responses(
-        (status = 200, body = UnitView),
+        (status = 200, body = super::field::MyUnitView),
         (status = 404, description = "not_found (the caller crews no unit)", body = ErrorBody),
     ),
     security(("bearer" = []))
 )]
 #[get("/emergency/my-unit")]
-pub async fn my_unit(state: web::Data<AppState>, auth: AuthUser) -> Result<web::Json<UnitView>, ApiError> {
+pub async fn my_unit(
+    state: web::Data<AppState>,
+    auth: AuthUser,
+) -> Result<web::Json<super::field::MyUnitView>, ApiError> {
     let mut conn = state.db.read().await?;
     let row = match emergency::active_unit_of_crew(&mut conn, auth.id.0).await? {
         Some(id) => emergency::find_unit(&mut conn, id).await?,
@@ -345,8 +349,13 @@ pub async fn my_unit(state: web::Data<AppState>, auth: AuthUser) -> Result<web::
     }
     .ok_or_else(|| ApiError::not_found("unit"))?;
     drop(conn);
-    let view = unit_views(&state, vec![row]).await?.pop();
-    view.map(web::Json).ok_or_else(|| ApiError::not_found("unit"))
+    let view = unit_views(&state, vec![row])
+        .await?
+        .pop()
+        .ok_or_else(|| ApiError::not_found("unit"))?;
+    Ok(web::Json(
+        super::field::my_unit_view(&state, view, auth.id.0).await?,
+    ))
 }
 
 async fn visible_unit(state: &AppState, auth: &AuthUser, id: i64) -> Result<UnitRow, ApiError> {

@@ -13,6 +13,7 @@ pub mod docs;
 pub mod doctors;
 pub mod donors;
 pub mod emergency;
+pub mod field;
 pub mod health;
 pub mod hospitals;
 pub mod insurance;

@@ -18,6 +18,7 @@ pub mod doctors;
 pub mod donors;
 pub mod emergency;
 pub mod entity_store;
+pub mod field;
 pub mod homecare;
 pub mod hospitals;
 pub mod idempotency;

@@ -542,3 +542,76 @@ async fn a_share_link_tracks_without_login_until_it_expires_and_strangers_get_no
         StatusCode::OK
     );
 }
+
+#[actix_web::test]
+async fn after_a_reload_a_rider_reads_the_open_delivery_offer_and_then_the_delivery_being_made() {
+    let app = spawn_app().await;
+    let placed = confirmed_order(&app).await;
+    let mut near = rider(&app, "BLR-RDR-F1", NEAR).await;
+    let far = rider(&app, "BLR-RDR-F2", (12.9900, 77.6300)).await;
+    let number = app
+        .get(
+            &format!("/api/v1/orders/{}", placed.order),
+            Some(&placed.customer),
+        )
+        .await
+        .body["order_number"]
+        .clone();
+    assert!(number.is_string());
+    assert_eq!(
+        set_status(&app, &placed, "packed", &placed.staff).await.status,
+        StatusCode::OK
+    );
+    let offer = next_offer(&mut near.ws).await;
+
+    let mine = app.get("/api/v1/emergency/my-unit", Some(&near.token)).await;
+    assert_eq!(mine.status, StatusCode::OK, "{}", mine.body);
+    let open = &mine.body["open_offer"];
+    assert_eq!(
+        open["request"],
+        json!({"kind": "order", "id": placed.order}),
+        "{open}"
+    );
+    assert_eq!(open["order_number"], number);
+    assert!(open["expires_in_s"].as_f64().unwrap() > 0.0, "{open}");
+    // Measured like the offer: from the rider's position to the delivery address.
+    let (told, read) = (
+        offer["distance_m"].as_f64().unwrap(),
+        open["distance_m"].as_f64().unwrap(),
+    );
+    assert!((told - read).abs() < 1.0, "{offer} {open}");
+    assert!(open["eta_s"].as_f64().unwrap() > 0.0, "{open}");
+    assert!(mine.body["current_job"].is_null());
+    let other = app.get("/api/v1/emergency/my-unit", Some(&far.token)).await;
+    assert!(other.body["open_offer"].is_null(), "{}", other.body);
+
+    let accepted = near
+        .ws
+        .command(json!({"type": "accept", "request_id": placed.order}), "a")
+        .await;
+    assert_eq!(accepted["type"], "ack", "{accepted}");
+    let mine = app.get("/api/v1/emergency/my-unit", Some(&near.token)).await;
+    assert!(mine.body["open_offer"].is_null(), "{}", mine.body);
+    assert_eq!(
+        mine.body["current_job"],
+        json!({"kind": "order", "id": placed.order, "status": "packed"})
+    );
+    assert_eq!(
+        set_status(&app, &placed, "shipped", &near.token).await.status,
+        StatusCode::OK
+    );
+    let mine = app.get("/api/v1/emergency/my-unit", Some(&near.token)).await;
+    assert_eq!(mine.body["current_job"]["status"], "shipped", "{}", mine.body);
+    assert_eq!(
+        set_status(&app, &placed, "out_for_delivery", &near.token)
+            .await
+            .status,
+        StatusCode::OK
+    );
+    assert_eq!(
+        deliver(&app, &placed, &placed.code, &near.token).await.status,
+        StatusCode::OK
+    );
+    let mine = app.get("/api/v1/emergency/my-unit", Some(&near.token)).await;
+    assert!(mine.body["current_job"].is_null(), "{}", mine.body);
+}

@@ -777,3 +777,81 @@ async fn a_request_orphaned_by_a_crashed_node_is_adopted_once_and_offered_again(
         .await;
     assert_eq!(accepted["type"], "ack", "{accepted}");
 }
+
+/// Seconds between two RFC 3339 instants.
+fn seconds_between(a: &Value, b: &Value) -> f64 {
+    let parse = |v: &Value| chrono::DateTime::parse_from_rfc3339(v.as_str().unwrap()).unwrap();
+    ((parse(a) - parse(b)).num_milliseconds() as f64 / 1000.0).abs()
+}
+
+#[actix_web::test]
+async fn after_a_reload_an_ambulance_crew_reads_its_open_offer_and_then_its_current_job() {
+    let app = spawn_app().await;
+    let (dispatcher, _) = app.user_with_role(Role::Dispatcher).await;
+    let mut near = ambulance(&app, &dispatcher, "ALS-FLD-1", "als", PICKUP).await;
+    let far = ambulance(&app, &dispatcher, "ALS-FLD-2", "als", (13.0300, 77.6050)).await;
+    indexed(&app, near.unit).await;
+    indexed(&app, far.unit).await;
+    let idle = app.get("/api/v1/emergency/my-unit", Some(&near.token)).await;
+    assert_eq!(idle.status, StatusCode::OK, "{}", idle.body);
+    assert!(idle.body["open_offer"].is_null(), "{}", idle.body);
+    assert!(idle.body["current_job"].is_null(), "{}", idle.body);
+    assert!(idle.body["collector_id"].is_null(), "{}", idle.body);
+
+    let created = app
+        .post(
+            "/api/v1/emergency/ambulance-requests",
+            &call(2),
+            Some(&dispatcher),
+        )
+        .await;
+    assert_eq!(created.status, StatusCode::CREATED, "{}", created.body);
+    let id = created.body["id"].as_i64().unwrap();
+    let offer = next_offer(&mut near.ws).await;
+    assert_eq!(offer["request"], json!({"kind": "ambulance_request", "id": id}));
+
+    // The page reloads: the offer is read back with what is left of its countdown.
+    let mine = app.get("/api/v1/emergency/my-unit", Some(&near.token)).await;
+    assert_eq!(mine.status, StatusCode::OK, "{}", mine.body);
+    assert_eq!(mine.body["id"], near.unit);
+    let open = &mine.body["open_offer"];
+    assert_eq!(
+        open["request"],
+        json!({"kind": "ambulance_request", "id": id}),
+        "{open}"
+    );
+    assert!(
+        seconds_between(&open["expires_at"], &offer["expires_at"]) < 1.0,
+        "{open} {offer}"
+    );
+    let left = open["expires_in_s"].as_f64().unwrap();
+    assert!(left > 0.0 && left <= 60.0, "{open}");
+    assert!(open["distance_m"].as_f64().unwrap() < 50.0, "{open}");
+    assert!(open["order_number"].is_null());
+    assert!(mine.body["current_job"].is_null());
+    // The other crew was offered nothing.
+    let other = app.get("/api/v1/emergency/my-unit", Some(&far.token)).await;
+    assert!(other.body["open_offer"].is_null(), "{}", other.body);
+
+    let accepted = near
+        .ws
+        .command(json!({"type": "accept", "request_id": id}), "a")
+        .await;
+    assert_eq!(accepted["type"], "ack", "{accepted}");
+    let mine = app.get("/api/v1/emergency/my-unit", Some(&near.token)).await;
+    assert!(mine.body["open_offer"].is_null(), "{}", mine.body);
+    assert_eq!(
+        mine.body["current_job"],
+        json!({"kind": "ambulance_request", "id": id, "status": "assigned"})
+    );
+    let moved = app
+        .put(
+            &format!("/api/v1/emergency/units/{}/status", near.unit),
+            &json!({"status": "en_route"}),
+            Some(&near.token),
+        )
+        .await;
+    assert_eq!(moved.status, StatusCode::OK, "{}", moved.body);
+    let mine = app.get("/api/v1/emergency/my-unit", Some(&near.token)).await;
+    assert_eq!(mine.body["current_job"]["status"], "en_route", "{}", mine.body);
+}

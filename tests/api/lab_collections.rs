@@ -700,3 +700,82 @@ async fn a_booking_nobody_could_take_is_offered_again_when_a_collector_comes_on_
     assert_eq!(view["status"], "assigned");
     assert!(view["unassigned_reason"].is_null(), "{view}");
 }
+
+#[actix_web::test]
+async fn after_a_reload_a_phlebotomist_reads_the_open_collection_offer_and_then_the_collection_under_way() {
+    let app = spawn_app().await;
+    let tests = insert_tests(&app).await;
+    let collector = collector(&app, 3).await;
+    let mut ws = on_duty(&app, &collector).await;
+    let (customer_token, address) = customer(&app).await;
+    let booked = app
+        .post(
+            "/api/v1/lab-tests/book",
+            &booking(&[tests.cbc], address, "07:00-09:00"),
+            Some(&customer_token),
+        )
+        .await;
+    assert_eq!(booked.status, StatusCode::CREATED, "{}", booked.body);
+    let first = booked.body["id"].as_i64().unwrap();
+    assert_eq!(next_offer(&mut ws).await, first);
+
+    let mine = app.get("/api/v1/emergency/my-unit", Some(&collector.token)).await;
+    assert_eq!(mine.status, StatusCode::OK, "{}", mine.body);
+    assert_eq!(mine.body["collector_id"], collector.id);
+    let open = &mine.body["open_offer"];
+    assert_eq!(
+        open["request"],
+        json!({"kind": "lab_collection", "id": first}),
+        "{open}"
+    );
+    assert!(open["expires_in_s"].as_f64().unwrap() > 0.0, "{open}");
+    // About 1 km from the base to the customer, as the offer stored it.
+    let distance = open["distance_m"].as_f64().unwrap();
+    assert!((500.0..2_000.0).contains(&distance), "{open}");
+    assert!(open["eta_s"].as_f64().unwrap() > 0.0, "{open}");
+    assert!(mine.body["current_job"].is_null());
+
+    assert_eq!(answer(&mut ws, first, "accept").await["type"], "ack");
+    let mine = app.get("/api/v1/emergency/my-unit", Some(&collector.token)).await;
+    assert!(mine.body["open_offer"].is_null(), "{}", mine.body);
+    assert_eq!(
+        mine.body["current_job"],
+        json!({"kind": "lab_collection", "id": first, "status": "assigned"})
+    );
+    assert_eq!(
+        step(&app, &collector.token, first, "en_route").await.status,
+        StatusCode::OK
+    );
+
+    // A second collection in an earlier window: the one under way stays the current job.
+    let (second, _) = {
+        let (token, address) = customer(&app).await;
+        let booked = app
+            .post(
+                "/api/v1/lab-tests/book",
+                &booking(&[tests.cbc], address, "06:00-08:00"),
+                Some(&token),
+            )
+            .await;
+        assert_eq!(booked.status, StatusCode::CREATED, "{}", booked.body);
+        (booked.body["id"].as_i64().unwrap(), token)
+    };
+    assert_eq!(next_offer(&mut ws).await, second);
+    assert_eq!(answer(&mut ws, second, "accept").await["type"], "ack");
+    let mine = app.get("/api/v1/emergency/my-unit", Some(&collector.token)).await;
+    assert_eq!(
+        mine.body["current_job"],
+        json!({"kind": "lab_collection", "id": first, "status": "en_route"})
+    );
+    for status in ["collected", "at_lab"] {
+        assert_eq!(
+            step(&app, &collector.token, first, status).await.status,
+            StatusCode::OK
+        );
+    }
+    let mine = app.get("/api/v1/emergency/my-unit", Some(&collector.token)).await;
+    assert_eq!(
+        mine.body["current_job"],
+        json!({"kind": "lab_collection", "id": second, "status": "assigned"})
+    );
+}
