@@ -76,7 +76,7 @@ pub struct OrderFigures {
 /// Bookings of one service made in the span. More services are more entries of this shape.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct ServiceBookings {
-    /// `lab_collection` or `doctor_appointment`.
+    /// `lab_collection`, `doctor_appointment` or `home_care`.
     pub service: String,
     pub total: i64,
     /// The statuses that occur, by name.
@@ -283,6 +283,7 @@ pub async fn overview(
     let buckets = analytics::order_buckets(&mut conn, span.start, span.end).await?;
     let labs = analytics::lab_collections_by_status(&mut conn, span.start, span.end).await?;
     let appointments = analytics::appointments_by_status(&mut conn, span.start, span.end).await?;
+    let home_care = analytics::service_bookings_by_status(&mut conn, span.start, span.end).await?;
     let responses = emergency::response_times_between(&mut conn, span.start, span.end).await?;
     let collectors = analytics::collectors(&mut conn).await?;
     let assigned = analytics::assigned_per_collector(&mut conn, span.from, span.to).await?;
@@ -295,6 +296,7 @@ pub async fn overview(
         bookings: vec![
             service("lab_collection", labs),
             service("doctor_appointment", appointments),
+            service("home_care", home_care),
         ],
         ambulance_response: category_stats(&responses),
         collectors: collector_loads(&span, collectors, &assigned),

@@ -13,7 +13,7 @@ use diesel_async::RunQueryDsl;
 use super::{
     Conn,
     doctors::IST_OFFSET,
-    schema::{appointments, lab_collections as lc, phlebotomists as ph, users},
+    schema::{appointments, lab_collections as lc, phlebotomists as ph, service_bookings, users},
 };
 use crate::on_conn;
 
@@ -95,6 +95,20 @@ pub async fn appointments_by_status(
         .filter(appointments::created_at.ge(from).and(appointments::created_at.lt(until)))
         .group_by(appointments::status)
         .select((appointments::status, count_star()))
+        .load(c)
+        .await)
+}
+
+/// Home-care bookings made in `[from, until)` (UTC), counted per status (in no particular order).
+pub async fn service_bookings_by_status(
+    conn: &mut Conn,
+    from: NaiveDateTime,
+    until: NaiveDateTime,
+) -> QueryResult<Vec<(String, i64)>> {
+    on_conn!(conn, c => service_bookings::table
+        .filter(service_bookings::created_at.ge(from).and(service_bookings::created_at.lt(until)))
+        .group_by(service_bookings::status)
+        .select((service_bookings::status, count_star()))
         .load(c)
         .await)
 }

@@ -278,35 +278,50 @@ impl RazorpayClient {
         })
     }
 
-    /// Creates an order for `amount_paise` INR with `receipt` (our order number).
-    #[tracing::instrument(skip(self), fields(base = %self.base_url))]
-    pub async fn create_order(&self, amount_paise: i64, receipt: &str) -> anyhow::Result<ProviderOrder> {
-        let response = self
+    /// POSTs `body` to `path` with basic auth (and `headers`), and reads the answer as `T`; a non-2xx
+    /// answer is an error carrying its status and the start of its body. `api` names the API in errors.
+    async fn post<B: Serialize, T: serde::de::DeserializeOwned>(
+        &self,
+        api: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &B,
+    ) -> anyhow::Result<T> {
+        let mut request = self
             .http
-            .post(format!("{}/v1/orders", self.base_url))
-            .basic_auth(&self.key_id, Some(self.key_secret.expose_secret()))
-            .json(&CreateOrder {
-                amount: amount_paise,
-                currency: "INR",
-                receipt,
-            })
+            .post(format!("{}{path}", self.base_url))
+            .basic_auth(&self.key_id, Some(self.key_secret.expose_secret()));
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        let response = request
+            .json(body)
             .send()
             .await
-            .context("calling Razorpay's Orders API")?;
+            .with_context(|| format!("calling Razorpay's {api} API"))?;
         let status = response.status();
         if !status.is_success() {
             let body = response.text().await.unwrap_or_default();
             let body: String = body.chars().take(500).collect();
-            anyhow::bail!("Razorpay's Orders API answered {status}: {body}");
+            anyhow::bail!("Razorpay's {api} API answered {status}: {body}");
         }
         response
-            .json::<ProviderOrder>()
+            .json::<T>()
             .await
-            .context("reading Razorpay's order")
+            .with_context(|| format!("reading the answer of Razorpay's {api} API"))
     }
-}
 
-impl RazorpayClient {
+    /// Creates an order for `amount_paise` INR with `receipt` (our order number).
+    #[tracing::instrument(skip(self), fields(base = %self.base_url))]
+    pub async fn create_order(&self, amount_paise: i64, receipt: &str) -> anyhow::Result<ProviderOrder> {
+        let body = CreateOrder {
+            amount: amount_paise,
+            currency: "INR",
+            receipt,
+        };
+        self.post("Orders", "/v1/orders", &[], &body).await
+    }
+
     /// Refunds `amount_paise` of payment `payment_id` (a normal refund). `idempotency_key` goes in
     /// `X-Refund-Idempotency`: a retry with the same key and body never refunds twice.
     #[tracing::instrument(skip(self), fields(base = %self.base_url))]
@@ -318,29 +333,19 @@ impl RazorpayClient {
         receipt: &str,
     ) -> anyhow::Result<ProviderRefund> {
         anyhow::ensure!(is_provider_id(payment_id, "pay"), "not a Razorpay payment id");
-        let response = self
-            .http
-            .post(format!("{}/v1/payments/{payment_id}/refund", self.base_url))
-            .basic_auth(&self.key_id, Some(self.key_secret.expose_secret()))
-            .header(REFUND_IDEMPOTENCY_HEADER, idempotency_key)
-            .json(&CreateRefund {
-                amount: amount_paise,
-                speed: "normal",
-                receipt,
-            })
-            .send()
-            .await
-            .context("calling Razorpay's Refunds API")?;
-        let status = response.status();
-        if !status.is_success() {
-            let body = response.text().await.unwrap_or_default();
-            let body: String = body.chars().take(500).collect();
-            anyhow::bail!("Razorpay's Refunds API answered {status}: {body}");
-        }
-        response
-            .json::<ProviderRefund>()
-            .await
-            .context("reading Razorpay's refund")
+        let body = CreateRefund {
+            amount: amount_paise,
+            speed: "normal",
+            receipt,
+        };
+        let path = format!("/v1/payments/{payment_id}/refund");
+        self.post(
+            "Refunds",
+            &path,
+            &[(REFUND_IDEMPOTENCY_HEADER, idempotency_key)],
+            &body,
+        )
+        .await
     }
 }
 

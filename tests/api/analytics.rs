@@ -335,6 +335,31 @@ async fn bookings_collector_load_and_response_times_come_from_real_requests() {
         }
     }
 
+    // Two home-care visits booked today, one of them cancelled.
+    let (nursing, _, _) = crate::care::insert_services(&app).await;
+    crate::care::partner(&app, (12.9716, 77.5946), 2, &[nursing]).await;
+    let (patient, _, address) = crate::care::customer_at(&app, (12.975, 77.60)).await;
+    let mut visits = Vec::new();
+    for window in ["09:00-11:00", "11:00-13:00"] {
+        let reply = app
+            .post(
+                "/api/v1/services/bookings",
+                &crate::care::booking(nursing, address, window),
+                Some(&patient),
+            )
+            .await;
+        assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.body);
+        visits.push(reply.body["id"].as_i64().unwrap());
+    }
+    let reply = app
+        .post(
+            &format!("/api/v1/services/bookings/{}/cancel", visits[1]),
+            &json!({}),
+            Some(&patient),
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+
     // Bookings and collector load: booked today (India), collected tomorrow.
     let span = format!(
         "?from={}&to={}",
@@ -345,7 +370,7 @@ async fn bookings_collector_load_and_response_times_come_from_real_requests() {
     assert_eq!(now["days"], 4);
     assert_eq!(now["orders"]["total"], 0);
     let bookings = now["bookings"].as_array().unwrap();
-    assert_eq!(bookings.len(), 2);
+    assert_eq!(bookings.len(), 3);
     assert_eq!(bookings[0]["service"], "lab_collection");
     assert_eq!(bookings[0]["total"], 3);
     assert_eq!(
@@ -356,6 +381,12 @@ async fn bookings_collector_load_and_response_times_come_from_real_requests() {
     assert_eq!(bookings[1]["total"], 2);
     assert_eq!(
         status_counts(&bookings[1]["by_status"]),
+        counts(&[("cancelled", 1), ("confirmed", 1)])
+    );
+    assert_eq!(bookings[2]["service"], "home_care");
+    assert_eq!(bookings[2]["total"], 2);
+    assert_eq!(
+        status_counts(&bookings[2]["by_status"]),
         counts(&[("cancelled", 1), ("confirmed", 1)])
     );
     let collectors = now["collectors"].as_array().unwrap();

@@ -23,7 +23,7 @@ const FAR: (f64, f64) = (12.9300, 77.6200);
 const ELSEWHERE: (f64, f64) = (12.2958, 76.6394);
 
 /// Inserts the catalog: (nursing id, physiotherapy id, an inactive service id).
-async fn insert_services(app: &TestApp) -> (i64, i64, i64) {
+pub(crate) async fn insert_services(app: &TestApp) -> (i64, i64, i64) {
     use schema::homecare_services as hs;
     let mut conn = app.app.db.write().await.unwrap();
     let mut insert = async |slug: &str, category: &str, price: i64, order: i32, active: bool| -> i64 {
@@ -52,7 +52,12 @@ async fn insert_services(app: &TestApp) -> (i64, i64, i64) {
 
 /// A partner working 07:00–21:00 at `home` with `capacity` visits per window, offering `services`;
 /// returns (token, user id).
-async fn partner(app: &TestApp, home: (f64, f64), capacity: i32, services: &[i64]) -> (String, i64) {
+pub(crate) async fn partner(
+    app: &TestApp,
+    home: (f64, f64),
+    capacity: i32,
+    services: &[i64],
+) -> (String, i64) {
     let (token, id) = app.user_with_role(Role::Partner).await;
     let saved = app
         .put(
@@ -68,7 +73,7 @@ async fn partner(app: &TestApp, home: (f64, f64), capacity: i32, services: &[i64
 }
 
 /// A customer with one address at `at`; returns (token, user id, address id).
-async fn customer_at(app: &TestApp, at: (f64, f64)) -> (String, i64, i64) {
+pub(crate) async fn customer_at(app: &TestApp, at: (f64, f64)) -> (String, i64, i64) {
     let (token, id) = app
         .register_customer(&format!("care-{}@example.in", uuid::Uuid::new_v4().simple()))
         .await;
@@ -88,7 +93,7 @@ fn tomorrow() -> String {
     (local_today(db::now()) + chrono::TimeDelta::days(1)).to_string()
 }
 
-fn booking(service: i64, address: i64, window: &str) -> Value {
+pub(crate) fn booking(service: i64, address: i64, window: &str) -> Value {
     json!({"service_id": service, "address_id": address, "date": tomorrow(), "window": window,
            "notes": "Ring the bell twice"})
 }
