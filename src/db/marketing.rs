@@ -79,6 +79,53 @@ pub struct OfferChange {
     pub updated_at: NaiveDateTime,
 }
 
+/// The staff side of a promotion table (banners, offers): one page of every row, newest first, with the
+/// total; insert; and update by id (`None` when there is no such row).
+macro_rules! promotion_rows {
+    ($table:ident, $row:ty, $change:ty, $all:ident, $insert:ident, $update:ident) => {
+        pub async fn $all(conn: &mut Conn, limit: i64, offset: i64) -> QueryResult<(Vec<$row>, i64)> {
+            on_conn!(conn, c => {
+                let total = $table::table.count().get_result(c).await?;
+                let rows = $table::table
+                    .order($table::id.desc())
+                    .limit(limit)
+                    .offset(offset)
+                    .select(<$row>::as_select())
+                    .load(c)
+                    .await?;
+                Ok((rows, total))
+            })
+        }
+
+        pub async fn $insert(conn: &mut Conn, change: &$change) -> QueryResult<$row> {
+            on_conn!(conn, c => diesel::insert_into($table::table)
+                .values((change, $table::created_at.eq(change.updated_at)))
+                .returning(<$row>::as_returning())
+                .get_result(c)
+                .await)
+        }
+
+        pub async fn $update(conn: &mut Conn, id: i64, change: &$change) -> QueryResult<Option<$row>> {
+            on_conn!(conn, c => diesel::update($table::table.find(id))
+                .set(change)
+                .returning(<$row>::as_returning())
+                .get_result(c)
+                .await
+                .optional())
+        }
+    };
+}
+
+promotion_rows!(
+    banners,
+    Banner,
+    BannerChange,
+    all_banners,
+    insert_banner,
+    update_banner
+);
+promotion_rows!(offers, Offer, OfferChange, all_offers, insert_offer, update_offer);
+
 /// Active banners of a placement whose window holds `now`, in display order.
 pub async fn live_banners(
     conn: &mut Conn,
@@ -104,38 +151,6 @@ pub async fn live_banners(
     })
 }
 
-/// Every banner, newest first, one page.
-pub async fn all_banners(conn: &mut Conn, limit: i64, offset: i64) -> QueryResult<(Vec<Banner>, i64)> {
-    on_conn!(conn, c => {
-        let total = banners::table.count().get_result(c).await?;
-        let rows = banners::table
-            .order(banners::id.desc())
-            .limit(limit)
-            .offset(offset)
-            .select(Banner::as_select())
-            .load(c)
-            .await?;
-        Ok((rows, total))
-    })
-}
-
-pub async fn insert_banner(conn: &mut Conn, change: &BannerChange) -> QueryResult<Banner> {
-    on_conn!(conn, c => diesel::insert_into(banners::table)
-        .values((change, banners::created_at.eq(change.updated_at)))
-        .returning(Banner::as_returning())
-        .get_result(c)
-        .await)
-}
-
-pub async fn update_banner(conn: &mut Conn, id: i64, change: &BannerChange) -> QueryResult<Option<Banner>> {
-    on_conn!(conn, c => diesel::update(banners::table.find(id))
-        .set(change)
-        .returning(Banner::as_returning())
-        .get_result(c)
-        .await
-        .optional())
-}
-
 /// Active offers whose window holds `now`, in display order.
 pub async fn live_offers(
     conn: &mut Conn,
@@ -159,38 +174,6 @@ pub async fn live_offers(
             .load(c)
             .await
     })
-}
-
-/// Every offer, newest first, one page.
-pub async fn all_offers(conn: &mut Conn, limit: i64, offset: i64) -> QueryResult<(Vec<Offer>, i64)> {
-    on_conn!(conn, c => {
-        let total = offers::table.count().get_result(c).await?;
-        let rows = offers::table
-            .order(offers::id.desc())
-            .limit(limit)
-            .offset(offset)
-            .select(Offer::as_select())
-            .load(c)
-            .await?;
-        Ok((rows, total))
-    })
-}
-
-pub async fn insert_offer(conn: &mut Conn, change: &OfferChange) -> QueryResult<Offer> {
-    on_conn!(conn, c => diesel::insert_into(offers::table)
-        .values((change, offers::created_at.eq(change.updated_at)))
-        .returning(Offer::as_returning())
-        .get_result(c)
-        .await)
-}
-
-pub async fn update_offer(conn: &mut Conn, id: i64, change: &OfferChange) -> QueryResult<Option<Offer>> {
-    on_conn!(conn, c => diesel::update(offers::table.find(id))
-        .set(change)
-        .returning(Offer::as_returning())
-        .get_result(c)
-        .await
-        .optional())
 }
 
 // ----------------------------------------------------------------------------------- notifications
