@@ -24,7 +24,7 @@ use onemedi::{
 use secrecy::SecretString;
 use tokio_tungstenite::{
     MaybeTlsStream, WebSocketStream,
-    tungstenite::{Message, client::IntoClientRequest, http::HeaderValue},
+    tungstenite::{Message, client::IntoClientRequest, http::HeaderValue, protocol::WebSocketConfig},
 };
 
 /// The JWT secret shared by the server child and the benchmark, which signs the sessions' tokens.
@@ -34,6 +34,13 @@ const SECRET: &str = "bench-secret-0123456789abcdef0123456789abcdef";
 const SETUP_PATIENCE: Duration = Duration::from_secs(30);
 
 pub type Socket = WebSocketStream<MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// Client sockets read into a small buffer: tungstenite's default (128 KiB) is zeroed before every
+/// read, which with thousands of sessions on this machine costs the load driver more CPU than the
+/// server spends. Nagle is off, as in any latency-sensitive client.
+pub fn client_config() -> WebSocketConfig {
+    WebSocketConfig::default().read_buffer_size(4 * 1024)
+}
 
 /// `--name value` options after the benchmark name (cargo's own `--bench` flag is ignored).
 pub struct Options(Vec<String>);
@@ -242,9 +249,12 @@ impl Server {
             "authorization",
             HeaderValue::from_str(&format!("Bearer {token}"))?,
         );
-        let (mut socket, _) = tokio::time::timeout(SETUP_PATIENCE, tokio_tungstenite::connect_async(request))
-            .await
-            .context("websocket connect timed out")??;
+        let (mut socket, _) = tokio::time::timeout(
+            SETUP_PATIENCE,
+            tokio_tungstenite::connect_async_with_config(request, Some(client_config()), true),
+        )
+        .await
+        .context("websocket connect timed out")??;
         for (i, command) in commands.iter().enumerate() {
             let reference = format!("setup-{i}");
             let framed = format!("{},\"ref\":\"{reference}\"}}", command.trim_end_matches('}'));

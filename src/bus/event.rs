@@ -167,11 +167,56 @@ impl Event {
         }
         value
     }
+
+    /// The event as JSON text with its `"v"`, serialised directly (the same content as [`Self::to_json`]).
+    pub fn to_text(&self) -> String {
+        let Ok(mut text) = serde_json::to_string(self) else {
+            return self.to_json().to_string();
+        };
+        // A tagged enum always serialises as a non-empty object: the version goes in as its last member.
+        if text.len() > 2 && text.ends_with('}') {
+            text.pop();
+            text.push_str(&format!(",\"v\":{EVENT_VERSION}}}"));
+        }
+        text
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_direct_text_is_the_same_event_as_the_json_tree() {
+        let events = [
+            Event::UnitLocation(UnitLocation {
+                unit_id: 4,
+                kind: UnitKind::AmbulanceAls,
+                lat: 12.97,
+                lng: 77.59,
+                heading: 90.5,
+                speed: 11.0,
+                accuracy: None,
+                ts: Some(1_795_000_000_000),
+                status: "available".into(),
+                capabilities: 3,
+                at: Utc::now(),
+            }),
+            Event::Notification {
+                notification_id: 9,
+                kind: "campaign".into(),
+                title: "Monsoon \"care\" week".into(),
+                body: "{not json}".into(),
+                data: serde_json::json!({"campaign_id": 3, "v": 0}),
+                at: Utc::now(),
+            },
+        ];
+        for event in events {
+            let parsed: Value = serde_json::from_str(&event.to_text()).unwrap();
+            assert_eq!(parsed, event.to_json());
+            assert_eq!(parsed["v"], EVENT_VERSION);
+        }
+    }
 
     #[test]
     fn events_carry_their_type_and_version() {

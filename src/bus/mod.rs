@@ -64,7 +64,8 @@ pub struct Local {
 pub type Observer = Box<dyn Fn(&Value) + Send + Sync>;
 
 impl Local {
-    /// Delivers one event to this node's fleet index and to the sessions subscribed to `topics`.
+    /// Delivers one event (an actor's domain event, or any event relayed from another node) to this
+    /// node's fleet index, dispatcher, lab desk and the sessions subscribed to `topics`.
     fn deliver(&self, topics: &[String], event: &Value) {
         feed_fleet(&self.fleet, event);
         if let Some(link) = self.dispatcher.get() {
@@ -81,6 +82,19 @@ impl Local {
         } else {
             "event"
         };
+        self.fan_out(topics, kind, &text);
+    }
+
+    /// Delivers one of this server's own events, already serialised as `text`, without a round trip
+    /// through a JSON tree: location pings arrive tens of thousands of times a second. None of these
+    /// events concerns the dispatcher or the lab desk (they follow the actors' domain events).
+    fn deliver_own(&self, topics: &[String], event: &Event, text: &str) {
+        feed_fleet_event(&self.fleet, event);
+        self.fan_out(topics, "event", text);
+    }
+
+    /// Hands one `{"type": kind, "topic": …, "event": …}` frame per topic to its subscribed sessions.
+    fn fan_out(&self, topics: &[String], kind: &str, text: &str) {
         for topic in topics {
             if self.hub.subscribers(topic) == 0 {
                 continue;
@@ -181,9 +195,29 @@ impl Bus {
         }
     }
 
-    /// Publishes one of the server's own events.
+    /// Publishes one of the server's own events. It is serialised once, straight to text, for the
+    /// local sessions and the relay alike.
     pub async fn publish_event(&self, topics: &[String], event: &Event) {
-        self.publish(topics, event.to_json()).await;
+        let text = event.to_text();
+        self.local.deliver_own(topics, event, &text);
+        let ping = matches!(event, Event::UnitLocation(_) | Event::RiderLocation { .. });
+        if !ping && let Some(observer) = self.local.observer.get() {
+            observer(&event.to_json());
+        }
+        let Some(relay) = &self.relay else {
+            return;
+        };
+        let node = serde_json::to_string(&self.local.node_id);
+        let topics = serde_json::to_string(topics);
+        match (node, topics) {
+            // The same shape as `Envelope`, written around the event's text instead of re-serialising it.
+            (Ok(node), Ok(topics)) => {
+                relay
+                    .send(format!(r#"{{"node":{node},"topics":{topics},"event":{text}}}"#))
+                    .await
+            }
+            _ => tracing::warn!("event not relayed: unserialisable"),
+        }
     }
 
     /// Announces a committed order status change on `order:{id}`.
@@ -249,11 +283,18 @@ fn feed_dispatcher(link: &DispatchLink, event: &Value) {
 
 /// Applies `unit_location` and `unit_status` events to the fleet index; other events are ignored.
 fn feed_fleet(fleet: &SharedFleet, event: &Value) {
-    match event["type"].as_str() {
-        Some("unit_location") => {
-            let Ok(Event::UnitLocation(ping)) = Event::deserialize(event) else {
-                return;
-            };
+    if !matches!(event["type"].as_str(), Some("unit_location" | "unit_status")) {
+        return;
+    }
+    if let Ok(event) = Event::deserialize(event) {
+        feed_fleet_event(fleet, &event);
+    }
+}
+
+/// Applies a location or status event to the fleet index; other events are ignored.
+fn feed_fleet_event(fleet: &SharedFleet, event: &Event) {
+    match event {
+        Event::UnitLocation(ping) => {
             let Ok(position) = Position::new(ping.lat, ping.lng) else {
                 return;
             };
@@ -276,11 +317,8 @@ fn feed_fleet(fleet: &SharedFleet, event: &Value) {
                 tracing::debug!(unit = ping.unit_id, error = %error, "position not indexed");
             }
         }
-        Some("unit_status") => {
-            let (Some(unit), Some(status)) = (event["unit_id"].as_i64(), event["status"].as_str()) else {
-                return;
-            };
-            lock_fleet(fleet).set_status(UnitId(unit), fleet_status(status));
+        Event::UnitStatus { unit_id, status, .. } => {
+            lock_fleet(fleet).set_status(UnitId(*unit_id), fleet_status(status));
         }
         _ => {}
     }

@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 use tokio::net::TcpStream;
 use tokio_tungstenite::{
     MaybeTlsStream, WebSocketStream,
-    tungstenite::{Message, client::IntoClientRequest, http::HeaderValue},
+    tungstenite::{Message, client::IntoClientRequest, http::HeaderValue, protocol::WebSocketConfig},
 };
 
 /// Longest wait for one REST call.
@@ -156,7 +156,9 @@ impl Api {
             "authorization",
             HeaderValue::from_str(&format!("Bearer {}", self.token)).context("token header")?,
         );
-        let (socket, _) = tokio_tungstenite::connect_async(request)
+        // A small read buffer: the default 128 KiB is zeroed before every read.
+        let config = WebSocketConfig::default().read_buffer_size(4 * 1024);
+        let (socket, _) = tokio_tungstenite::connect_async_with_config(request, Some(config), true)
             .await
             .with_context(|| format!("opening the websocket of {}", self.email))?;
         let (sink, stream) = socket.split();

@@ -1,7 +1,7 @@
 //! One websocket session: a task that selects over the client's frames, its bounded outbound queue,
 //! the heartbeat tick and the server's shutdown signal. It ends with a close code that says why.
 
-use std::{collections::HashSet, sync::Arc, time::Instant};
+use std::{collections::HashSet, pin::Pin, sync::Arc, time::Instant};
 
 use actix_ws::{AggregatedMessage, AggregatedMessageStream, CloseCode, CloseReason, ProtocolError};
 use bytestring::ByteString;
@@ -21,6 +21,9 @@ use crate::{
     error::ErrorCode,
     state::AppState,
 };
+
+/// Most queued frames written in one turn of the session loop.
+const OUTBOUND_BATCH: usize = 64;
 
 /// Who the session belongs to, fixed for its lifetime (a role change applies on reconnect).
 #[derive(Debug, Clone, Copy)]
@@ -174,6 +177,19 @@ enum WriteError {
     Overflowed,
 }
 
+/// Writes one frame, unless the queue overflows while the client is not reading.
+async fn write(
+    ws: &mut actix_ws::Session,
+    frame: ByteString,
+    overflowed: Pin<&mut impl Future<Output = ()>>,
+) -> Result<(), WriteError> {
+    tokio::select! {
+        biased;
+        sent = ws.text(frame) => sent.map_err(|_| WriteError::Closed),
+        () = overflowed => Err(WriteError::Overflowed),
+    }
+}
+
 /// Resolves when a share session's link expires; never for a signed-in user's session.
 async fn link_expiry(principal: Principal) {
     match principal {
@@ -211,20 +227,28 @@ impl Session {
         if *shutdown.borrow() {
             return reason(CloseCode::Away, "server shutting down");
         }
+        // The session's long-lived signals are pinned once, not re-registered on every frame.
         let expiry = link_expiry(self.principal);
         tokio::pin!(expiry);
+        let link = self.link.clone();
+        let overflowed = link.overflowed();
+        tokio::pin!(overflowed);
+        let shutting_down = async {
+            let _ = shutdown.wait_for(|down| *down).await;
+        };
+        tokio::pin!(shutting_down);
         let shared = matches!(self.principal, Principal::Share(_));
         loop {
             let written = tokio::select! {
                 biased;
-                _ = shutdown.changed() => return reason(CloseCode::Away, "server shutting down"),
+                () = &mut shutting_down => return reason(CloseCode::Away, "server shutting down"),
                 () = &mut expiry => return reason(CloseCode::Policy, "the tracking link expired"),
-                _ = self.link.overflowed() => return overflow,
+                () = &mut overflowed => return overflow,
                 message = stream.recv() => {
                     last_heard = Instant::now();
                     match message {
                         Some(Ok(AggregatedMessage::Text(text))) => match self.handle_text(&text).await {
-                            Some(reply) => self.write(ws, reply.into()).await,
+                            Some(reply) => write(ws, reply.into(), overflowed.as_mut()).await,
                             None => Ok(()),
                         },
                         Some(Ok(AggregatedMessage::Binary(_))) => {
@@ -240,8 +264,26 @@ impl Session {
                     }
                 }
                 frame = outbound.recv() => match frame {
-                    Some(frame) if shared && !share::may_show(&frame) => Ok(()),
-                    Some(frame) => self.write(ws, frame).await,
+                    // Frames queued meanwhile go out in the same turn, up to a bound, so a busy session
+                    // does not go back through the select for each.
+                    Some(frame) => {
+                        let mut result = Ok(());
+                        let mut next = Some(frame);
+                        let mut budget = OUTBOUND_BATCH;
+                        while let Some(frame) = next.take() {
+                            if !shared || share::may_show(&frame) {
+                                result = write(ws, frame, overflowed.as_mut()).await;
+                                if result.is_err() {
+                                    break;
+                                }
+                            }
+                            budget -= 1;
+                            if budget > 0 {
+                                next = outbound.try_recv().ok();
+                            }
+                        }
+                        result
+                    }
                     None => return None,
                 },
                 _ = heartbeat.tick() => {
@@ -256,15 +298,6 @@ impl Session {
                 Err(WriteError::Closed) => return None,
                 Err(WriteError::Overflowed) => return overflow,
             }
-        }
-    }
-
-    /// Writes one frame, unless the queue overflows while the client is not reading.
-    async fn write(&self, ws: &mut actix_ws::Session, frame: ByteString) -> Result<(), WriteError> {
-        tokio::select! {
-            biased;
-            sent = ws.text(frame) => sent.map_err(|_| WriteError::Closed),
-            _ = self.link.overflowed() => Err(WriteError::Overflowed),
         }
     }
 
