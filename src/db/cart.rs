@@ -1,5 +1,7 @@
 //! Queries on a customer's cart; every query is scoped to its owner.
 
+use std::sync::LazyLock;
+
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
 use diesel_async::{AsyncConnection, RunQueryDsl};
@@ -14,7 +16,7 @@ use crate::on_conn;
 /// Most distinct medicines one cart may hold.
 pub const MAX_CART_LINES: i64 = 50;
 
-#[derive(Debug, Clone, Queryable, Selectable)]
+#[derive(Debug, Clone, Queryable, QueryableByName, Selectable)]
 #[diesel(table_name = cart_items)]
 pub struct CartItem {
     pub id: i64,
@@ -59,9 +61,59 @@ pub enum AddOutcome {
     CartFull,
 }
 
+/// Adds `quantity` to the line of `medicine_id` in one statement when the medicine, its limit, its stock
+/// and the cart's size allow it: an insert of the line, or on conflict with the existing line an
+/// increment whose WHERE holds the limit, so concurrent adds never lose one another. `None` means the
+/// statement changed nothing; [`add`] then says why.
+///
+/// Written for PostgreSQL; SQLite runs it with `?n` for `$n` ([`ADD_LINE_SQLITE`]), its numbered form.
+const ADD_LINE_SQL: &str = "\
+INSERT INTO cart_items (user_id, medicine_id, quantity, created_at, updated_at) \
+SELECT $1, m.id, $3, $4, $4 FROM medicines m \
+WHERE m.id = $2 AND m.is_active AND $3 <= m.max_per_order AND $3 <= m.stock \
+  AND ((SELECT count(*) FROM cart_items l WHERE l.user_id = $1) < $5 \
+       OR EXISTS (SELECT 1 FROM cart_items l WHERE l.user_id = $1 AND l.medicine_id = $2)) \
+ON CONFLICT (user_id, medicine_id) DO UPDATE \
+SET quantity = cart_items.quantity + excluded.quantity, updated_at = excluded.updated_at \
+WHERE cart_items.quantity + excluded.quantity <= (SELECT CASE WHEN m.max_per_order < m.stock \
+  THEN m.max_per_order ELSE m.stock END FROM medicines m WHERE m.id = excluded.medicine_id) \
+RETURNING id, user_id, medicine_id, quantity, created_at, updated_at";
+
+/// [`ADD_LINE_SQL`] for SQLite, which reads `$n` as a *named* parameter numbered by first appearance.
+static ADD_LINE_SQLITE: LazyLock<String> = LazyLock::new(|| ADD_LINE_SQL.replace('$', "?"));
+
+/// The one-statement add of [`ADD_LINE_SQL`]: the line as saved, or `None` when nothing was written.
+pub async fn add_line(
+    conn: &mut Conn,
+    user_id: i64,
+    medicine_id: i64,
+    quantity: i32,
+) -> QueryResult<Option<CartItem>> {
+    use diesel::sql_types::{BigInt, Integer, Timestamp};
+    let now = super::now();
+    let text = match conn {
+        Conn::Pg(_) => ADD_LINE_SQL,
+        Conn::Sqlite(_) => ADD_LINE_SQLITE.as_str(),
+    };
+    on_conn!(conn, c => diesel::sql_query(text)
+        .bind::<BigInt, _>(user_id)
+        .bind::<BigInt, _>(medicine_id)
+        .bind::<Integer, _>(quantity)
+        .bind::<Timestamp, _>(now)
+        .bind::<BigInt, _>(MAX_CART_LINES)
+        .get_result::<CartItem>(c)
+        .await
+        .optional())
+}
+
 /// Adds `quantity` to the line of `medicine_id` (creating it), checked against the medicine's limit and
-/// stock in the same transaction. Stock is only *claimed* at checkout; this check is a courtesy.
+/// stock. Stock is only *claimed* at checkout; this check is a courtesy. The common case is the one
+/// statement of [`add_line`]; when it writes nothing, the same checks run again step by step in a
+/// transaction to find the reason (or to save the line, if stock arrived in between).
 pub async fn add(conn: &mut Conn, user_id: i64, medicine_id: i64, quantity: i32) -> QueryResult<AddOutcome> {
+    if let Some(item) = add_line(conn, user_id, medicine_id, quantity).await? {
+        return Ok(AddOutcome::Saved(item));
+    }
     let now = super::now();
     on_conn!(conn, c => c.transaction(async move |c| {
         let Some(medicine) = medicines::table

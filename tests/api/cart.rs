@@ -231,3 +231,66 @@ async fn concurrent_adds_of_one_medicine_end_in_one_line() {
     assert_eq!(cart.body["items"].as_array().unwrap().len(), 1);
     assert_eq!(cart.body["items"][0]["quantity"], 5);
 }
+
+#[actix_web::test]
+async fn concurrent_adds_past_the_per_order_limit_stop_exactly_at_it() {
+    let app = spawn_app().await;
+    let (staff, pain) = shop(&app).await;
+    let id = medicine(&app, &staff, pain, json!({"max_per_order": 6})).await["id"]
+        .as_i64()
+        .unwrap();
+    let asha = customer(&app).await;
+    let body = json!({"medicine_id": id, "quantity": 1});
+    let replies = futures_util::future::join_all(
+        (0..15).map(|_| app.post("/api/v1/cart/items", &body, Some(&asha.token))),
+    )
+    .await;
+    let created = replies.iter().filter(|r| r.status == StatusCode::CREATED).count();
+    assert_eq!(created, 6, "one add per unit allowed");
+    for reply in replies.iter().filter(|r| r.status != StatusCode::CREATED) {
+        assert_eq!(reply.status, StatusCode::BAD_REQUEST, "{}", reply.body);
+        assert_eq!(reply.code(), "validation_failed");
+    }
+    let cart = app.get("/api/v1/cart", Some(&asha.token)).await;
+    assert_eq!(cart.body["items"][0]["quantity"], 6);
+}
+
+#[actix_web::test]
+async fn a_full_cart_refuses_another_medicine_but_still_adds_to_its_lines() {
+    let app = spawn_app().await;
+    let (staff, pain) = shop(&app).await;
+    let asha = customer(&app).await;
+    let mut ids = Vec::new();
+    for i in 0..51 {
+        let name = format!("Cetirizine {i}");
+        ids.push(
+            medicine(&app, &staff, pain, json!({"name": name})).await["id"]
+                .as_i64()
+                .unwrap(),
+        );
+    }
+    for id in &ids[..50] {
+        add_to_cart(&app, &asha, *id, 1).await;
+    }
+    let reply = app
+        .post(
+            "/api/v1/cart/items",
+            &json!({"medicine_id": ids[50], "quantity": 1}),
+            Some(&asha.token),
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::BAD_REQUEST, "{}", reply.body);
+    assert!(reply.body["error"]["details"]["medicine_id"].is_string());
+    let reply = app
+        .post(
+            "/api/v1/cart/items",
+            &json!({"medicine_id": ids[7], "quantity": 2}),
+            Some(&asha.token),
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.body);
+    let items = reply.body["items"].as_array().unwrap();
+    assert_eq!(items.len(), 50);
+    let line = items.iter().find(|l| l["medicine_id"] == ids[7]).unwrap();
+    assert_eq!(line["quantity"], 3);
+}
