@@ -58,7 +58,7 @@ pub fn slugify(name: &str) -> String {
 }
 
 /// Unique-name clashes are 409 `conflict`; a CHECK that a concurrent change broke is too.
-fn write_error(error: diesel::result::Error, what: &str) -> ApiError {
+pub(super) fn write_error(error: diesel::result::Error, what: &str) -> ApiError {
     use diesel::result::{DatabaseErrorKind, Error};
     match &error {
         Error::DatabaseError(DatabaseErrorKind::UniqueViolation, _) => ApiError::new(
@@ -76,14 +76,19 @@ fn write_error(error: diesel::result::Error, what: &str) -> ApiError {
     }
 }
 
-fn optional_text(p: &mut Problems, field: &str, raw: Option<&str>, max: usize) -> Option<Option<String>> {
+pub(super) fn optional_text(
+    p: &mut Problems,
+    field: &str,
+    raw: Option<&str>,
+    max: usize,
+) -> Option<Option<String>> {
     match raw.map(str::trim) {
         None | Some("") => Some(None),
         Some(text) => p.text(field, text, max).map(Some),
     }
 }
 
-fn check_range<T: PartialOrd + std::fmt::Display + Copy>(
+pub(super) fn check_range<T: PartialOrd + std::fmt::Display + Copy>(
     p: &mut Problems,
     field: &str,
     value: T,

@@ -9,7 +9,7 @@ use super::{Page, PageQuery, Problems, medicines::reference};
 use crate::{
     db::{
         catalog::contains_pattern,
-        lab_tests::{self, LabCategory, LabFilter, LabSort, LabTest},
+        lab_tests::{self, LabCategory, LabFilter, LabSort, LabTest, Listing},
     },
     error::{ApiError, ErrorBody},
     state::AppState,
@@ -78,6 +78,7 @@ fn filter_of(search: &LabSearch) -> Result<LabFilter, ApiError> {
         package: search.package,
         home_collection: search.home_collection,
         sort,
+        listing: Listing::Active,
     })
 }
 

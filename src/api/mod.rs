@@ -18,6 +18,7 @@ pub mod health;
 pub mod hospitals;
 pub mod insurance;
 pub mod invoice;
+pub mod lab_admin;
 pub mod lab_bookings;
 pub mod lab_tests;
 pub mod map;
@@ -219,6 +220,12 @@ pub fn configure(config: &mut ServiceConfig) {
             .service(catalog_admin::create_brand)
             .service(catalog_admin::update_brand)
             // The fixed /lab-tests/* paths go before /lab-tests/{id}.
+            .service(lab_admin::list_tests)
+            .service(lab_admin::create_test)
+            .service(lab_admin::update_test)
+            .service(lab_admin::withdraw_test)
+            .service(lab_admin::create_category)
+            .service(lab_admin::update_category)
             .service(lab_tests::search_tests)
             .service(lab_tests::categories)
             .service(lab_tests::packages)

@@ -1,7 +1,5 @@
 //! Queries on a customer's cart; every query is scoped to its owner.
 
-use std::sync::LazyLock;
-
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
 use diesel_async::{AsyncConnection, RunQueryDsl};
@@ -66,7 +64,7 @@ pub enum AddOutcome {
 /// increment whose WHERE holds the limit, so concurrent adds never lose one another. `None` means the
 /// statement changed nothing; [`add`] then says why.
 ///
-/// Written for PostgreSQL; SQLite runs it with `?n` for `$n` ([`ADD_LINE_SQLITE`]), its numbered form.
+/// Written for PostgreSQL, run on either backend through [`super::sql_text`].
 const ADD_LINE_SQL: &str = "\
 INSERT INTO cart_items (user_id, medicine_id, quantity, created_at, updated_at) \
 SELECT $1, m.id, $3, $4, $4 FROM medicines m \
@@ -79,9 +77,6 @@ WHERE cart_items.quantity + excluded.quantity <= (SELECT CASE WHEN m.max_per_ord
   THEN m.max_per_order ELSE m.stock END FROM medicines m WHERE m.id = excluded.medicine_id) \
 RETURNING id, user_id, medicine_id, quantity, created_at, updated_at";
 
-/// [`ADD_LINE_SQL`] for SQLite, which reads `$n` as a *named* parameter numbered by first appearance.
-static ADD_LINE_SQLITE: LazyLock<String> = LazyLock::new(|| ADD_LINE_SQL.replace('$', "?"));
-
 /// The one-statement add of [`ADD_LINE_SQL`]: the line as saved, or `None` when nothing was written.
 pub async fn add_line(
     conn: &mut Conn,
@@ -91,11 +86,8 @@ pub async fn add_line(
 ) -> QueryResult<Option<CartItem>> {
     use diesel::sql_types::{BigInt, Integer, Timestamp};
     let now = super::now();
-    let text = match conn {
-        Conn::Pg(_) => ADD_LINE_SQL,
-        Conn::Sqlite(_) => ADD_LINE_SQLITE.as_str(),
-    };
-    on_conn!(conn, c => diesel::sql_query(text)
+    let text = super::sql_text(conn, ADD_LINE_SQL);
+    on_conn!(conn, c => diesel::sql_query(text.as_ref())
         .bind::<BigInt, _>(user_id)
         .bind::<BigInt, _>(medicine_id)
         .bind::<Integer, _>(quantity)

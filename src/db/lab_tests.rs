@@ -28,6 +28,7 @@ pub struct LabCategory {
     pub slug: String,
     pub description: Option<String>,
     pub sort_order: i32,
+    pub is_active: bool,
 }
 
 #[derive(Debug, Clone, Serialize, ToSchema, Queryable, Selectable)]
@@ -49,6 +50,8 @@ pub struct LabTest {
     pub is_package: bool,
     pub home_collection: bool,
     pub featured: bool,
+    /// False once staff withdrew it (only the staff routes show such a test).
+    pub is_active: bool,
     #[serde(skip)]
     pub updated_at: NaiveDateTime,
 }
@@ -62,6 +65,15 @@ pub enum LabSort {
     PriceDesc,
 }
 
+/// Which tests a search lists: customers see only the active catalog.
+#[derive(Debug, Clone, Copy, Default)]
+pub enum Listing {
+    #[default]
+    Active,
+    Withdrawn,
+    All,
+}
+
 /// A validated test search; `pattern` is lowered with its wildcards escaped.
 #[derive(Debug, Clone, Default)]
 pub struct LabFilter {
@@ -72,6 +84,7 @@ pub struct LabFilter {
     pub package: Option<bool>,
     pub home_collection: Option<bool>,
     pub sort: LabSort,
+    pub listing: Listing,
 }
 
 /// One page of active tests matching `filter`, with the total.
@@ -83,7 +96,12 @@ pub async fn search(
 ) -> QueryResult<(Vec<LabTest>, i64)> {
     macro_rules! filtered {
         ($query:expr) => {{
-            let mut query = $query.filter(lab_tests::is_active.eq(true));
+            let mut query = $query;
+            match filter.listing {
+                Listing::Active => query = query.filter(lab_tests::is_active.eq(true)),
+                Listing::Withdrawn => query = query.filter(lab_tests::is_active.eq(false)),
+                Listing::All => {}
+            }
             if let Some(pattern) = &filter.pattern {
                 query = query.filter(
                     lower(lab_tests::name)

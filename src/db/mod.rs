@@ -23,6 +23,7 @@ pub mod homecare;
 pub mod hospitals;
 pub mod idempotency;
 pub mod insurance;
+pub mod lab_admin;
 pub mod lab_collections;
 pub mod lab_tests;
 pub mod mail;
@@ -315,6 +316,16 @@ pub fn is_unique_violation(error: &diesel::result::Error, table: &str, column: &
 pub fn now() -> chrono::NaiveDateTime {
     let now = chrono::Utc::now().naive_utc();
     chrono::DurationRound::duration_trunc(now, chrono::TimeDelta::microseconds(1)).unwrap_or(now)
+}
+
+/// A raw SQL text written for PostgreSQL with `$n` parameters, as the connection's backend reads it:
+/// SQLite takes `$n` for a *named* parameter numbered by first appearance, so it gets `?n`, its
+/// explicitly numbered form. The text must use `$` for nothing else.
+pub fn sql_text(conn: &Conn, postgres: &'static str) -> std::borrow::Cow<'static, str> {
+    match conn {
+        Conn::Pg(_) => std::borrow::Cow::Borrowed(postgres),
+        Conn::Sqlite(_) => std::borrow::Cow::Owned(postgres.replace('$', "?")),
+    }
 }
 
 /// How often a transaction is re-run after a PostgreSQL serialization failure or deadlock.

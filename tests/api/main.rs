@@ -22,6 +22,7 @@ mod emergency;
 mod helpers;
 mod insurance;
 mod jwt;
+mod lab_admin;
 mod lab_collections;
 mod lab_tests;
 mod mail;
