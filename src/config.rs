@@ -227,6 +227,9 @@ pub struct CareSettings {
     pub hold_sweep_ms: u64,
     /// How many days ahead slots are generated from the weekly schedules.
     pub slot_horizon_days: u32,
+    /// How long an appointment booked for online payment keeps its slot unpaid, in seconds; the hold
+    /// sweep then cancels it and opens the slot.
+    pub payment_window_secs: u64,
 }
 
 impl Default for CareSettings {
@@ -235,6 +238,7 @@ impl Default for CareSettings {
             slot_hold_secs: 300,
             hold_sweep_ms: 5000,
             slot_horizon_days: 14,
+            payment_window_secs: 900,
         }
     }
 }
@@ -246,6 +250,11 @@ impl CareSettings {
 
     pub fn hold_sweep(&self) -> std::time::Duration {
         std::time::Duration::from_millis(self.hold_sweep_ms.max(100))
+    }
+
+    /// Between 1 second and a day.
+    pub fn payment_window(&self) -> chrono::TimeDelta {
+        chrono::TimeDelta::seconds(i64::try_from(self.payment_window_secs.clamp(1, 86_400)).unwrap_or(900))
     }
 
     /// Between 1 and 60 days.

@@ -132,6 +132,9 @@ pub struct AppointmentView {
     /// `pending_payment`, `confirmed`, `completed`, `cancelled` or `no_show`.
     pub status: String,
     pub fee_paise: i64,
+    /// Paid online (`POST /payments/create-order` {appointment_id}, then the checkout); a cancelled paid
+    /// appointment is refunded in full.
+    pub paid_online: bool,
     pub patient_name: String,
     pub reason: Option<String>,
     pub cancel_reason: Option<String>,
@@ -149,6 +152,7 @@ fn appointment_view((row, start, end): AppointmentWithSlot) -> AppointmentView {
         mode: row.mode,
         status: row.status,
         fee_paise: row.fee_paise,
+        paid_online: row.payment_id.is_some(),
         patient_name: row.patient_name,
         reason: row.reason,
         cancel_reason: row.cancel_reason,
@@ -648,21 +652,32 @@ pub async fn cancel_appointment(
         .ok_or_else(|| ApiError::not_found("appointment"))?;
     drop(conn);
     announce_slot(&state, row.slot_id, row.doctor_id, auth.id.0, "open").await;
+    if row.payment_id.is_some() {
+        // A paid appointment's refund was recorded with the cancellation; send it now.
+        crate::refunds::kick(&state);
+    }
     Ok(web::Json(view))
 }
 
 // ------------------------------------------------------------------------------------------ upkeep
 
-/// Sets lapsed holds back to open and announces each. Run periodically on every node; each release is
-/// conditional, so concurrent sweeps release a hold once.
+/// Sets lapsed holds back to open, cancels appointments left unpaid past the payment window (opening
+/// their slots), and announces each slot. Run periodically on every node; each release is conditional,
+/// so concurrent sweeps release a hold or lapse an appointment once.
 pub async fn sweep_expired_holds(state: &AppState) -> Result<usize, ApiError> {
+    let now = crate::db::now();
     let mut conn = state.db.write().await?;
-    let released = doctors::release_expired_holds(&mut conn, crate::db::now()).await?;
+    let released = doctors::release_expired_holds(&mut conn, now).await?;
+    let lapsed = doctors::lapse_unpaid(&mut conn, state.settings.care.payment_window(), now).await?;
     drop(conn);
     for (slot, doctor, holder) in &released {
         announce_slot(state, *slot, *doctor, *holder, "open").await;
     }
-    Ok(released.len())
+    for (appointment, slot, doctor, customer) in &lapsed {
+        tracing::info!(appointment, "unpaid appointment lapsed");
+        announce_slot(state, *slot, *doctor, *customer, "open").await;
+    }
+    Ok(released.len() + lapsed.len())
 }
 
 /// Fills in the slots of every schedule for the configured horizon (idempotent).

@@ -15,7 +15,7 @@ use crate::{
     auth::AuthUser,
     bus::Event,
     db::{
-        insurance, orders,
+        doctors, insurance, orders,
         payments::{self, Action, Outcome, PaymentError, Settle, Settled, WebhookEvent},
         refunds::{self, Settlement, WebhookOutcome},
     },
@@ -54,6 +54,8 @@ pub struct CreatePaymentOrder {
     pub order_id: Option<i64>,
     /// A pending insurance purchase to pay.
     pub insurance_purchase_id: Option<i64>,
+    /// An appointment booked with `payment_method: razorpay` to pay.
+    pub appointment_id: Option<i64>,
 }
 
 /// What the Razorpay checkout needs.
@@ -63,12 +65,14 @@ pub struct PaymentOrderView {
     pub amount_paise: i64,
     pub currency: String,
     pub key_id: String,
-    /// `order` or `insurance`.
+    /// `order`, `insurance` or `appointment`.
     pub purpose: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub order_id: Option<i64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub insurance_purchase_id: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub appointment_id: Option<i64>,
     /// `created`, `authorized` or `failed` (a failed attempt may be retried on the same order).
     pub payment_status: String,
 }
@@ -82,12 +86,62 @@ fn provider_failed(cause: anyhow::Error) -> ApiError {
     error
 }
 
-/// The provider order of a pending insurance purchase (the same one on every call).
-async fn create_purchase_order(
+/// Something other than a medicine order awaiting online payment, as stored: never a client amount.
+struct Payable {
+    purpose: &'static str,
+    reference: i64,
+    amount_paise: i64,
+    receipt: String,
+}
+
+/// The provider order of a pending insurance purchase or appointment (the same one on every call).
+async fn create_reference_order(
     state: &AppState,
     auth: &AuthUser,
-    purchase_id: i64,
+    due: Payable,
 ) -> Result<PaymentOrderView, ApiError> {
+    let mut conn = state.db.read().await?;
+    let existing = payments::for_reference(&mut conn, due.purpose, due.reference).await?;
+    drop(conn);
+    if existing.iter().any(|p| p.status == "captured") {
+        return Err(PaymentError::AlreadyPaid.into());
+    }
+    let payment = match existing.into_iter().find(payments::Payment::is_open) {
+        Some(open) => open,
+        None => {
+            let provider_order_id = state
+                .payments
+                .create_order(due.amount_paise, &due.receipt)
+                .await
+                .map_err(provider_failed)?;
+            let mut conn = state.db.write().await?;
+            payments::insert_for(
+                &mut conn,
+                due.purpose,
+                auth.id.0,
+                due.reference,
+                due.amount_paise,
+                &provider_order_id,
+            )
+            .await?
+        }
+    };
+    let is = |purpose: &str| (due.purpose == purpose).then_some(due.reference);
+    Ok(PaymentOrderView {
+        razorpay_order_id: payment.provider_order_id,
+        amount_paise: payment.amount_paise,
+        currency: payment.currency,
+        key_id: state.payments.key_id.clone(),
+        purpose: due.purpose.to_owned(),
+        order_id: None,
+        insurance_purchase_id: is(payments::PURPOSE_INSURANCE),
+        appointment_id: is(payments::PURPOSE_APPOINTMENT),
+        payment_status: payment.status,
+    })
+}
+
+/// What a pending insurance purchase of the caller owes.
+async fn purchase_due(state: &AppState, auth: &AuthUser, purchase_id: i64) -> Result<Payable, ApiError> {
     let mut conn = state.db.read().await?;
     let purchase = insurance::find_purchase(&mut conn, purchase_id)
         .await?
@@ -102,40 +156,35 @@ async fn create_purchase_order(
     if purchase.status != insurance::PENDING_PAYMENT {
         return Err(PaymentError::NotPayable(format!("the purchase is {}", purchase.status)).into());
     }
-    let existing = payments::for_reference(&mut conn, payments::PURPOSE_INSURANCE, purchase.id).await?;
-    drop(conn);
-    if existing.iter().any(|p| p.status == "captured") {
+    Ok(Payable {
+        purpose: payments::PURPOSE_INSURANCE,
+        reference: purchase.id,
+        amount_paise: purchase.premium_paise,
+        receipt: format!("INS-{}", purchase.id),
+    })
+}
+
+/// What an appointment of the caller booked for online payment owes: the fee fixed at booking.
+async fn appointment_due(
+    state: &AppState,
+    auth: &AuthUser,
+    appointment_id: i64,
+) -> Result<Payable, ApiError> {
+    let mut conn = state.db.read().await?;
+    let (appointment, _, _) = doctors::find_for_user(&mut conn, appointment_id, auth.id.0)
+        .await?
+        .ok_or_else(|| ApiError::not_found("appointment"))?;
+    if appointment.payment_id.is_some() {
         return Err(PaymentError::AlreadyPaid.into());
     }
-    let payment = match existing.into_iter().find(payments::Payment::is_open) {
-        Some(open) => open,
-        None => {
-            // Never a client amount: the premium stored with the purchase.
-            let provider_order_id = state
-                .payments
-                .create_order(purchase.premium_paise, &format!("INS-{}", purchase.id))
-                .await
-                .map_err(provider_failed)?;
-            let mut conn = state.db.write().await?;
-            payments::insert_for_purchase(
-                &mut conn,
-                auth.id.0,
-                purchase.id,
-                purchase.premium_paise,
-                &provider_order_id,
-            )
-            .await?
-        }
-    };
-    Ok(PaymentOrderView {
-        razorpay_order_id: payment.provider_order_id,
-        amount_paise: payment.amount_paise,
-        currency: payment.currency,
-        key_id: state.payments.key_id.clone(),
-        purpose: payments::PURPOSE_INSURANCE.to_owned(),
-        order_id: None,
-        insurance_purchase_id: Some(purchase.id),
-        payment_status: payment.status,
+    if appointment.status != doctors::PENDING_PAYMENT {
+        return Err(PaymentError::NotPayable(format!("the appointment is {}", appointment.status)).into());
+    }
+    Ok(Payable {
+        purpose: payments::PURPOSE_APPOINTMENT,
+        reference: appointment.id,
+        amount_paise: appointment.fee_paise,
+        receipt: format!("APT-{}", appointment.id),
     })
 }
 
@@ -157,17 +206,20 @@ pub async fn create_order(
     auth: AuthUser,
     body: web::Json<CreatePaymentOrder>,
 ) -> Result<web::Json<PaymentOrderView>, ApiError> {
-    let order_id = match (body.order_id, body.insurance_purchase_id) {
-        (Some(order_id), None) => order_id,
-        (None, Some(purchase_id)) => {
-            return Ok(web::Json(
-                create_purchase_order(&state, &auth, purchase_id).await?,
-            ));
+    let order_id = match (body.order_id, body.insurance_purchase_id, body.appointment_id) {
+        (Some(order_id), None, None) => order_id,
+        (None, Some(purchase_id), None) => {
+            let due = purchase_due(&state, &auth, purchase_id).await?;
+            return Ok(web::Json(create_reference_order(&state, &auth, due).await?));
+        }
+        (None, None, Some(appointment_id)) => {
+            let due = appointment_due(&state, &auth, appointment_id).await?;
+            return Ok(web::Json(create_reference_order(&state, &auth, due).await?));
         }
         _ => {
             return Err(ApiError::field(
                 "order_id",
-                "give exactly one of order_id and insurance_purchase_id",
+                "give exactly one of order_id, insurance_purchase_id and appointment_id",
             ));
         }
     };
@@ -218,6 +270,7 @@ pub async fn create_order(
         purpose: payments::PURPOSE_ORDER.to_owned(),
         order_id: Some(order.id),
         insurance_purchase_id: None,
+        appointment_id: None,
         payment_status: payment.status,
     }))
 }
@@ -247,6 +300,11 @@ pub struct VerifiedPayment {
     pub purchase_status: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub policy_number: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub appointment_id: Option<i64>,
+    /// `confirmed` once paid.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub appointment_status: Option<String>,
 }
 
 fn check_id(p: &mut Problems, field: &str, value: &str, prefix: &str) {
@@ -330,6 +388,7 @@ pub async fn verify(
     match settled.outcome {
         Outcome::Captured { .. } | Outcome::AlreadyCaptured => {
             let for_order = payment.purpose == payments::PURPOSE_ORDER;
+            let for_appointment = payment.purpose == payments::PURPOSE_APPOINTMENT;
             let purchase = settled.purchase;
             Ok(web::Json(VerifiedPayment {
                 razorpay_order_id: payment.provider_order_id,
@@ -340,6 +399,8 @@ pub async fn verify(
                 insurance_purchase_id: purchase.as_ref().map(|p| p.id),
                 purchase_status: purchase.as_ref().map(|p| p.status.clone()),
                 policy_number: purchase.and_then(|p| p.policy_number),
+                appointment_id: for_appointment.then_some(payment.reference_id),
+                appointment_status: settled.appointment_status,
             }))
         }
         Outcome::OtherPaymentCaptured => Err(PaymentError::AlreadyPaid.into()),
@@ -357,18 +418,44 @@ pub async fn verify(
 /// Publishes, after commit, the order confirmation or the policy issue a settlement made, and starts the
 /// refund a capture for a cancelled order owes.
 async fn announce(state: &web::Data<AppState>, settled: &Settled) {
+    let purpose = settled.payment.as_ref().map(|p| p.purpose.as_str());
     if settled.outcome
         == (Outcome::Captured {
             order_confirmed: false,
         })
-        && settled
-            .payment
-            .as_ref()
-            .is_some_and(|p| p.purpose == payments::PURPOSE_ORDER)
+        && matches!(
+            purpose,
+            Some(payments::PURPOSE_ORDER | payments::PURPOSE_APPOINTMENT)
+        )
     {
-        // Captured for an order that was cancelled meanwhile: the refund it owes was recorded with
-        // the capture; send it now.
+        // Captured for an order or appointment cancelled meanwhile: the refund it owes was recorded
+        // with the capture; send it now.
         crate::refunds::kick(state);
+    }
+    if let (
+        Outcome::Captured {
+            order_confirmed: true,
+        },
+        Some(payment),
+        Some(payments::PURPOSE_APPOINTMENT),
+    ) = (settled.outcome, &settled.payment, purpose)
+    {
+        let event = serde_json::json!({
+            "type": "appointment_confirmed",
+            "v": 1,
+            "appointment_id": payment.reference_id,
+            "cause": "payment_captured",
+            "at": chrono::Utc::now(),
+        });
+        state
+            .bus
+            .publish(&[format!("user:{}", payment.user_id)], event)
+            .await;
+        tracing::info!(
+            appointment = payment.reference_id,
+            "appointment confirmed by its payment"
+        );
+        return;
     }
     if settled.policy_issued
         && let Some(purchase) = &settled.purchase

@@ -27,7 +27,10 @@ const ID_CHUNK: usize = 500;
 /// Expired holds released per sweep run.
 const SWEEP_BATCH: i64 = 100;
 /// Appointment statuses that still occupy their slot.
-pub const LIVE_STATUSES: [&str; 2] = ["pending_payment", "confirmed"];
+pub const LIVE_STATUSES: [&str; 2] = [PENDING_PAYMENT, CONFIRMED];
+/// An appointment booked for online payment, holding its slot until paid or lapsed.
+pub const PENDING_PAYMENT: &str = "pending_payment";
+pub const CONFIRMED: &str = "confirmed";
 
 #[derive(Debug, Clone, Queryable, Selectable)]
 #[diesel(table_name = doctors)]
@@ -73,6 +76,8 @@ pub struct AppointmentRow {
     pub mode: String,
     pub status: String,
     pub fee_paise: i64,
+    /// The captured payment, for an appointment paid online.
+    pub payment_id: Option<i64>,
     pub cancel_reason: Option<String>,
     pub cancelled_at: Option<NaiveDateTime>,
     pub created_at: NaiveDateTime,
@@ -628,13 +633,35 @@ pub async fn cancel(
     reason: Option<&str>,
     now: NaiveDateTime,
 ) -> Result<AppointmentRow, SlotError> {
+    let always = now + TimeDelta::days(36_500);
+    cancel_where(conn, id, user, &LIVE_STATUSES, always, Some(user), reason, now).await
+}
+
+/// Cancels appointment `id` of `user` if it is in one of `statuses` and was booked before
+/// `booked_before`, in one transaction: the appointment, its slot opened again, the timeline row and a
+/// full refund of whatever was paid for it (sent by the refund worker).
+#[expect(
+    clippy::too_many_arguments,
+    reason = "one conditional cancellation, its conditions spelled out"
+)]
+async fn cancel_where(
+    conn: &mut Conn,
+    id: i64,
+    user: i64,
+    statuses: &[&str],
+    booked_before: NaiveDateTime,
+    actor: Option<i64>,
+    reason: Option<&str>,
+    now: NaiveDateTime,
+) -> Result<AppointmentRow, SlotError> {
     with_retries(conn, async |conn| {
         on_conn!(conn, c => c.transaction(async move |c| {
             let cancelled = diesel::update(
                     ap::table
                         .find(id)
                         .filter(ap::user_id.eq(user))
-                        .filter(ap::status.eq_any(LIVE_STATUSES)),
+                        .filter(ap::status.eq_any(statuses))
+                        .filter(ap::created_at.lt(booked_before)),
                 )
                 .set((
                     ap::status.eq("cancelled"),
@@ -676,7 +703,7 @@ pub async fn cancel(
                     event: "cancelled",
                     from_status: None,
                     to_status: "cancelled",
-                    actor_user_id: Some(user),
+                    actor_user_id: actor,
                     actor_unit_id: None,
                     reason,
                     command_id: Some("cancel"),
@@ -685,6 +712,15 @@ pub async fn cancel(
                 })
                 .execute(c)
                 .await?;
+            super::refunds::record_refunds!(
+                c,
+                super::payments::PURPOSE_APPOINTMENT,
+                row.id,
+                reason.unwrap_or("appointment cancelled"),
+                actor,
+                now
+            )
+            .await?;
             Ok(row)
         }).await)
     })
@@ -693,6 +729,36 @@ pub async fn cancel(
 
 /// Releases lapsed holds (at most [`SWEEP_BATCH`] per run), each by a conditional write so several
 /// nodes sweeping at once release each hold once. Returns (slot id, doctor id, former holder).
+/// Cancels appointments booked for online payment and still unpaid `window` after booking, freeing
+/// their slots; returns (appointment, slot, doctor, customer) of each. Each cancellation is conditional
+/// on the appointment still awaiting payment, so concurrent sweeps lapse it once, and a payment captured
+/// after the lapse is refunded by the settlement.
+pub async fn lapse_unpaid(
+    conn: &mut Conn,
+    window: TimeDelta,
+    now: NaiveDateTime,
+) -> Result<Vec<(i64, i64, i64, i64)>, SlotError> {
+    let cutoff = now - window;
+    let due: Vec<(i64, i64)> = on_conn!(&mut *conn, c => ap::table
+        .filter(ap::status.eq(PENDING_PAYMENT).and(ap::created_at.lt(cutoff)))
+        .order(ap::created_at.asc())
+        .limit(SWEEP_BATCH)
+        .select((ap::id, ap::user_id))
+        .load(c)
+        .await)?;
+    let mut lapsed = Vec::new();
+    for (id, user) in due {
+        let reason = Some("not paid in time");
+        match cancel_where(conn, id, user, &[PENDING_PAYMENT], cutoff, None, reason, now).await {
+            Ok(row) => lapsed.push((row.id, row.slot_id, row.doctor_id, row.user_id)),
+            // Paid or cancelled meanwhile.
+            Err(SlotError::AppointmentState(_) | SlotError::AppointmentNotFound) => {}
+            Err(error) => return Err(error),
+        }
+    }
+    Ok(lapsed)
+}
+
 pub async fn release_expired_holds(conn: &mut Conn, now: NaiveDateTime) -> QueryResult<Vec<(i64, i64, i64)>> {
     let due: Vec<(i64, i64, Option<i64>)> = on_conn!(&mut *conn, c => sl::table
         .filter(sl::status.eq("held").and(sl::hold_expires_at.lt(now)))

@@ -1,6 +1,6 @@
-//! Razorpay payments of medicine orders and insurance purchases: the payment row per provider order, and
-//! [`settle`], the one code path by which a checkout verification or a webhook moves a payment (and
-//! confirms its order, or issues its insurance policy).
+//! Razorpay payments of medicine orders, insurance purchases and doctor appointments: the payment row per
+//! provider order, and [`settle`], the one code path by which a checkout verification or a webhook moves
+//! a payment (and confirms its order or appointment, or issues its insurance policy).
 //!
 //! Every move is a conditional write on the payment's status and provider payment id, so a replay, a
 //! redelivery or a race changes nothing twice; a webhook's event id is claimed by the unique
@@ -12,11 +12,13 @@ use diesel_async::{AsyncConnection, RunQueryDsl};
 
 use super::{
     Conn,
+    doctors::{self as doctor_rows},
     emergency::NewTransition,
     insurance,
     orders::{self as order_rows},
     schema::{
-        entity_transitions, insurance_purchase_terms, insurance_purchases, orders, payment_events, payments,
+        appointments, entity_transitions, insurance_purchase_terms, insurance_purchases, orders,
+        payment_events, payments,
     },
     with_retries,
 };
@@ -26,6 +28,8 @@ use crate::{domain::order::OrderStatus, on_conn};
 pub const PURPOSE_ORDER: &str = "order";
 /// `payments.purpose` of insurance purchases.
 pub const PURPOSE_INSURANCE: &str = "insurance";
+/// `payments.purpose` of doctor appointments booked for online payment.
+pub const PURPOSE_APPOINTMENT: &str = "appointment";
 /// Prefix of `failure_reason` on a payment whose amount did not match: flagged for a person, never
 /// captured or confirmed.
 pub const AMOUNT_MISMATCH: &str = "amount_mismatch";
@@ -118,7 +122,8 @@ pub struct Settle<'a> {
 /// How a settlement ended. Every variant but `Captured` and `Authorized`/`Failed` changed nothing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Outcome {
-    /// This call captured the payment; `order_confirmed` when it also moved the order to confirmed.
+    /// This call captured the payment; `order_confirmed` when it also moved the order (or the
+    /// appointment) to confirmed.
     Captured {
         order_confirmed: bool,
     },
@@ -147,6 +152,8 @@ pub struct Settled {
     pub purchase: Option<insurance::Purchase>,
     /// This settlement issued the purchase's policy.
     pub policy_issued: bool,
+    /// The appointment's status after the settlement (for appointments).
+    pub appointment_status: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -210,7 +217,7 @@ pub async fn insert_for_order(
     amount_paise: i64,
     provider_order_id: &str,
 ) -> Result<Payment, PaymentError> {
-    insert_payment(
+    insert_for(
         conn,
         PURPOSE_ORDER,
         user_id,
@@ -230,7 +237,7 @@ pub async fn insert_for_purchase(
     amount_paise: i64,
     provider_order_id: &str,
 ) -> Result<Payment, PaymentError> {
-    insert_payment(
+    insert_for(
         conn,
         PURPOSE_INSURANCE,
         user_id,
@@ -241,7 +248,10 @@ pub async fn insert_for_purchase(
     .await
 }
 
-async fn insert_payment(
+/// Records the payment of `(purpose, reference)` on `provider_order_id` for its owner, as
+/// [`insert_for_order`] does: the payable row is claimed first (it must still await payment), then the
+/// existing payments are read again, so concurrent calls end with one payment row.
+pub async fn insert_for(
     conn: &mut Conn,
     purpose: &'static str,
     user_id: i64,
@@ -252,7 +262,17 @@ async fn insert_payment(
     let now = super::now();
     with_retries(conn, async |conn| {
         on_conn!(conn, c => c.transaction(async move |c| {
-            let claimed = if purpose == PURPOSE_INSURANCE {
+            let claimed = if purpose == PURPOSE_APPOINTMENT {
+                diesel::update(appointments::table.filter(
+                    appointments::id
+                        .eq(reference)
+                        .and(appointments::user_id.eq(user_id))
+                        .and(appointments::status.eq(doctor_rows::PENDING_PAYMENT)),
+                ))
+                .set(appointments::updated_at.eq(now))
+                .execute(c)
+                .await?
+            } else if purpose == PURPOSE_INSURANCE {
                 diesel::update(insurance_purchases::table.filter(
                     insurance_purchases::id
                         .eq(reference)
@@ -356,6 +376,7 @@ pub async fn settle(conn: &mut Conn, settle: Settle<'_>) -> Result<Settled, Paym
                         order_status: None,
                         purchase: None,
                         policy_issued: false,
+                        appointment_status: None,
                     });
                 }
             }
@@ -368,6 +389,7 @@ pub async fn settle(conn: &mut Conn, settle: Settle<'_>) -> Result<Settled, Paym
                         order_status: None,
                         purchase: None,
                         policy_issued: false,
+                        appointment_status: None,
                     }),
                 };
             };
@@ -637,12 +659,83 @@ pub async fn settle(conn: &mut Conn, settle: Settle<'_>) -> Result<Settled, Paym
                     .await
                     .optional()?;
             }
+            let mut appointment_status = None;
+            if payment.purpose == PURPOSE_APPOINTMENT {
+                if let Outcome::Captured { .. } = outcome {
+                    // Only an appointment still awaiting payment is confirmed; one that was cancelled
+                    // (or lapsed unpaid) meanwhile owes the money back at once.
+                    let confirmed = diesel::update(appointments::table.filter(
+                        appointments::id
+                            .eq(payment.reference_id)
+                            .and(appointments::status.eq(doctor_rows::PENDING_PAYMENT)),
+                    ))
+                    .set((
+                        appointments::status.eq(doctor_rows::CONFIRMED),
+                        appointments::payment_id.eq(payment.id),
+                        appointments::version.eq(appointments::version + 1),
+                        appointments::updated_at.eq(now),
+                    ))
+                    .execute(c)
+                    .await?
+                        == 1;
+                    if confirmed {
+                        let reason = match settle.action {
+                            Action::Capture { payment_id, .. } => format!("razorpay payment {payment_id}"),
+                            _ => "razorpay payment".to_owned(),
+                        };
+                        diesel::insert_into(entity_transitions::table)
+                            .values(&NewTransition {
+                                entity_type: doctor_rows::ENTITY,
+                                entity_id: payment.reference_id,
+                                event: "payment_captured",
+                                from_status: Some(doctor_rows::PENDING_PAYMENT),
+                                to_status: doctor_rows::CONFIRMED,
+                                actor_user_id: settle.customer_id,
+                                reason: Some(&reason),
+                                at: now,
+                                actor_unit_id: None,
+                                command_id: None,
+                                details: None,
+                            })
+                            .execute(c)
+                            .await?;
+                    } else {
+                        super::refunds::record_refunds!(
+                            c,
+                            PURPOSE_APPOINTMENT,
+                            payment.reference_id,
+                            "paid after the appointment was cancelled",
+                            None::<i64>,
+                            now
+                        )
+                        .await?;
+                        tracing::warn!(
+                            appointment = payment.reference_id,
+                            "payment captured for an appointment not awaiting payment; refund recorded"
+                        );
+                    }
+                    outcome = Outcome::Captured { order_confirmed: confirmed };
+                }
+                appointment_status = appointments::table
+                    .find(payment.reference_id)
+                    .select(appointments::status)
+                    .first::<String>(c)
+                    .await
+                    .optional()?;
+            }
             let payment = payments::table
                 .find(payment.id)
                 .select(Payment::as_select())
                 .first(c)
                 .await?;
-            Ok(Settled { payment: Some(payment), outcome, order_status, purchase, policy_issued })
+            Ok(Settled {
+                payment: Some(payment),
+                outcome,
+                order_status,
+                purchase,
+                policy_issued,
+                appointment_status,
+            })
         }).await)
     })
     .await

@@ -90,7 +90,7 @@ async fn pending_purchase(app: &TestApp, plan: i64) -> (String, i64, String) {
     )
 }
 
-async fn simulate(app: &TestApp, token: &str, provider_order: &str) -> Value {
+pub async fn simulate(app: &TestApp, token: &str, provider_order: &str) -> Value {
     let reply = app
         .post(
             "/api/v1/payments/simulate",
@@ -119,7 +119,7 @@ async fn issues(app: &TestApp, purchase: i64) -> i64 {
     .unwrap()
 }
 
-async fn post_webhook(app: &TestApp, body: &str, event_id: &str) -> Reply {
+pub async fn post_webhook(app: &TestApp, body: &str, event_id: &str) -> Reply {
     let secret = app.app.payments.webhook_secret().expose_secret().to_owned();
     let signature = hex::encode(razorpay::hmac_sha256(secret.as_bytes(), body.as_bytes()));
     let response = app
@@ -135,7 +135,7 @@ async fn post_webhook(app: &TestApp, body: &str, event_id: &str) -> Reply {
     into_reply(response).await
 }
 
-fn captured(provider_order: &str, payment_id: &str, amount: i64) -> String {
+pub fn captured(provider_order: &str, payment_id: &str, amount: i64) -> String {
     json!({
         "entity": "event", "event": "payment.captured", "contains": ["payment"],
         "payload": {"payment": {"entity": {"id": payment_id, "entity": "payment", "amount": amount,

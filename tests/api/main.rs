@@ -8,6 +8,7 @@
 
 mod admin;
 mod analytics;
+mod appointment_payments;
 mod auth;
 mod blood;
 mod care;
