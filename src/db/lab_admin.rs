@@ -112,6 +112,40 @@ WHERE is_package \
   AND EXISTS (SELECT 1 FROM lab_test_package_items i JOIN lab_tests t ON t.id = i.test_id \
       WHERE i.package_id = lab_tests.id AND t.is_active)";
 
+/// The ids among `$contents` that are not active single tests, inside a backend arm of `on_conn!`.
+macro_rules! not_single_tests {
+    ($c:expr, $contents:expr) => {{
+        let found: Vec<i64> = lab_tests::table
+            .filter(lab_tests::id.eq_any($contents))
+            .filter(lab_tests::is_active.eq(true).and(lab_tests::is_package.eq(false)))
+            .select(lab_tests::id)
+            .load($c)
+            .await?;
+        $contents
+            .iter()
+            .copied()
+            .filter(|id| !found.contains(id))
+            .collect::<Vec<i64>>()
+    }};
+}
+
+/// Writes a package's contents, inside a backend arm of `on_conn!`. One row at a time (at most
+/// [`MAX_PACKAGE_TESTS`]): Diesel builds no multi-row insert of these rows for SQLite.
+macro_rules! insert_contents {
+    ($c:expr, $package:expr, $contents:expr, $at:expr) => {
+        for member in $contents {
+            diesel::insert_into(lab_test_package_items::table)
+                .values((
+                    lab_test_package_items::package_id.eq($package),
+                    lab_test_package_items::test_id.eq(*member),
+                    lab_test_package_items::created_at.eq($at),
+                ))
+                .execute($c)
+                .await?;
+        }
+    };
+}
+
 /// Inserts a test, or a package with `contents` (active single tests, distinct), and derives the
 /// package's columns from them.
 pub async fn insert_test(conn: &mut Conn, new: &NewLabTest, contents: &[i64]) -> QueryResult<Saved> {
@@ -119,13 +153,7 @@ pub async fn insert_test(conn: &mut Conn, new: &NewLabTest, contents: &[i64]) ->
     let derive = derive.as_ref();
     on_conn!(conn, c => c.transaction(async move |c| {
         if new.is_package {
-            let found: Vec<i64> = lab_tests::table
-                .filter(lab_tests::id.eq_any(contents))
-                .filter(lab_tests::is_active.eq(true).and(lab_tests::is_package.eq(false)))
-                .select(lab_tests::id)
-                .load(c)
-                .await?;
-            let missing: Vec<i64> = contents.iter().copied().filter(|id| !found.contains(id)).collect();
+            let missing = not_single_tests!(c, contents);
             if !missing.is_empty() {
                 return Ok(Saved::BadContents(missing));
             }
@@ -138,17 +166,7 @@ pub async fn insert_test(conn: &mut Conn, new: &NewLabTest, contents: &[i64]) ->
         if !new.is_package {
             return Ok(Saved::Done(test));
         }
-        // One row at a time (at most MAX_PACKAGE_TESTS): SQLite takes no multi-row insert from Diesel.
-        for member in contents {
-            diesel::insert_into(lab_test_package_items::table)
-                .values((
-                    lab_test_package_items::package_id.eq(test.id),
-                    lab_test_package_items::test_id.eq(*member),
-                    lab_test_package_items::created_at.eq(new.created_at),
-                ))
-                .execute(c)
-                .await?;
-        }
+        insert_contents!(c, test.id, contents, new.created_at);
         diesel::sql_query(derive).bind::<diesel::sql_types::BigInt, _>(test.id).execute(c).await?;
         let test = lab_tests::table.find(test.id).select(LabTest::as_select()).first(c).await?;
         Ok(Saved::Done(test))
@@ -184,13 +202,7 @@ pub async fn update_test(
             if !current.is_package {
                 return Ok(Saved::NotAPackage);
             }
-            let found: Vec<i64> = lab_tests::table
-                .filter(lab_tests::id.eq_any(contents))
-                .filter(lab_tests::is_active.eq(true).and(lab_tests::is_package.eq(false)))
-                .select(lab_tests::id)
-                .load(c)
-                .await?;
-            let missing: Vec<i64> = contents.iter().copied().filter(|id| !found.contains(id)).collect();
+            let missing = not_single_tests!(c, contents);
             if !missing.is_empty() {
                 return Ok(Saved::BadContents(missing));
             }
@@ -198,16 +210,7 @@ pub async fn update_test(
                 .execute(c)
                 .await?;
             let now = update.updated_at.unwrap_or(current.updated_at);
-            for member in contents {
-                diesel::insert_into(lab_test_package_items::table)
-                    .values((
-                        lab_test_package_items::package_id.eq(id),
-                        lab_test_package_items::test_id.eq(*member),
-                        lab_test_package_items::created_at.eq(now),
-                    ))
-                    .execute(c)
-                    .await?;
-            }
+            insert_contents!(c, id, contents, now);
         }
         diesel::update(lab_tests::table.find(id))
             .set((update, lab_tests::version.eq(lab_tests::version + 1)))

@@ -327,6 +327,14 @@ pub async fn insert_for(
     .await
 }
 
+/// The timeline reason of what a capture moved: the provider's payment id.
+fn capture_reason(action: &Action<'_>) -> String {
+    match action {
+        Action::Capture { payment_id, .. } => format!("razorpay payment {payment_id}"),
+        _ => "razorpay payment".to_owned(),
+    }
+}
+
 /// Applies one verification or webhook event in one transaction: the event id is claimed (a duplicate
 /// changes nothing), the payment moves by a conditional write, and a capture confirms a pending order
 /// (`OrderStatus::transition`, a conditional update and an `entity_transitions` row).
@@ -537,10 +545,7 @@ pub async fn settle(conn: &mut Conn, settle: Settle<'_>) -> Result<Settled, Paym
                         .await?
                             == 1;
                     if confirmed {
-                        let reason = match settle.action {
-                            Action::Capture { payment_id, .. } => format!("razorpay payment {payment_id}"),
-                            _ => "razorpay payment".to_owned(),
-                        };
+                        let reason = capture_reason(&settle.action);
                         diesel::insert_into(entity_transitions::table)
                             .values(&NewTransition {
                                 entity_type: order_rows::ENTITY,
@@ -625,10 +630,7 @@ pub async fn settle(conn: &mut Conn, settle: Settle<'_>) -> Result<Settled, Paym
                             == 1;
                     }
                     if policy_issued {
-                        let reason = match settle.action {
-                            Action::Capture { payment_id, .. } => format!("razorpay payment {payment_id}"),
-                            _ => "razorpay payment".to_owned(),
-                        };
+                        let reason = capture_reason(&settle.action);
                         diesel::insert_into(entity_transitions::table)
                             .values(&NewTransition {
                                 entity_type: insurance::ENTITY,
@@ -679,10 +681,7 @@ pub async fn settle(conn: &mut Conn, settle: Settle<'_>) -> Result<Settled, Paym
                     .await?
                         == 1;
                     if confirmed {
-                        let reason = match settle.action {
-                            Action::Capture { payment_id, .. } => format!("razorpay payment {payment_id}"),
-                            _ => "razorpay payment".to_owned(),
-                        };
+                        let reason = capture_reason(&settle.action);
                         diesel::insert_into(entity_transitions::table)
                             .values(&NewTransition {
                                 entity_type: doctor_rows::ENTITY,
