@@ -72,22 +72,32 @@ async fn run(sessions: usize, steps: Vec<u64>, step: Duration) -> anyhow::Result
     let crews = server.users("bench-p2-crew", Role::Rider, sessions).await?;
     let units = server.crew_units(&crews).await?;
     eprintln!("p2: {} crews inserted; opening sessions", units.len());
-    let sockets: Vec<Socket> = stream::iter(crews.iter().zip(&units))
+    // Each session is read from the moment it opens (its warm-up echo, then the server's heartbeat pings)
+    // until all are open: opening a thousand can outlast the server's client timeout.
+    let (all_open, opened) = tokio::sync::watch::channel(false);
+    let idle: Vec<tokio::task::JoinHandle<anyhow::Result<Socket>>> = stream::iter(crews.iter().zip(&units))
         .map(|((_, token), unit)| {
             let commands = [
                 format!(r#"{{"type":"subscribe","topic":"unit:{unit}"}}"#),
                 location_frame(unix_ms(), 0.0),
             ];
             let server = &server;
-            async move { server.session(token, &commands).await }
+            let opened = opened.clone();
+            async move {
+                let socket = warmed_up(server.session(token, &commands).await?).await?;
+                Ok::<_, anyhow::Error>(tokio::spawn(keep_alive(socket, opened)))
+            }
         })
         .buffered(100)
         .collect::<Vec<_>>()
         .await
         .into_iter()
         .collect::<anyhow::Result<_>>()?;
-    // The warm-up location above echoes once on the unit topic; let those arrive before measuring.
-    let sockets = drain_warmup(sockets).await?;
+    all_open.send(true)?;
+    let mut sockets = Vec::with_capacity(idle.len());
+    for session in idle {
+        sockets.push(session.await??);
+    }
     eprintln!(
         "p2: {} sessions open; stepping {steps:?} updates/s",
         sockets.len()
@@ -125,25 +135,35 @@ async fn run(sessions: usize, steps: Vec<u64>, step: Duration) -> anyhow::Result
 }
 
 /// Reads the one echo of each session's warm-up ping.
-async fn drain_warmup(sockets: Vec<Socket>) -> anyhow::Result<Vec<Socket>> {
-    stream::iter(sockets)
-        .map(|mut socket| async move {
-            loop {
-                let message = tokio::time::timeout(Duration::from_secs(30), socket.next())
-                    .await?
-                    .ok_or_else(|| anyhow::anyhow!("closed during warm-up"))??;
-                if let Message::Text(text) = message
-                    && text.contains("unit_location")
-                {
-                    return Ok(socket);
-                }
-            }
-        })
-        .buffered(200)
-        .collect::<Vec<anyhow::Result<Socket>>>()
-        .await
-        .into_iter()
-        .collect()
+/// Waits for the warm-up location's echo on the unit topic, so it is not taken for a measured one.
+async fn warmed_up(mut socket: Socket) -> anyhow::Result<Socket> {
+    loop {
+        let message = tokio::time::timeout(Duration::from_secs(30), socket.next())
+            .await?
+            .ok_or_else(|| anyhow::anyhow!("closed during warm-up"))??;
+        if let Message::Text(text) = message
+            && text.contains("unit_location")
+        {
+            return Ok(socket);
+        }
+    }
+}
+
+/// Reads an open session (answering the server's heartbeat pings) until every session is open.
+async fn keep_alive(
+    mut socket: Socket,
+    mut opened: tokio::sync::watch::Receiver<bool>,
+) -> anyhow::Result<Socket> {
+    loop {
+        tokio::select! {
+            _ = opened.wait_for(|all| *all) => return Ok(socket),
+            frame = socket.next() => match frame {
+                Some(Ok(_)) => {}
+                Some(Err(error)) => return Err(error.into()),
+                None => anyhow::bail!("closed before the steps"),
+            },
+        }
+    }
 }
 
 /// One crew: sends its share of each step's rate, spread evenly, and times each echo.
