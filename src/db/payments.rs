@@ -335,6 +335,30 @@ fn capture_reason(action: &Action<'_>) -> String {
     }
 }
 
+/// The timeline row of what a capture moved: `(entity type, id)`, `event`, `(from, to)`.
+fn captured_row<'a>(
+    entity: (&'a str, i64),
+    event: &'a str,
+    (from, to): (&'a str, &'a str),
+    actor: Option<i64>,
+    reason: &'a str,
+    at: NaiveDateTime,
+) -> NewTransition<'a> {
+    NewTransition {
+        entity_type: entity.0,
+        entity_id: entity.1,
+        event,
+        from_status: Some(from),
+        to_status: to,
+        actor_user_id: actor,
+        reason: Some(reason),
+        at,
+        actor_unit_id: None,
+        command_id: None,
+        details: None,
+    }
+}
+
 /// Applies one verification or webhook event in one transaction: the event id is claimed (a duplicate
 /// changes nothing), the payment moves by a conditional write, and a capture confirms a pending order
 /// (`OrderStatus::transition`, a conditional update and an `entity_transitions` row).
@@ -547,19 +571,14 @@ pub async fn settle(conn: &mut Conn, settle: Settle<'_>) -> Result<Settled, Paym
                     if confirmed {
                         let reason = capture_reason(&settle.action);
                         diesel::insert_into(entity_transitions::table)
-                            .values(&NewTransition {
-                                entity_type: order_rows::ENTITY,
-                                entity_id: payment.reference_id,
-                                event: "payment_captured",
-                                from_status: Some(from.as_str()),
-                                to_status: OrderStatus::Confirmed.as_str(),
-                                actor_user_id: settle.customer_id,
-                                reason: Some(&reason),
-                                at: now,
-                                actor_unit_id: None,
-                                command_id: None,
-                                details: None,
-                            })
+                            .values(&captured_row(
+                                (order_rows::ENTITY, payment.reference_id),
+                                "payment_captured",
+                                (from.as_str(), OrderStatus::Confirmed.as_str()),
+                                settle.customer_id,
+                                &reason,
+                                now,
+                            ))
                             .execute(c)
                             .await?;
                     } else {
@@ -632,19 +651,14 @@ pub async fn settle(conn: &mut Conn, settle: Settle<'_>) -> Result<Settled, Paym
                     if policy_issued {
                         let reason = capture_reason(&settle.action);
                         diesel::insert_into(entity_transitions::table)
-                            .values(&NewTransition {
-                                entity_type: insurance::ENTITY,
-                                entity_id: payment.reference_id,
-                                event: "policy_issued",
-                                from_status: Some(insurance::PENDING_PAYMENT),
-                                to_status: insurance::ACTIVE,
-                                actor_user_id: settle.customer_id,
-                                reason: Some(&reason),
-                                at: now,
-                                actor_unit_id: None,
-                                command_id: None,
-                                details: None,
-                            })
+                            .values(&captured_row(
+                                (insurance::ENTITY, payment.reference_id),
+                                "policy_issued",
+                                (insurance::PENDING_PAYMENT, insurance::ACTIVE),
+                                settle.customer_id,
+                                &reason,
+                                now,
+                            ))
                             .execute(c)
                             .await?;
                     } else {
@@ -683,19 +697,14 @@ pub async fn settle(conn: &mut Conn, settle: Settle<'_>) -> Result<Settled, Paym
                     if confirmed {
                         let reason = capture_reason(&settle.action);
                         diesel::insert_into(entity_transitions::table)
-                            .values(&NewTransition {
-                                entity_type: doctor_rows::ENTITY,
-                                entity_id: payment.reference_id,
-                                event: "payment_captured",
-                                from_status: Some(doctor_rows::PENDING_PAYMENT),
-                                to_status: doctor_rows::CONFIRMED,
-                                actor_user_id: settle.customer_id,
-                                reason: Some(&reason),
-                                at: now,
-                                actor_unit_id: None,
-                                command_id: None,
-                                details: None,
-                            })
+                            .values(&captured_row(
+                                (doctor_rows::ENTITY, payment.reference_id),
+                                "payment_captured",
+                                (doctor_rows::PENDING_PAYMENT, doctor_rows::CONFIRMED),
+                                settle.customer_id,
+                                &reason,
+                                now,
+                            ))
                             .execute(c)
                             .await?;
                     } else {
