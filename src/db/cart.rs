@@ -9,7 +9,7 @@ use super::{
     catalog::Medicine,
     schema::{cart_items, medicines},
 };
-use crate::on_conn;
+use crate::{db::prepared::PreparedExt, on_conn};
 
 /// Most distinct medicines one cart may hold.
 pub const MAX_CART_LINES: i64 = 50;
@@ -93,6 +93,7 @@ pub async fn add_line(
         .bind::<Integer, _>(quantity)
         .bind::<Timestamp, _>(now)
         .bind::<BigInt, _>(MAX_CART_LINES)
+        .prepared()
         .get_result::<CartItem>(c)
         .await
         .optional())

@@ -32,6 +32,7 @@ pub mod migrate;
 pub mod orders;
 pub mod otp;
 pub mod payments;
+pub mod prepared;
 pub mod prescriptions;
 pub mod refunds;
 pub mod schema;
@@ -43,7 +44,7 @@ use diesel::{ConnectionError, SqliteConnection};
 use diesel_async::{
     AsyncConnection, AsyncPgConnection, SimpleAsyncConnection,
     pooled_connection::{
-        AsyncDieselConnectionManager, ManagerConfig,
+        AsyncDieselConnectionManager, ManagerConfig, RecyclingMethod,
         deadpool::{Object, Pool},
     },
     sync_connection_wrapper::SyncConnectionWrapper,
@@ -219,8 +220,13 @@ impl Db {
     pub fn open(url: &str, max_connections: usize) -> Result<Self, DbError> {
         let unavailable = |e: deadpool::managed::BuildError| DbError::Unavailable(e.into());
         match Backend::from_url(url) {
+            // Pooled connections are handed out without a test query (`Fast`): the default ran
+            // `SELECT 1` on every checkout, a round trip per request. A connection whose socket the
+            // server closed is still noticed (`is_broken` sees the client closed) and replaced.
             Backend::Postgres => {
-                let manager = AsyncDieselConnectionManager::<AsyncPgConnection>::new(url);
+                let mut config = ManagerConfig::<AsyncPgConnection>::default();
+                config.recycling_method = RecyclingMethod::Fast;
+                let manager = AsyncDieselConnectionManager::new_with_config(url, config);
                 let pool = Pool::builder(manager)
                     .max_size(max_connections.max(1))
                     .wait_timeout(Some(POOL_WAIT_TIMEOUT))
@@ -234,6 +240,7 @@ impl Db {
                 let build = |size: usize| {
                     let mut config = ManagerConfig::<SqliteConn>::default();
                     config.custom_setup = Box::new(|url| establish_sqlite(url.to_owned()).boxed());
+                    config.recycling_method = RecyclingMethod::Fast;
                     let manager = AsyncDieselConnectionManager::new_with_config(url, config);
                     Pool::builder(manager)
                         .max_size(size)

@@ -19,7 +19,7 @@ use super::{
     },
     with_retries,
 };
-use crate::db::emergency::NewTransition;
+use crate::db::{emergency::NewTransition, prepared::PreparedExt};
 use crate::{
     domain::order::{IllegalTransition, OrderStatus, PricedLine, totals},
     on_conn,
@@ -263,6 +263,7 @@ pub async fn place(conn: &mut Conn, checkout: &Checkout) -> Result<(Order, Vec<O
                     medicines::gst_rate_percent,
                     medicines::prescription_required,
                 ))
+                .prepared()
                 .get_result::<(String, i64, i64, i32, bool)>(c)
                 .await
                 .optional()?;
@@ -361,6 +362,7 @@ pub async fn place(conn: &mut Conn, checkout: &Checkout) -> Result<(Order, Vec<O
                     updated_at: now,
                 })
                 .returning(Order::as_returning())
+                .prepared()
                 .get_result(c)
                 .await?;
             diesel::insert_into(order_delivery_codes::table)
@@ -392,6 +394,7 @@ pub async fn place(conn: &mut Conn, checkout: &Checkout) -> Result<(Order, Vec<O
                     diesel::insert_into(order_items::table)
                         .values(item)
                         .returning(OrderItem::as_returning())
+                        .prepared()
                         .get_result(c)
                         .await?,
                 );
@@ -410,6 +413,7 @@ pub async fn place(conn: &mut Conn, checkout: &Checkout) -> Result<(Order, Vec<O
                     command_id: None,
                     details: None,
                 })
+                .prepared()
                 .execute(c)
                 .await?;
             if let Some((coupon, _)) = &redemption {
@@ -435,6 +439,7 @@ pub async fn place(conn: &mut Conn, checkout: &Checkout) -> Result<(Order, Vec<O
                     coupons::version.eq(coupons::version + 1),
                     coupons::updated_at.eq(now),
                 ))
+                .prepared()
                 .execute(c)
                 .await?;
                 if won == 0 {
