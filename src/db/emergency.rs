@@ -17,7 +17,7 @@ use super::{
 };
 use onemedi_actors::machines::EntityKey;
 
-use crate::on_conn;
+use crate::{db::prepared::PreparedExt, on_conn};
 
 /// `entity_transitions.entity_type` and `units.request_kind` of ambulance requests.
 pub const ENTITY: &str = "ambulance_request";
@@ -236,6 +236,7 @@ pub async fn create_unit(conn: &mut Conn, unit: &NewUnit) -> Result<UnitRow, Eme
                 units::updated_at.eq(now),
             ))
             .returning(UnitRow::as_returning())
+            .prepared()
             .get_result(c)
             .await
             .map_err(|e| {
@@ -254,6 +255,7 @@ pub async fn create_unit(conn: &mut Conn, unit: &NewUnit) -> Result<UnitRow, Eme
                     unit_crew::is_lead.eq(is_lead),
                     unit_crew::created_at.eq(now),
                 ))
+                .prepared()
                 .execute(c)
                 .await
                 .map_err(|e| {
@@ -335,6 +337,7 @@ pub async fn set_availability(conn: &mut Conn, unit: i64, status: &str) -> Query
         )
         .set((units::status.eq(status), units::version.eq(units::version + 1), units::updated_at.eq(now)))
         .returning(UnitRow::as_returning())
+        .prepared()
         .get_result(c)
         .await)
     .optional()
@@ -348,6 +351,7 @@ pub async fn create_request(conn: &mut Conn, new: &NewRequest) -> QueryResult<Re
         let row = diesel::insert_into(ar::table)
             .values(new)
             .returning(RequestRow::as_returning())
+            .prepared()
             .get_result(c)
             .await?;
         diesel::insert_into(entity_transitions::table)
@@ -364,6 +368,7 @@ pub async fn create_request(conn: &mut Conn, new: &NewRequest) -> QueryResult<Re
                 at: new.call_received_at,
                 details: None,
             })
+            .prepared()
             .execute(c)
             .await?;
         Ok(row)
@@ -440,6 +445,7 @@ pub async fn adopt(conn: &mut Conn, id: i64, version: i64) -> QueryResult<Option
         )
         .set((ar::version.eq(ar::version + 1), ar::updated_at.eq(now)))
         .returning(RequestRow::as_returning())
+        .prepared()
         .get_result(c)
         .await)
     .optional()
@@ -571,6 +577,7 @@ pub async fn accept_offer(
                 dispatch_offers::version.eq(dispatch_offers::version + 1),
             ))
             .returning(dispatch_offers::id)
+            .prepared()
             .get_result::<i64>(c)
             .await
             .optional()?;
@@ -586,6 +593,7 @@ pub async fn accept_offer(
                     units::updated_at.eq(now),
                 ))
                 .returning(UnitRow::as_returning())
+                .prepared()
                 .get_result(c)
                 .await
                 .optional()?
@@ -600,6 +608,7 @@ pub async fn accept_offer(
                     orders::updated_at.eq(now),
                 ))
                 .returning(super::orders::Order::as_returning())
+                .prepared()
                 .get_result(c)
                 .await
                 .optional()?
@@ -616,6 +625,7 @@ pub async fn accept_offer(
                     ar::updated_at.eq(now),
                 ))
                 .returning(RequestRow::as_returning())
+                .prepared()
                 .get_result(c)
                 .await
                 .optional()?
@@ -637,6 +647,7 @@ pub async fn accept_offer(
                     at: now,
                     details: None,
                 })
+                .prepared()
                 .execute(c)
                 .await?;
             Ok(Settled { job: taken, unit: claimed })
@@ -686,6 +697,7 @@ pub async fn decline_offer(
             dispatch_offers::version.eq(dispatch_offers::version + 1),
         ))
         .returning(dispatch_offers::id)
+        .prepared()
         .get_result::<i64>(c)
         .await
         .optional()?;
@@ -707,6 +719,7 @@ pub async fn decline_offer(
                 at: now,
                 details: None,
             })
+            .prepared()
             .execute(c)
             .await?;
         Ok(())
@@ -735,6 +748,7 @@ async fn close_offer(
                 .and(dispatch_offers::status.eq("offered")),
         ))
         .set((dispatch_offers::status.eq(status), dispatch_offers::responded_at.eq(now)))
+        .prepared()
         .execute(c)
         .await)
 }
@@ -779,6 +793,7 @@ pub async fn assign_manually(
                     units::version.eq(units::version + 1),
                     units::updated_at.eq(now),
                 ))
+                .prepared()
                 .execute(c)
                 .await?;
                 if released == 0 {
@@ -794,6 +809,7 @@ pub async fn assign_manually(
                     units::updated_at.eq(now),
                 ))
                 .returning(UnitRow::as_returning())
+                .prepared()
                 .get_result(c)
                 .await
                 .optional()?;
@@ -814,6 +830,7 @@ pub async fn assign_manually(
                     ar::updated_at.eq(now),
                 ))
                 .returning(RequestRow::as_returning())
+                .prepared()
                 .get_result(c)
                 .await
                 .optional()?
@@ -825,6 +842,7 @@ pub async fn assign_manually(
                     .and(dispatch_offers::status.eq("offered")),
             ))
             .set((dispatch_offers::status.eq("taken"), dispatch_offers::responded_at.eq(now)))
+            .prepared()
             .execute(c)
             .await?;
             diesel::insert_into(entity_transitions::table)
@@ -841,6 +859,7 @@ pub async fn assign_manually(
                     at: now,
                     details: None,
                 })
+                .prepared()
                 .execute(c)
                 .await?;
             Ok(Settled { job: SettledJob::AmbulanceRequest(Box::new(assigned)), unit: claimed })
@@ -877,6 +896,7 @@ pub async fn active_unit_of_crew(conn: &mut Conn, user: i64) -> QueryResult<Opti
 pub async fn set_cancel_reason(conn: &mut Conn, request: i64, reason: Option<&str>) -> QueryResult<usize> {
     on_conn!(conn, c => diesel::update(ar::table.find(request).filter(ar::status.eq("cancelled")))
         .set(ar::cancel_reason.eq(reason))
+        .prepared()
         .execute(c)
         .await)
 }
@@ -935,6 +955,7 @@ pub async fn set_destination(conn: &mut Conn, request: i64, hospital: i64) -> Re
             ar::table.find(request).filter(ar::status.eq_any(["on_scene", "transporting"])),
         )
         .set((ar::destination_hospital_id.eq(hospital), ar::updated_at.eq(now)))
+        .prepared()
         .execute(c)
         .await)?;
     if changed == 0 {
@@ -1015,6 +1036,7 @@ pub async fn record_breach_warning(conn: &mut Conn, request: &RequestRow, reason
             at: now,
             details: None,
         })
+        .prepared()
         .execute(c)
         .await);
     match inserted {

@@ -19,7 +19,7 @@ use super::{
     emergency::{ENTITY, NewTransition, RequestRow},
     schema::{ambulance_requests as ar, dispatch_offers, entity_transitions, hospitals, orders, units},
 };
-use crate::on_conn;
+use crate::{db::prepared::PreparedExt, on_conn};
 
 /// The database behind the entity actors.
 #[derive(Clone)]
@@ -373,6 +373,7 @@ async fn append_once(conn: &mut Conn, input: AppendInput) -> Result<i64, AppendE
                 at,
                 details: None,
             })
+            .prepared()
             .execute(c)
             .await;
         match inserted {
@@ -410,6 +411,7 @@ async fn append_once(conn: &mut Conn, input: AppendInput) -> Result<i64, AppendE
                 ar::updated_at.eq(at),
             ))
             .returning(ar::version)
+            .prepared()
             .get_result::<i64>(c)
             .await
             .optional()?
@@ -466,6 +468,7 @@ async fn append_order_once(conn: &mut Conn, input: OrderAppend) -> Result<i64, A
                 at,
                 details,
             })
+            .prepared()
             .execute(c)
             .await;
         match inserted {
@@ -486,6 +489,7 @@ async fn append_order_once(conn: &mut Conn, input: OrderAppend) -> Result<i64, A
                 orders::updated_at.eq(at),
             ))
             .returning(orders::version)
+            .prepared()
             .get_result::<i64>(c)
             .await
             .optional()?
@@ -552,6 +556,7 @@ macro_rules! offer_row_queries {
                     dispatch_offers::status.eq("expired"),
                     dispatch_offers::responded_at.eq(at),
                 ))
+                .prepared()
                 .execute(c)
                 .await?;
                 diesel::insert_into(dispatch_offers::table)
@@ -576,6 +581,7 @@ macro_rules! offer_row_queries {
                         dispatch_offers::responded_at.eq(None::<NaiveDateTime>),
                         dispatch_offers::version.eq(dispatch_offers::version + 1),
                     ))
+                    .prepared()
                     .execute(c)
                     .await?;
                 Ok(())
@@ -599,6 +605,7 @@ macro_rules! offer_row_queries {
                     dispatch_offers::status.eq("expired"),
                     dispatch_offers::responded_at.eq(at),
                 ))
+                .prepared()
                 .execute(c)
                 .await?;
                 Ok(())
@@ -674,6 +681,7 @@ macro_rules! side_effect_queries {
                             units::version.eq(units::version + 1),
                             units::updated_at.eq(at),
                         ))
+                        .prepared()
                         .execute(c)
                         .await?;
                 } else if matches!(to, S::Closed | S::Cancelled) {
@@ -685,6 +693,7 @@ macro_rules! side_effect_queries {
                             units::version.eq(units::version + 1),
                             units::updated_at.eq(at),
                         ))
+                        .prepared()
                         .execute(c)
                         .await?;
                 }
@@ -702,6 +711,7 @@ macro_rules! side_effect_queries {
                         hospitals::version.eq(hospitals::version + 1),
                         hospitals::updated_at.eq(at),
                     ))
+                    .prepared()
                     .execute(c)
                     .await?;
                 }
@@ -744,6 +754,7 @@ impl Store for SqlStore {
                     units::version.eq(units::version + 1),
                     units::updated_at.eq(now),
                 ))
+                .prepared()
                 .execute(c)
                 .await)
             .map_err(unavailable)?;
@@ -767,6 +778,7 @@ impl Store for SqlStore {
                     units::version.eq(units::version + 1),
                     units::updated_at.eq(now),
                 ))
+                .prepared()
                 .execute(c)
                 .await)
             .map_err(unavailable)?;

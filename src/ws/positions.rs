@@ -12,7 +12,7 @@ use diesel::prelude::*;
 use diesel_async::{AsyncConnection, RunQueryDsl};
 
 use crate::{
-    db::{Db, DbError, schema::units},
+    db::{Db, DbError, prepared::PreparedExt, schema::units},
     on_conn,
 };
 
@@ -88,6 +88,7 @@ async fn write(db: &Db, batch: &[(i64, PendingPosition)]) -> Result<usize, DbErr
                     units::last_h3_cell.eq(p.h3_cell),
                     units::last_seen_at.eq(p.seen_at.naive_utc()),
                 ))
+                .prepared()
                 .execute(c)
                 .await?;
         }
