@@ -239,3 +239,60 @@ async fn cancelling_while_a_claim_is_in_flight_gives_the_unit_back() {
     assert_eq!(accepted.unwrap(), AnswerOutcome::Taken);
     assert_eq!(world.store.inner.claim_of(UnitId(1)), None);
 }
+
+#[actix::test]
+async fn an_offer_lapses_on_time_though_a_later_deadline_was_set_first_and_finished_cascades_are_forgotten() {
+    tokio::time::pause();
+    let (world, node) = setup(&[500.0, 900.0, 1_500.0]);
+    let second = EntityKey::AmbulanceRequest(AmbulanceRequestId(2));
+    world
+        .store
+        .inner
+        .insert_entity(second, EntityState::AmbulanceRequest(AmbulanceStatus::Requested));
+
+    // The first job finishes at once, leaving a deadline far ahead: the day it is forgotten.
+    node.dispatcher.send(emergency(JOB)).await.unwrap().unwrap();
+    settle().await;
+    assert_eq!(
+        node.dispatcher.send(answer(1, true)).await.unwrap(),
+        AnswerOutcome::Assigned
+    );
+    settle().await;
+    // Past the answered offer's would-be lapse, the only deadline left is that far one.
+    tokio::time::advance(OFFER_TIMEOUT_C1 + Duration::from_secs(1)).await;
+    settle().await;
+
+    // The second job's offer lapses at its own, earlier time.
+    node.dispatcher.send(emergency(second)).await.unwrap().unwrap();
+    settle().await;
+    tokio::time::advance(OFFER_TIMEOUT_C1 + Duration::from_secs(1)).await;
+    settle().await;
+    assert_eq!(
+        offers(&world.bus.published()),
+        vec![(JOB, UnitId(1)), (second, UnitId(2)), (second, UnitId(3))]
+    );
+    assert!(node.dispatcher.send(DispatchStatus(JOB)).await.unwrap().is_some());
+
+    // Accepted, the second offer never lapses; after the retention both cascades are forgotten.
+    let accepted = node
+        .dispatcher
+        .send(OfferAnswer {
+            job: second,
+            unit: UnitId(3),
+            accepted: true,
+        })
+        .await
+        .unwrap();
+    assert_eq!(accepted, AnswerOutcome::Assigned);
+    tokio::time::advance(Duration::from_secs(8 * 24 * 3600)).await;
+    settle().await;
+    let lapses = world
+        .bus
+        .published()
+        .into_iter()
+        .filter(|(_, e)| matches!(e, DomainEvent::OfferExpired { .. }))
+        .count();
+    assert_eq!(lapses, 1);
+    assert_eq!(node.dispatcher.send(DispatchStatus(JOB)).await.unwrap(), None);
+    assert_eq!(node.dispatcher.send(DispatchStatus(second)).await.unwrap(), None);
+}

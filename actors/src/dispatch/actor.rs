@@ -19,6 +19,7 @@ use super::{
     cascade::Cascade,
     lifecycle::{assign_event, lapse_event, no_unit_events, offer_event},
     messages::OfferExpired,
+    timers::{Due, TimerKey, Timers},
 };
 use crate::{
     entity::{Command, EntityError, Execute},
@@ -66,6 +67,8 @@ pub struct Dispatcher {
     incarnation: u64,
     /// Cascades started by this dispatcher.
     started: u64,
+    /// Offer lapses and the forgetting of finished cascades, behind one actor timer.
+    timers: Timers,
 }
 
 impl Dispatcher {
@@ -85,7 +88,48 @@ impl Dispatcher {
             offered: HashMap::new(),
             incarnation: incarnation(),
             started: 0,
+            timers: Timers::default(),
         }
+    }
+
+    /// Adds a deadline and makes sure the actor timer fires by then.
+    fn schedule(&mut self, after: Duration, due: Due, ctx: &mut Context<Self>) -> TimerKey {
+        let key = self.timers.insert(after, due);
+        self.arm(ctx);
+        key
+    }
+
+    /// Arms the one actor timer for the earliest deadline, replacing a later one.
+    fn arm(&mut self, ctx: &mut Context<Self>) {
+        let Some(at) = self.timers.rearm_at() else {
+            return;
+        };
+        if let Some(replaced) = self.timers.take_armed() {
+            ctx.cancel_future(replaced);
+        }
+        let delay = at.saturating_duration_since(tokio::time::Instant::now());
+        let handle = ctx.run_later(delay, |act, ctx| act.fire_timers(ctx));
+        self.timers.armed(at, handle);
+    }
+
+    /// Runs every deadline that has passed, then re-arms for the next.
+    fn fire_timers(&mut self, ctx: &mut Context<Self>) {
+        self.timers.take_armed();
+        for due in self.timers.pop_due(tokio::time::Instant::now()) {
+            match due {
+                Due::OfferExpired(lapse) => <Self as Handler<OfferExpired>>::handle(self, lapse, ctx),
+                Due::Forget(job) => {
+                    if self
+                        .cascades
+                        .get(&job)
+                        .is_some_and(|c| matches!(c.phase, DispatchPhase::Done(_)))
+                    {
+                        self.cascades.remove(&job);
+                    }
+                }
+            }
+        }
+        self.arm(ctx);
     }
 
     /// Records `event` on the job's timeline (idempotently, under `step`); a conflict is retried once.
@@ -230,7 +274,12 @@ impl Dispatcher {
             }
             let timeout = cascade.priority.offer_timeout();
             cascade.phase = DispatchPhase::Offering { unit };
-            cascade.offer_timer = Some(ctx.notify_later(OfferExpired { job, seq }, timeout));
+            let lapse = Due::OfferExpired(OfferExpired { job, seq });
+            let timer = act.schedule(timeout, lapse, ctx);
+            let Some(cascade) = act.cascades.get_mut(&job) else {
+                return;
+            };
+            cascade.offer_timer = Some(timer);
             let now = act.ports.clock.now();
             let expires_at = TimeDelta::from_std(timeout)
                 .ok()
@@ -248,12 +297,12 @@ impl Dispatcher {
     }
 
     /// Ends the current offer (answered or lapsed) and returns to searching.
-    fn end_offer(&mut self, job: EntityKey, unit: UnitId, ctx: &mut Context<Self>) {
+    fn end_offer(&mut self, job: EntityKey, unit: UnitId) {
         self.offered.remove(&unit);
         if let Some(cascade) = self.cascades.get_mut(&job)
             && let Some(timer) = cascade.offer_timer.take()
         {
-            ctx.cancel_future(timer);
+            self.timers.cancel(timer);
         }
     }
 
@@ -300,22 +349,14 @@ impl Dispatcher {
             return;
         };
         if let Some(timer) = cascade.offer_timer.take() {
-            ctx.cancel_future(timer);
+            self.timers.cancel(timer);
         }
         if let Some(unit) = cascade.offered_unit() {
             self.offered.remove(&unit);
         }
         cascade.phase = DispatchPhase::Done(outcome);
         cascade.pool.clear();
-        ctx.run_later(self.settings.done_retention, move |act, _| {
-            if act
-                .cascades
-                .get(&job)
-                .is_some_and(|c| matches!(c.phase, DispatchPhase::Done(_)))
-            {
-                act.cascades.remove(&job);
-            }
-        });
+        self.schedule(self.settings.done_retention, Due::Forget(job), ctx);
     }
 
     /// The crew accepted: claim the unit. The store's conditional write decides between competing nodes.
@@ -451,7 +492,7 @@ impl Handler<OfferAnswer> for Dispatcher {
         if !open {
             return Box::pin(fut::ready(AnswerOutcome::NotOffered));
         }
-        self.end_offer(job, unit, ctx);
+        self.end_offer(job, unit);
         let Some(cascade) = self.cascades.get_mut(&job) else {
             return Box::pin(fut::ready(AnswerOutcome::NotOffered));
         };
@@ -528,7 +569,7 @@ impl Handler<OfferSettled> for Dispatcher {
             DispatchPhase::Claiming { unit: claiming } if accepted && claiming == unit => false,
             _ if accepted => {
                 if let Some(offered) = self.cascades.get(&job).and_then(Cascade::offered_unit) {
-                    self.end_offer(job, offered, ctx);
+                    self.end_offer(job, offered);
                 }
                 self.fleet.set_status.do_send(SetUnitStatus {
                     unit,
@@ -540,7 +581,7 @@ impl Handler<OfferSettled> for Dispatcher {
             DispatchPhase::Offering { unit: offered } | DispatchPhase::Recording { unit: offered }
                 if offered == unit =>
             {
-                self.end_offer(job, unit, ctx);
+                self.end_offer(job, unit);
                 if let Some(cascade) = self.cascades.get_mut(&job) {
                     cascade.phase = DispatchPhase::Searching;
                 }

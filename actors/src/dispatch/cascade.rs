@@ -2,10 +2,9 @@
 
 use std::collections::{HashSet, VecDeque};
 
-use actix::SpawnHandle;
 use serde::{Deserialize, Serialize};
 
-use super::{Dispatch, Priority};
+use super::{Dispatch, Priority, timers::TimerKey};
 use crate::{
     fleet::{Capabilities, Nearby, UnitKind},
     ids::UnitId,
@@ -71,8 +70,8 @@ pub(crate) struct Cascade {
     pub(crate) phase: DispatchPhase,
     /// Numbers offers, so a late timer for an earlier offer is ignored.
     pub(crate) offer_seq: u64,
-    /// Fires `OfferExpired` for the current offer; cancelled when the crew answers.
-    pub(crate) offer_timer: Option<SpawnHandle>,
+    /// The deadline that lapses the current offer; cancelled when the crew answers.
+    pub(crate) offer_timer: Option<TimerKey>,
 }
 
 impl Cascade {

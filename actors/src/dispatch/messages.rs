@@ -83,7 +83,7 @@ pub struct CancelDispatch(pub EntityKey);
 pub struct DispatchStatus(pub EntityKey);
 
 /// The lapse of one offer (the cascade's own timer).
-#[derive(Debug, Clone, Copy, Message)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Message)]
 #[rtype(result = "()")]
 pub(crate) struct OfferExpired {
     pub(crate) job: EntityKey,

@@ -5,6 +5,7 @@ mod cascade;
 mod lifecycle;
 mod messages;
 mod priority;
+mod timers;
 
 pub use actor::{DispatchSettings, Dispatcher};
 pub use cascade::{DispatchOutcome, DispatchPhase};
