@@ -17,7 +17,7 @@ use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::Message;
 
 use crate::{
-    helpers::{TestApp, redis_url, spawn_app, spawn_second_node},
+    helpers::{TestApp, redis_url, spawn_app, spawn_app_with, spawn_second_node},
     ws_client::{Client, eventually},
 };
 
@@ -854,4 +854,59 @@ async fn after_a_reload_an_ambulance_crew_reads_its_open_offer_and_then_its_curr
     assert_eq!(moved.status, StatusCode::OK, "{}", moved.body);
     let mine = app.get("/api/v1/emergency/my-unit", Some(&near.token)).await;
     assert_eq!(mine.body["current_job"]["status"], "en_route", "{}", mine.body);
+}
+
+#[actix_web::test]
+async fn a_position_flush_writes_each_units_latest_ping_and_only_that_units_row() {
+    let app = spawn_app_with(|s| s.realtime.position_flush_ms = 3_600_000).await;
+    let (dispatcher, _) = app.user_with_role(Role::Dispatcher).await;
+    let mut first = ambulance(&app, &dispatcher, "FLUSH-1", "als", PICKUP).await;
+    let second = ambulance(&app, &dispatcher, "FLUSH-2", "bls", (12.9800, 77.6100)).await;
+    let idle = ambulance(&app, &dispatcher, "FLUSH-3", "bls", (12.9900, 77.6200)).await;
+    app.app.positions.flush(&app.app.db).await.unwrap();
+    let stored = |unit: i64| {
+        let app = &app;
+        async move {
+            use schema::units::dsl as u;
+            let mut conn = app.app.db.read().await.unwrap();
+            on_conn!(&mut conn, c => u::units
+                .find(unit)
+                .select((u::last_lat, u::last_lng, u::last_heading, u::last_speed_mps, u::last_h3_cell, u::last_seen_at))
+                .first::<(Option<f64>, Option<f64>, Option<f64>, Option<f64>, Option<i64>, Option<chrono::NaiveDateTime>)>(c)
+                .await)
+            .unwrap()
+        }
+    };
+    let idle_before = stored(idle.unit).await;
+    assert_eq!(idle_before.0, Some(12.9900));
+
+    // Two pings from the first unit, one from the second, between flushes: only the latest of each
+    // is written, with its heading, speed and H3 cell.
+    for (lat, heading) in [(12.9760, 90.0), (12.9770, 180.0)] {
+        let ping = json!({"type": "location", "lat": lat, "lng": 77.6060, "heading": heading, "speed": 7.5});
+        assert_eq!(first.ws.command(ping, "p").await["type"], "ack");
+    }
+    let mut second_ws = second.ws;
+    let ping = json!({"type": "location", "lat": 12.9810, "lng": 77.6110, "heading": 45, "speed": 3});
+    assert_eq!(second_ws.command(ping, "p").await["type"], "ack");
+    assert_eq!(app.app.positions.flush(&app.app.db).await.unwrap(), 2);
+
+    let (lat, lng, heading, speed, cell, seen) = stored(first.unit).await;
+    assert_eq!(
+        (lat, lng, heading, speed),
+        (Some(12.9770), Some(77.6060), Some(180.0), Some(7.5))
+    );
+    let expected_cell = h3o::LatLng::new(12.9770, 77.6060)
+        .unwrap()
+        .to_cell(onemedi_actors::fleet::DEFAULT_RESOLUTION);
+    assert_eq!(cell, Some(u64::from(expected_cell) as i64));
+    assert!(seen.unwrap() >= idle_before.5.unwrap());
+    let second_row = stored(second.unit).await;
+    assert_eq!((second_row.0, second_row.2), (Some(12.9810), Some(45.0)));
+    assert_eq!(
+        stored(idle.unit).await,
+        idle_before,
+        "a unit that did not ping is not rewritten"
+    );
+    assert_eq!(app.app.positions.flush(&app.app.db).await.unwrap(), 0);
 }

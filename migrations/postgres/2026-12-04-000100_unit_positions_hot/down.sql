@@ -1,0 +1,2 @@
+ALTER TABLE units RESET (fillfactor);
+CREATE INDEX units_h3_idx ON units (last_h3_cell);

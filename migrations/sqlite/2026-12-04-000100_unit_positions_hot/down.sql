@@ -1,0 +1,1 @@
+CREATE INDEX units_h3_idx ON units (last_h3_cell);
