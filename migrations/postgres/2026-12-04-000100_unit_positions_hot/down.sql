@@ -1,2 +1,3 @@
-ALTER TABLE units RESET (fillfactor);
 CREATE INDEX units_h3_idx ON units (last_h3_cell);
+-- Backend-specific from here
+ALTER TABLE units RESET (fillfactor);

@@ -1,1 +1,2 @@
 CREATE INDEX units_h3_idx ON units (last_h3_cell);
+-- Backend-specific from here

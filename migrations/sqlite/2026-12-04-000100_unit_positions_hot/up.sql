@@ -1,3 +1,5 @@
--- Nothing queries units by H3 cell (the live index is in memory); the index only slowed position
--- flushes, which rewrite every moving unit's row every few seconds.
+-- Position flushes rewrite every moving unit's row every few seconds. Nothing queries units by H3
+-- cell (the live index is in memory), so its index only made each of those writes update an index.
 DROP INDEX units_h3_idx;
+-- Backend-specific from here
+-- (SQLite has no fillfactor.)
