@@ -144,7 +144,7 @@ proptest! {
         k in 1_usize..15,
         radius_m in prop_oneof![100.0..3_000.0_f64, 3_000.0..60_000.0_f64, Just(20_000_000.0)],
         required in 0_u32..4,
-        exclude in prop::collection::vec(0_i64..250, 0..5),
+        exclude in prop::collection::vec(0_i64..250, 0..60),
         resolution in prop::sample::select(vec![Resolution::Seven, Resolution::Nine, Resolution::Ten]),
     ) {
         let index = build(centre, &specs, resolution);

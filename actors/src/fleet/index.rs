@@ -429,6 +429,9 @@ struct Search<'a> {
     /// Squared chord of the radius, slightly widened so float rounding never drops a unit exactly on it.
     max_chord2: f64,
     filter: &'a SearchFilter,
+    /// `filter.exclude`, sorted: a dispatcher under load excludes every unit holding one of its offers
+    /// (thousands), and each candidate is checked against it.
+    excluded: Vec<UnitId>,
     fresh_after_ms: i64,
     /// The best units so far: (squared chord, id, position), sorted.
     best: Vec<(f64, UnitId, Position)>,
@@ -443,12 +446,15 @@ impl<'a> Search<'a> {
         filter: &'a SearchFilter,
         now: DateTime<Utc>,
     ) -> Self {
+        let mut excluded = filter.exclude.clone();
+        excluded.sort_unstable();
         Self {
             query: point.unit_vector(),
             point,
             k,
             max_chord2: chord2_of_m(max_radius_m) * (1.0 + 1e-9),
             filter,
+            excluded,
             fresh_after_ms: now.timestamp_millis().saturating_sub(stale_after_ms),
             best: Vec::with_capacity(k + 1),
         }
@@ -494,7 +500,7 @@ impl<'a> Search<'a> {
             }
             if slot.last_seen_ms < self.fresh_after_ms
                 || !slot.capabilities.contains(self.filter.required)
-                || self.filter.exclude.contains(&slot.id)
+                || self.excluded.binary_search(&slot.id).is_ok()
             {
                 continue;
             }
