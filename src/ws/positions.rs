@@ -57,10 +57,12 @@ impl PositionBuffer {
     /// Writes every pending position in one transaction; returns how many units were written. On
     /// failure the positions are put back unless a newer ping replaced them meanwhile.
     pub async fn flush(&self, db: &Db) -> Result<usize, DbError> {
-        let batch: Vec<(i64, PendingPosition)> = self.lock().drain().collect();
+        let mut batch: Vec<(i64, PendingPosition)> = self.lock().drain().collect();
         if batch.is_empty() {
             return Ok(0);
         }
+        // Rows are locked in unit order, as every other multi-unit write does.
+        batch.sort_unstable_by_key(|(unit, _)| *unit);
         let written = write(db, &batch).await;
         if written.is_err() {
             let mut pending = self.lock();
@@ -81,9 +83,6 @@ const FLUSH_PG_SQL: &str = "UPDATE units AS u SET last_lat = p.lat, last_lng = p
 async fn write(db: &Db, batch: &[(i64, PendingPosition)]) -> Result<usize, DbError> {
     let mut conn = db.write().await?;
     let count = batch.len();
-    // Rows are locked in unit order, as every other multi-unit write does.
-    let mut batch = batch.to_vec();
-    batch.sort_unstable_by_key(|(unit, _)| *unit);
     match &mut conn {
         // One round trip however many units pinged: the rows are locked for the statement's few
         // milliseconds, not for a round trip per unit, so a claim of one of them barely waits.
@@ -110,7 +109,6 @@ async fn write(db: &Db, batch: &[(i64, PendingPosition)]) -> Result<usize, DbErr
         }
         // SQLite is in-process: a statement per unit costs no round trip, inside one transaction.
         crate::db::Conn::Sqlite(c) => {
-            let batch = &batch;
             c.transaction(async move |c| {
                 for (unit, p) in batch {
                     diesel::update(units::table.find(*unit))
