@@ -24,10 +24,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 pub use self::event::{EVENT_VERSION, Event, UnitLocation};
-use crate::{
-    dispatch::DispatchLink,
-    ws::hub::{Frame, Hub},
-};
+use crate::{dispatch::DispatchLink, ws::hub::Hub};
 
 /// The fleet index of this node, shared by the bus (which feeds it) and whoever searches it.
 pub type SharedFleet = Arc<Mutex<FleetIndex>>;
@@ -100,9 +97,7 @@ impl Local {
                 continue;
             }
             let topic_json = serde_json::to_string(topic).unwrap_or_else(|_| "\"\"".to_owned());
-            let frame = Frame::from(format!(
-                r#"{{"type":"{kind}","topic":{topic_json},"event":{text}}}"#
-            ));
+            let frame = format!(r#"{{"type":"{kind}","topic":{topic_json},"event":{text}}}"#);
             self.hub.deliver(topic, &frame);
         }
     }
@@ -373,7 +368,7 @@ mod tests {
         bus.publish_event(&["unit:7".into(), "dispatch".into()], &location_event(ping(7)))
             .await;
         let frame = frames.try_recv().unwrap();
-        let value: Value = serde_json::from_str(&frame).unwrap();
+        let value: Value = serde_json::from_str(frame.payload()).unwrap();
         assert_eq!(value["type"], "event");
         assert_eq!(value["topic"], "unit:7");
         assert_eq!(value["event"]["type"], "unit_location");

@@ -1,10 +1,13 @@
 //! `GET /ws`: refuses foreign browser origins and bad tokens before upgrading, then hands the
-//! connection to a session task.
+//! connection's input to a session task and its output to the response body (`outbound`).
 
 use actix_web::{HttpRequest, HttpResponse, get, http::header, web};
 use serde::Deserialize;
 
-use super::session::{self, Identity};
+use super::{
+    outbound::Outbound,
+    session::{self, Identity},
+};
 use crate::{
     auth::extract::bearer_token,
     db::users,
@@ -41,7 +44,9 @@ pub async fn connect(
         .max_frame_size(state.settings.realtime.max_frame_bytes)
         .aggregate_continuations()
         .max_continuation_size(state.settings.realtime.max_frame_bytes);
-    actix_web::rt::spawn(session::run(state.into_inner(), ws, stream, identity));
+    let (link, events) = state.hub.open(state.settings.realtime.outbound_queue);
+    let response = Outbound::attach(response, events, link.clone());
+    actix_web::rt::spawn(session::run(state.into_inner(), ws, stream, identity, link));
     Ok(response)
 }
 

@@ -1,5 +1,8 @@
 //! The topic hub of one node: which sessions listen to which topic, and a bounded, non-blocking
 //! fan-out to them. A session whose queue is full is told to disconnect; the publisher never waits.
+//!
+//! A frame is encoded for the wire once per fan-out ([`Wire`]) and the same bytes are queued for every
+//! session: server frames are unmasked, so they are identical on every connection.
 
 use std::{
     collections::HashMap,
@@ -9,11 +12,41 @@ use std::{
     },
 };
 
-use bytestring::ByteString;
+use actix_http::ws::{OpCode, Parser};
+use bytes::{Bytes, BytesMut};
 use tokio::sync::{Notify, mpsc};
 
-/// A text frame ready for the wire. Cloning shares the bytes, so one event fans out without copies.
-pub type Frame = ByteString;
+/// A text frame encoded for the wire (websocket header and payload). Cloning shares the bytes, so one
+/// event fans out to every session without copies or per-session encoding.
+#[derive(Clone, Debug)]
+pub struct Wire {
+    bytes: Bytes,
+    /// Where the payload starts, after the 2-, 4- or 10-byte header.
+    payload_at: usize,
+}
+
+impl Wire {
+    /// Encodes `text` as one final, unmasked text frame (RFC 6455 §5.2), as a server sends it.
+    pub fn text(text: &str) -> Self {
+        let mut buf = BytesMut::with_capacity(text.len() + 10);
+        Parser::write_message(&mut buf, text, OpCode::Text, true, false);
+        Self {
+            payload_at: buf.len() - text.len(),
+            bytes: buf.freeze(),
+        }
+    }
+
+    /// The frame's JSON.
+    pub fn payload(&self) -> &str {
+        // The payload was copied from a `&str` and the header is ASCII-free binary before it.
+        std::str::from_utf8(&self.bytes[self.payload_at..]).unwrap_or_default()
+    }
+
+    /// The encoded frame, header included.
+    pub fn bytes(&self) -> &Bytes {
+        &self.bytes
+    }
+}
 
 /// Identifies one session on this node.
 pub type SessionId = u64;
@@ -22,12 +55,17 @@ pub type SessionId = u64;
 pub struct SessionLink {
     id: SessionId,
     /// Frames for the client. Senders: the hub's fan-out (`try_send`, never waiting) and nothing else;
-    /// the receiver belongs to the session task, which closes the channel by dropping it when it ends.
-    outbound: mpsc::Sender<Frame>,
+    /// the receiver is the connection's response body (`outbound::Outbound`), which the connection
+    /// drops when it ends.
+    outbound: mpsc::Sender<Wire>,
     /// Notified (once) by the hub when `outbound` was found full; the session task then closes with
     /// 1013. `overflowed` makes later fan-outs skip the session until it has unregistered.
     overflow: Notify,
     overflowed: AtomicBool,
+    /// Set for a share link's session: only events a share link may show are written to it.
+    read_only: AtomicBool,
+    /// Set by the session task before it sends its close frame: queued events are no longer written.
+    closing: AtomicBool,
 }
 
 impl SessionLink {
@@ -38,6 +76,24 @@ impl SessionLink {
     /// Resolves once the hub has found this session's queue full.
     pub async fn overflowed(&self) {
         self.overflow.notified().await;
+    }
+
+    /// Restricts the session to what a share link may show.
+    pub fn set_read_only(&self) {
+        self.read_only.store(true, Ordering::Relaxed);
+    }
+
+    pub fn is_read_only(&self) -> bool {
+        self.read_only.load(Ordering::Relaxed)
+    }
+
+    /// Stops the writing of queued events: the close frame is the session's last.
+    pub fn set_closing(&self) {
+        self.closing.store(true, Ordering::Release);
+    }
+
+    pub fn is_closing(&self) -> bool {
+        self.closing.load(Ordering::Acquire)
     }
 }
 
@@ -67,13 +123,15 @@ impl Hub {
     }
 
     /// A new session with an outbound queue of `capacity` frames.
-    pub fn open(&self, capacity: usize) -> (Arc<SessionLink>, mpsc::Receiver<Frame>) {
+    pub fn open(&self, capacity: usize) -> (Arc<SessionLink>, mpsc::Receiver<Wire>) {
         let (outbound, receiver) = mpsc::channel(capacity.max(1));
         let link = SessionLink {
             id: self.next_id.fetch_add(1, Ordering::Relaxed),
             outbound,
             overflow: Notify::new(),
             overflowed: AtomicBool::new(false),
+            read_only: AtomicBool::new(false),
+            closing: AtomicBool::new(false),
         };
         (Arc::new(link), receiver)
     }
@@ -97,11 +155,12 @@ impl Hub {
 
     /// Hands `frame` to every session subscribed to `topic`; returns how many took it. Sessions whose
     /// queue is full are told to disconnect.
-    pub fn deliver(&self, topic: &str, frame: &Frame) -> usize {
+    pub fn deliver(&self, topic: &str, frame: &str) -> usize {
         let topics = self.read();
         let Some(sessions) = topics.get(topic) else {
             return 0;
         };
+        let frame = Wire::text(frame);
         let mut delivered = 0;
         for link in sessions.values() {
             if link.overflowed.load(Ordering::Relaxed) {
@@ -148,14 +207,40 @@ mod tests {
         let hub = Hub::default();
         let (link, mut receiver) = hub.open(2);
         hub.subscribe("user:1", &link);
-        let frame = Frame::from("x");
-        assert_eq!(hub.deliver("user:1", &frame), 1);
-        assert_eq!(hub.deliver("user:1", &frame), 1);
-        assert_eq!(hub.deliver("user:1", &frame), 0);
-        assert_eq!(hub.deliver("user:1", &frame), 0);
+        let frame = "x";
+        assert_eq!(hub.deliver("user:1", frame), 1);
+        assert_eq!(hub.deliver("user:1", frame), 1);
+        assert_eq!(hub.deliver("user:1", frame), 0);
+        assert_eq!(hub.deliver("user:1", frame), 0);
         assert_eq!(hub.overflows(), 1);
-        assert!(receiver.try_recv().is_ok());
+        assert_eq!(receiver.try_recv().unwrap().payload(), "x");
         hub.unsubscribe("user:1", link.id());
         assert_eq!(hub.subscribers("user:1"), 0);
+    }
+}
+
+#[cfg(test)]
+mod wire_tests {
+    use super::*;
+
+    #[test]
+    fn frames_of_every_length_class_carry_the_right_header() {
+        for len in [0, 125, 126, 65_535, 65_536] {
+            let text = "a".repeat(len);
+            let wire = Wire::text(&text);
+            let bytes = wire.bytes();
+            assert_eq!(bytes[0], 0x81, "FIN + text opcode");
+            let (length, header) = match bytes[1] {
+                126 => (usize::from(u16::from_be_bytes([bytes[2], bytes[3]])), 4),
+                127 => (
+                    usize::try_from(u64::from_be_bytes(bytes[2..10].try_into().unwrap())).unwrap(),
+                    10,
+                ),
+                short => (usize::from(short), 2),
+            };
+            assert_eq!(length, len, "no mask bit, exact length");
+            assert_eq!(bytes.len(), header + len);
+            assert_eq!(wire.payload(), text);
+        }
     }
 }

@@ -5,6 +5,7 @@
 
 pub mod handshake;
 pub mod hub;
+mod outbound;
 pub mod positions;
 pub mod protocol;
 mod session;

@@ -1,18 +1,19 @@
-//! One websocket session: a task that selects over the client's frames, its bounded outbound queue,
-//! the heartbeat tick and the server's shutdown signal. It ends with a close code that says why.
+//! One websocket session: a task that selects over the client's frames, the heartbeat tick, its
+//! queue's overflow signal and the server's shutdown signal, and answers commands. The events the hub
+//! queues for the session do not pass through it: the connection's body (`outbound`) writes them.
+//! It ends with a close code that says why.
 
 use std::{collections::HashSet, pin::Pin, sync::Arc, time::Instant};
 
 use actix_ws::{AggregatedMessage, AggregatedMessageStream, CloseCode, CloseReason, ProtocolError};
-use bytestring::ByteString;
 use serde_json::Value;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::watch;
 
 use super::{
     CLOSE_TIMEOUT, MAX_SUBSCRIPTIONS, handshake,
-    hub::{Frame, SessionLink},
+    hub::SessionLink,
     protocol::{Command, Incoming, Refusal, Reply},
-    share::{self, ShareGrant},
+    share::ShareGrant,
     topics::{self, Topic},
     units::{self, CrewUnit},
 };
@@ -21,9 +22,6 @@ use crate::{
     error::ErrorCode,
     state::AppState,
 };
-
-/// Most queued frames written in one turn of the session loop.
-const OUTBOUND_BATCH: usize = 64;
 
 /// Who the session belongs to, fixed for its lifetime (a role change applies on reconnect).
 #[derive(Debug, Clone, Copy)]
@@ -54,44 +52,52 @@ pub(super) struct Session {
     pub principal: Principal,
     link: Arc<SessionLink>,
     topics: HashSet<String>,
+    /// A topic to register with the hub once the `subscribe` is acknowledged, so that the ack is
+    /// queued before the topic's first event.
+    joining: Option<String>,
     /// The unit this user crews, looked up on the first unit command (`None` = not looked up yet).
     pub crew: Option<Option<CrewUnit>>,
 }
 
-/// Runs a session to its end. `identity` is `None` when the handshake carried no token.
+/// Runs a session to its end. `identity` is `None` when the handshake carried no token; `link` is
+/// the session's place in the hub, whose queue the connection's body drains.
 pub async fn run(
     state: Arc<AppState>,
     mut ws: actix_ws::Session,
     mut stream: AggregatedMessageStream,
     identity: Option<Identity>,
+    link: Arc<SessionLink>,
 ) {
     let principal = match identity {
         Some(identity) => Principal::User(identity),
         None => match authenticate_first(&state, &mut ws, &mut stream).await {
             Ok(principal) => principal,
-            Err(close) => return close_with(ws, close).await,
+            Err(close) => return close_with(&link, ws, close).await,
         },
     };
-    let (link, mut outbound) = state.hub.open(state.settings.realtime.outbound_queue);
+    if let Principal::Share(_) = principal {
+        link.set_read_only();
+    }
     let mut shutdown = state.shutdown.subscribe();
     let mut session = Session {
         state,
         principal,
         link,
         topics: HashSet::new(),
+        joining: None,
         crew: None,
     };
-    let close = session
-        .serve(&mut ws, &mut stream, &mut outbound, &mut shutdown)
-        .await;
+    let close = session.serve(&mut ws, &mut stream, &mut shutdown).await;
     for topic in session.topics.drain() {
         session.state.hub.unsubscribe(&topic, session.link.id());
     }
-    close_with(ws, close).await;
+    close_with(&session.link, ws, close).await;
 }
 
-/// Sends the close frame, giving up after [`CLOSE_TIMEOUT`] if the client is not reading.
-async fn close_with(ws: actix_ws::Session, close: Option<CloseReason>) {
+/// Sends the close frame as the session's last, giving up after [`CLOSE_TIMEOUT`] if the client is
+/// not reading.
+async fn close_with(link: &SessionLink, ws: actix_ws::Session, close: Option<CloseReason>) {
+    link.set_closing();
     let _ = tokio::time::timeout(CLOSE_TIMEOUT, ws.close(close)).await;
 }
 
@@ -180,7 +186,7 @@ enum WriteError {
 /// Writes one frame, unless the queue overflows while the client is not reading.
 async fn write(
     ws: &mut actix_ws::Session,
-    frame: ByteString,
+    frame: String,
     overflowed: Pin<&mut impl Future<Output = ()>>,
 ) -> Result<(), WriteError> {
     tokio::select! {
@@ -211,7 +217,6 @@ impl Session {
         &mut self,
         ws: &mut actix_ws::Session,
         stream: &mut AggregatedMessageStream,
-        outbound: &mut mpsc::Receiver<Frame>,
         shutdown: &mut watch::Receiver<bool>,
     ) -> Option<CloseReason> {
         let settings = &self.state.settings.realtime;
@@ -237,7 +242,6 @@ impl Session {
             let _ = shutdown.wait_for(|down| *down).await;
         };
         tokio::pin!(shutting_down);
-        let shared = matches!(self.principal, Principal::Share(_));
         loop {
             let written = tokio::select! {
                 biased;
@@ -247,10 +251,16 @@ impl Session {
                 message = stream.recv() => {
                     last_heard = Instant::now();
                     match message {
-                        Some(Ok(AggregatedMessage::Text(text))) => match self.handle_text(&text).await {
-                            Some(reply) => write(ws, reply.into(), overflowed.as_mut()).await,
-                            None => Ok(()),
-                        },
+                        Some(Ok(AggregatedMessage::Text(text))) => {
+                            let written = match self.handle_text(&text).await {
+                                Some(reply) => write(ws, reply, overflowed.as_mut()).await,
+                                None => Ok(()),
+                            };
+                            if let Some(topic) = self.joining.take() {
+                                self.state.hub.subscribe(&topic, &self.link);
+                            }
+                            written
+                        }
                         Some(Ok(AggregatedMessage::Binary(_))) => {
                             return reason(CloseCode::Unsupported, "text frames only");
                         }
@@ -263,29 +273,6 @@ impl Session {
                         Some(Err(error)) => return protocol_close(&error),
                     }
                 }
-                frame = outbound.recv() => match frame {
-                    // Frames queued meanwhile go out in the same turn, up to a bound, so a busy session
-                    // does not go back through the select for each.
-                    Some(frame) => {
-                        let mut result = Ok(());
-                        let mut next = Some(frame);
-                        let mut budget = OUTBOUND_BATCH;
-                        while let Some(frame) = next.take() {
-                            if !shared || share::may_show(&frame) {
-                                result = write(ws, frame, overflowed.as_mut()).await;
-                                if result.is_err() {
-                                    break;
-                                }
-                            }
-                            budget -= 1;
-                            if budget > 0 {
-                                next = outbound.try_recv().ok();
-                            }
-                        }
-                        result
-                    }
-                    None => return None,
-                },
                 _ = heartbeat.tick() => {
                     if last_heard.elapsed() > client_timeout {
                         return reason(CloseCode::Policy, "heartbeat timeout");
@@ -401,8 +388,8 @@ impl Session {
         if !allowed {
             return Err(Refusal::forbidden(format!("you may not follow {name}")));
         }
-        self.state.hub.subscribe(&name, &self.link);
-        self.topics.insert(name);
+        self.topics.insert(name.clone());
+        self.joining = Some(name);
         Ok(())
     }
 }
