@@ -77,14 +77,15 @@ async fn run(sessions: usize, steps: Vec<u64>, step: Duration) -> anyhow::Result
     let (all_open, opened) = tokio::sync::watch::channel(false);
     let idle: Vec<tokio::task::JoinHandle<anyhow::Result<Socket>>> = stream::iter(crews.iter().zip(&units))
         .map(|((_, token), unit)| {
-            let commands = [
-                format!(r#"{{"type":"subscribe","topic":"unit:{unit}"}}"#),
-                location_frame(unix_ms(), 0.0),
-            ];
+            let commands = [format!(r#"{{"type":"subscribe","topic":"unit:{unit}"}}"#)];
             let server = &server;
             let opened = opened.clone();
             async move {
-                let socket = warmed_up(server.session(token, &commands).await?).await?;
+                // The first ping is sent after the subscription's ack, without a `ref`: its echo is
+                // the warm-up, and an echo can arrive before the ack of the command that caused it.
+                let mut socket = server.session(token, &commands).await?;
+                socket.send(Message::text(location_frame(unix_ms(), 0.0))).await?;
+                let socket = warmed_up(socket).await?;
                 Ok::<_, anyhow::Error>(tokio::spawn(keep_alive(socket, opened)))
             }
         })

@@ -1,9 +1,15 @@
-//! P3: fan-out. Many dispatcher sessions follow `dispatch`; one crew publishes `location` frames at a
-//! stepped rate, each becoming a `unit_location` event delivered to every session. Measures delivered
-//! messages/s and publish→receive latency (the `ts` of each event is unique and maps to its send time).
+//! P3: fan-out. Measures delivered messages/s and publish→receive latency (the `ts` of each event is
+//! unique and maps to its send time) in one of two shapes:
 //!
-//! `ulimit -n 20000; cargo bench --bench realtime_p3_fanout -- [--sessions 9500] [--rates 1,2,5,10,20]
-//! [--step-secs 5]`
+//! - broadcast (`--group 0`, the default): every session is a dispatcher following `dispatch`; one crew
+//!   publishes `location` frames at a stepped rate, each a `unit_location` event delivered to every
+//!   session at once;
+//! - groups (`--group N`): sessions are administrators, N of them following each `unit:{id}`, the shape
+//!   of Centrifugo's published benchmark (channels of 10 subscribers); one crew session per unit
+//!   publishes, and the stepped rate is the total of events per second over all units.
+//!
+//! `ulimit -n 20000; cargo bench --bench realtime_p3_fanout -- [--sessions 9500] [--group 0]
+//! [--rates 1,2,5,10,20] [--step-secs 5]`
 
 mod support;
 
@@ -39,26 +45,43 @@ struct Sample {
 fn main() -> anyhow::Result<()> {
     let options = Options::from_env();
     let sessions = options.number("sessions", 9_500)? as usize;
-    let rates = options.list("rates", &[1, 2, 5, 10, 20])?;
+    let group = options.number("group", 0)? as usize;
+    let default_rates: &[u64] = if group == 0 {
+        &[1, 2, 5, 10, 20]
+    } else {
+        &[1_000, 2_500, 5_000, 10_000]
+    };
+    let rates = options.list("rates", default_rates)?;
     let step_secs = options.number("step-secs", 5)?;
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()?
-        .block_on(run(sessions, rates, Duration::from_secs(step_secs)))
+        .block_on(run(sessions, group, rates, Duration::from_secs(step_secs)))
 }
 
-async fn run(sessions: usize, rates: Vec<u64>, step: Duration) -> anyhow::Result<()> {
+async fn run(sessions: usize, group: usize, rates: Vec<u64>, step: Duration) -> anyhow::Result<()> {
     let server = Server::start().await?;
-    let dispatchers = server
-        .users("bench-p3-dispatcher", Role::Dispatcher, sessions)
-        .await?;
-    let crew = server.users("bench-p3-crew", Role::Rider, 1).await?;
-    server.crew_units(&crew).await?;
-    eprintln!("p3: opening {sessions} dispatcher sessions");
-    let subscribe = [r#"{"type":"subscribe","topic":"dispatch"}"#.to_owned()];
-    let opened: Vec<anyhow::Result<Socket>> = stream::iter(&dispatchers)
-        .map(|(_, token)| server.session(token, &subscribe))
+    // Broadcast: one publishing crew, every session on `dispatch`. Groups: a crew per group of sessions.
+    let publishers = if group == 0 { 1 } else { sessions.div_ceil(group) };
+    let crews = server.users("bench-p3-crew", Role::Rider, publishers).await?;
+    let units = server.crew_units(&crews).await?;
+    let (role, topics): (Role, Vec<String>) = if group == 0 {
+        (Role::Dispatcher, vec!["dispatch".to_owned(); sessions])
+    } else {
+        let topics = (0..sessions)
+            .map(|i| format!("unit:{}", units[i / group]))
+            .collect();
+        (Role::Admin, topics)
+    };
+    let listeners = server.users("bench-p3-listener", role, sessions).await?;
+    eprintln!("p3: opening {sessions} sessions");
+    let opened: Vec<anyhow::Result<Socket>> = stream::iter(listeners.iter().zip(&topics))
+        .map(|((_, token), topic)| {
+            let subscribe = [format!(r#"{{"type":"subscribe","topic":"{topic}"}}"#)];
+            let server = &server;
+            async move { server.session(token, &subscribe).await }
+        })
         .buffer_unordered(200)
         .collect()
         .await;
@@ -68,11 +91,17 @@ async fn run(sessions: usize, rates: Vec<u64>, step: Duration) -> anyhow::Result
     }
     let sockets: Vec<Socket> = opened.into_iter().filter_map(Result::ok).collect();
     let subscribed = sockets.len();
-    let (_, crew_token) = crew.first().ok_or_else(|| anyhow::anyhow!("no crew"))?;
-    let mut publisher = server
-        .session(crew_token, &[location_frame(unix_ms(), 0.0)])
-        .await?;
-    eprintln!("p3: {subscribed} sessions on dispatch; stepping {rates:?} events/s");
+    let mut senders: Vec<Socket> = stream::iter(&crews)
+        .map(|(_, token)| server.session(token, &[]))
+        .buffered(100)
+        .collect::<Vec<_>>()
+        .await
+        .into_iter()
+        .collect::<anyhow::Result<_>>()?;
+    for sender in &mut senders {
+        sender.send(Message::text(location_frame(unix_ms(), 0.0))).await?;
+    }
+    eprintln!("p3: {subscribed} sessions subscribed; stepping {rates:?} events/s");
     // Let the warm-up event reach everyone before measuring.
     tokio::time::sleep(Duration::from_secs(2)).await;
 
@@ -89,7 +118,12 @@ async fn run(sessions: usize, rates: Vec<u64>, step: Duration) -> anyhow::Result
     for (k, rate) in rates.iter().enumerate() {
         let period = Duration::from_secs_f64(1.0 / *rate as f64);
         let mut tick = tokio::time::interval_at(start_of(k), period);
-        tick.set_missed_tick_behavior(MissedTickBehavior::Skip);
+        // The timer's resolution is 1 ms: faster rates catch up on the ticks each millisecond holds.
+        tick.set_missed_tick_behavior(if period < Duration::from_millis(5) {
+            MissedTickBehavior::Burst
+        } else {
+            MissedTickBehavior::Skip
+        });
         loop {
             if tick.tick().await >= start_of(k) + step {
                 break;
@@ -101,6 +135,7 @@ async fn run(sessions: usize, rates: Vec<u64>, step: Duration) -> anyhow::Result
                 .write()
                 .map_err(|_| anyhow::anyhow!("poisoned"))?
                 .insert(ts, (Instant::now(), k));
+            let publisher = &mut senders[sent[k] as usize % publishers];
             publisher
                 .send(Message::text(location_frame(ts, (sent[k] % 100) as f64 * 1e-5)))
                 .await?;
@@ -116,10 +151,13 @@ async fn run(sessions: usize, rates: Vec<u64>, step: Duration) -> anyhow::Result
         samples.extend(received);
         ended_early += usize::from(early);
     }
-    let _ = publisher.send(Message::Close(None)).await;
+    for mut sender in senders {
+        let _ = sender.send(Message::Close(None)).await;
+    }
     drop(server);
     report(
         sessions,
+        group,
         subscribed,
         &rates,
         step,
@@ -159,6 +197,7 @@ async fn receive(mut socket: Socket, published: Published, t0: Instant, end: Ins
 #[expect(clippy::too_many_arguments, reason = "one report of one run")]
 fn report(
     sessions: usize,
+    group: usize,
     subscribed: usize,
     rates: &[u64],
     step: Duration,
@@ -169,6 +208,8 @@ fn report(
     start_of: impl Fn(usize) -> Instant,
 ) -> anyhow::Result<()> {
     let secs = step.as_secs_f64();
+    // Sessions each event reaches.
+    let fan_out = if group == 0 { subscribed } else { group };
     let cores = std::thread::available_parallelism().map_or(1, usize::from) as f64;
     let mut rows = Vec::new();
     let mut table = String::new();
@@ -184,7 +225,7 @@ fn report(
         latencies.sort_unstable();
         let in_window = samples.iter().filter(|s| window.contains(&s.received_us)).count();
         let delivered = in_window as f64 / secs;
-        let expected = sent[k] * subscribed as u64;
+        let expected = sent[k] * fan_out as u64;
         let missing = expected.saturating_sub(latencies.len() as u64);
         let (p50, p99, max) = (
             quantile_ms(&latencies, 0.5),
@@ -199,22 +240,43 @@ fn report(
         );
         table.push_str(&format!(
             "| {rate} | {} | {delivered:.0} | {:.0} | {p50:.2} | {p99:.2} | {max:.1} | {missing} |\n",
-            rate * subscribed as u64,
+            rate * fan_out as u64,
             delivered / cores,
         ));
         rows.push(json!({
-            "events_per_s": rate, "events_sent": sent[k], "target_msgs_per_s": rate * subscribed as u64,
+            "events_per_s": rate, "events_sent": sent[k], "target_msgs_per_s": rate * fan_out as u64,
             "delivered_msgs_per_s": r2(delivered), "delivered_msgs_per_s_per_core": r2(delivered / cores),
             "received": latencies.len(), "missing": missing,
             "p50_ms": r2(p50), "p99_ms": r2(p99), "max_ms": r2(max),
         }));
     }
     let command = format!(
-        "ulimit -n 20000; cargo bench --bench realtime_p3_fanout -- --sessions {sessions} --rates {} --step-secs {}",
+        "ulimit -n 20000; cargo bench --bench realtime_p3_fanout -- --sessions {sessions} --group {group} --rates {} --step-secs {}",
         rates.iter().map(u64::to_string).collect::<Vec<_>>().join(","),
         step.as_secs()
     );
     let ratio = r2(best_within_goal / cores / CENTRIFUGO_PER_CORE);
+    let topic = if group == 0 {
+        "dispatch (all sessions); events: unit_location from one crew session".to_owned()
+    } else {
+        format!(
+            "unit:{{id}}, {group} administrator sessions per unit; events: unit_location from each unit's crew session"
+        )
+    };
+    let shape = if group == 0 {
+        format!(
+            "{subscribed} dispatcher sessions (of {sessions} requested) follow `dispatch`; one crew session \
+             sends `location` frames at a fixed rate per {secs:.0} s step, each delivered to every session \
+             as a `unit_location` event."
+        )
+    } else {
+        format!(
+            "{subscribed} administrator sessions (of {sessions} requested), {group} per unit, follow \
+             `unit:{{id}}` (the shape of Centrifugo's benchmark: channels of 10 subscribers); one crew \
+             session per unit sends `location` frames, the step's rate being the total over all units, each \
+             delivered to that unit's {group} sessions as a `unit_location` event."
+        )
+    };
     let json = json!({
         "benchmark": "P3 websocket fan-out",
         "command": command,
@@ -222,7 +284,8 @@ fn report(
         "sessions_requested": sessions,
         "sessions_subscribed": subscribed,
         "sessions_ended_early": ended_early,
-        "topic": "dispatch (all sessions), events: unit_location from one crew session",
+        "topic": topic,
+        "group": group,
         "latency": "crew client send → dispatcher client receive",
         "step_secs": step.as_secs(),
         "steps": rows,
@@ -233,9 +296,7 @@ fn report(
     });
     let markdown = format!(
         "# P3: websocket fan-out\n\n{machine}.\n\nCommand: `{command}`\n\n\
-         {subscribed} dispatcher sessions (of {sessions} requested) follow `dispatch`; one crew session sends \
-         `location` frames at a fixed rate per {secs:.0} s step, each delivered to every session as a \
-         `unit_location` event. Latency is crew send → dispatcher receive; *delivered* counts frames \
+         {shape} Latency is crew send → dispatcher receive; *delivered* counts frames \
          received inside the step's window; *missing* = expected − received. Sessions that ended early: \
          {ended_early}.\n\n\
          | events/s | target msg/s | delivered msg/s | per core | p50 ms | p99 ms | max ms | missing |\n\
@@ -247,7 +308,12 @@ fn report(
         machine = support::machine(),
         per_core = best_within_goal / cores,
     );
-    let dir = support::write_results("realtime-p3-fanout", &json, &markdown)?;
+    let name = if group == 0 {
+        "realtime-p3-fanout".to_owned()
+    } else {
+        format!("realtime-p3-fanout-group{group}")
+    };
+    let dir = support::write_results(&name, &json, &markdown)?;
     eprintln!("p3: results in {}", dir.display());
     Ok(())
 }
