@@ -68,6 +68,8 @@ pub struct DatabaseSettings {
     pub url: SecretString,
     /// Pool size (PostgreSQL) or reader pool size (SQLite, which has one writer).
     pub max_connections: usize,
+    /// Connections opened at startup, before the first request (at most `max_connections`).
+    pub warm_connections: usize,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -294,6 +294,8 @@ pub async fn build_state(settings: Settings) -> anyhow::Result<AppState> {
     let db = Db::connect(&url, settings.database.max_connections)
         .await
         .context("opening the database")?;
+    let warm = db.warm_up(settings.database.warm_connections).await;
+    tracing::debug!(connections = warm, "database pool warmed up");
     let redis = match settings.redis.url() {
         Some(url) => {
             let client = redis::Client::open(url).context("parsing REDIS_URL")?;

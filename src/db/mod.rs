@@ -51,6 +51,18 @@ use diesel_async::{
 };
 use futures_util::FutureExt;
 
+/// Checks out `count` connections at once (so each is a new one) and returns them to the pool.
+async fn warm<C>(pool: &Pool<C>, count: usize) -> usize
+where
+    C: diesel_async::AsyncConnection + 'static,
+    diesel_async::pooled_connection::AsyncDieselConnectionManager<C>: deadpool::managed::Manager,
+{
+    let count = count.min(pool.status().max_size);
+    let held = futures_util::future::join_all((0..count).map(|_| pool.get())).await;
+    drop(held);
+    pool.status().size
+}
+
 /// The SQLite connection type used through diesel-async (each query runs on the blocking pool).
 pub type SqliteConn = SyncConnectionWrapper<SqliteConnection, SqliteBlocking>;
 
@@ -254,6 +266,26 @@ impl Db {
                     readers: build(max_connections.clamp(1, 8))?,
                 })
             }
+        }
+    }
+
+    /// Opens up to `count` pooled connections (never more than the pool's size) before the first
+    /// request, so that the first burst of traffic does not wait for connection setup: the pool
+    /// otherwise grows on demand, and a new PostgreSQL connection costs a server process and an
+    /// authentication round trip while its request waits. Best effort: a connection that cannot be
+    /// opened now is opened on demand later. Returns how many the pool holds.
+    pub async fn warm_up(&self, count: usize) -> usize {
+        match self {
+            Self::Postgres(pool) => warm(pool, count).await,
+            Self::Sqlite { readers, .. } => warm(readers, count).await,
+        }
+    }
+
+    /// Connections the pools hold open now, idle or in use.
+    pub fn open_connections(&self) -> usize {
+        match self {
+            Self::Postgres(pool) => pool.status().size,
+            Self::Sqlite { writer, readers } => writer.status().size + readers.status().size,
         }
     }
 

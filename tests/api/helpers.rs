@@ -74,6 +74,8 @@ pub async fn spawn_app_with(configure: impl FnOnce(&mut Settings)) -> TestApp {
             let (url, name) = fresh_postgres_database(&base).await;
             settings.database.url = SecretString::from(url);
             settings.database.max_connections = 8;
+            // Many test servers share one PostgreSQL: each opens few connections ahead.
+            settings.database.warm_connections = 2;
             Some((base, name))
         }
         None => {

@@ -2,7 +2,23 @@
 
 use reqwest::StatusCode;
 
-use crate::helpers::{redis_url, spawn_app};
+use crate::helpers::{redis_url, spawn_app, spawn_app_with};
+
+#[actix_web::test]
+async fn the_database_pool_opens_its_warm_connections_at_startup_and_never_more_than_its_size() {
+    let app = spawn_app_with(|s| s.database.warm_connections = 6).await;
+    // SQLite also has its one writer, which startup may have opened.
+    let open = app.app.db.open_connections();
+    assert!((6..=7).contains(&open), "{open} connections open");
+
+    let capped = spawn_app_with(|s| {
+        s.database.max_connections = 3;
+        s.database.warm_connections = 50;
+    })
+    .await;
+    let open = capped.app.db.open_connections();
+    assert!((3..=4).contains(&open), "{open} connections open");
+}
 
 #[actix_web::test]
 async fn health_reports_the_database_and_redis() {
