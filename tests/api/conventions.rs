@@ -5,6 +5,22 @@ use serde_json::json;
 
 use crate::helpers::{into_reply, spawn_app, spawn_app_with};
 
+/// Rate-limit windows are fixed wall-clock minutes: a test that counts requests against one waits out
+/// the last seconds of a minute first, so that its requests all fall in one window.
+async fn start_of_a_rate_limit_window() {
+    let into_minute = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis()
+        % 60_000;
+    if into_minute > 50_000 {
+        tokio::time::sleep(std::time::Duration::from_millis(
+            (60_000 - into_minute) as u64 + 50,
+        ))
+        .await;
+    }
+}
+
 #[actix_web::test]
 async fn malformed_json_is_a_400_and_never_a_500() {
     let app = spawn_app().await;
@@ -168,6 +184,7 @@ async fn keys_are_scoped_per_user() {
 #[actix_web::test]
 async fn too_many_requests_get_429_with_retry_after() {
     let app = spawn_app_with(|s| s.rate_limit.per_minute = 5).await;
+    start_of_a_rate_limit_window().await;
     let (token, _) = app.register_customer("busy@example.in").await;
     for _ in 0..5 {
         let reply = app.get("/api/v1/users/profile", Some(&token)).await;
@@ -189,6 +206,7 @@ async fn too_many_requests_get_429_with_retry_after() {
 #[actix_web::test]
 async fn login_attempts_have_a_stricter_limit() {
     let app = spawn_app_with(|s| s.rate_limit.auth_per_minute = 3).await;
+    start_of_a_rate_limit_window().await;
     for _ in 0..3 {
         let reply = app
             .post(
