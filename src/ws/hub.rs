@@ -10,10 +10,12 @@ use std::{
         Arc, RwLock, RwLockReadGuard, RwLockWriteGuard,
         atomic::{AtomicBool, AtomicU64, Ordering},
     },
+    task::Waker,
 };
 
 use actix_http::ws::{OpCode, Parser};
 use bytes::{Bytes, BytesMut};
+use futures_util::task::AtomicWaker;
 use tokio::sync::{Notify, mpsc};
 
 /// A text frame encoded for the wire (websocket header and payload). Cloning shares the bytes, so one
@@ -66,6 +68,11 @@ pub struct SessionLink {
     read_only: AtomicBool,
     /// Set by the session task before it sends its close frame: queued events are no longer written.
     closing: AtomicBool,
+    /// Set while the session task handles a client command: queued events wait, so the command's
+    /// reply is written before the events it causes (a location's echo, a subscription's events).
+    holding: AtomicBool,
+    /// The connection's writer, parked while `holding`.
+    released: AtomicWaker,
 }
 
 impl SessionLink {
@@ -94,6 +101,27 @@ impl SessionLink {
 
     pub fn is_closing(&self) -> bool {
         self.closing.load(Ordering::Acquire)
+    }
+
+    /// Holds queued events back until [`release`](Self::release).
+    pub fn hold(&self) {
+        self.holding.store(true, Ordering::Release);
+    }
+
+    /// Lets queued events go again and wakes the writer if it waited for this.
+    pub fn release(&self) {
+        self.holding.store(false, Ordering::Release);
+        self.released.wake();
+    }
+
+    /// Whether events are held back; if so, `waker` is woken on release.
+    pub fn held(&self, waker: &Waker) -> bool {
+        if !self.holding.load(Ordering::Acquire) {
+            return false;
+        }
+        self.released.register(waker);
+        // A release between the check and the registration would otherwise go unnoticed.
+        self.holding.load(Ordering::Acquire)
     }
 }
 
@@ -132,6 +160,8 @@ impl Hub {
             overflowed: AtomicBool::new(false),
             read_only: AtomicBool::new(false),
             closing: AtomicBool::new(false),
+            holding: AtomicBool::new(false),
+            released: AtomicWaker::new(),
         };
         (Arc::new(link), receiver)
     }

@@ -61,12 +61,13 @@ impl MessageBody for Outbound {
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Bytes, Self::Error>>> {
         let this = self.get_mut();
         // The session's own frames go first: a reply queued before an event was published is written
-        // before it (a `subscribe` is acknowledged before the topic's first event).
+        // before it.
         if let Poll::Ready(item) = Pin::new(&mut this.control).poll_next(cx) {
             return Poll::Ready(item);
         }
-        // Once the session is closing, its close frame is the last thing written.
-        if this.link.is_closing() {
+        // Once the session is closing, its close frame is the last thing written; while it handles a
+        // command, that command's reply goes before the events it causes.
+        if this.link.is_closing() || this.link.held(cx.waker()) {
             return Poll::Pending;
         }
         let read_only = this.link.is_read_only();

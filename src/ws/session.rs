@@ -1,6 +1,7 @@
 //! One websocket session: a task that selects over the client's frames, the heartbeat tick, its
 //! queue's overflow signal and the server's shutdown signal, and answers commands. The events the hub
-//! queues for the session do not pass through it: the connection's body (`outbound`) writes them.
+//! queues for the session do not pass through it: the connection's body (`outbound`) writes them,
+//! holding them back while a command is handled so that its reply goes first.
 //! It ends with a close code that says why.
 
 use std::{collections::HashSet, pin::Pin, sync::Arc, time::Instant};
@@ -52,9 +53,6 @@ pub(super) struct Session {
     pub principal: Principal,
     link: Arc<SessionLink>,
     topics: HashSet<String>,
-    /// A topic to register with the hub once the `subscribe` is acknowledged, so that the ack is
-    /// queued before the topic's first event.
-    joining: Option<String>,
     /// The unit this user crews, looked up on the first unit command (`None` = not looked up yet).
     pub crew: Option<Option<CrewUnit>>,
 }
@@ -84,7 +82,6 @@ pub async fn run(
         principal,
         link,
         topics: HashSet::new(),
-        joining: None,
         crew: None,
     };
     let close = session.serve(&mut ws, &mut stream, &mut shutdown).await;
@@ -252,13 +249,14 @@ impl Session {
                     last_heard = Instant::now();
                     match message {
                         Some(Ok(AggregatedMessage::Text(text))) => {
+                            // Events wait until the reply is queued: a command is answered before the
+                            // events it causes reach this client.
+                            self.link.hold();
                             let written = match self.handle_text(&text).await {
                                 Some(reply) => write(ws, reply, overflowed.as_mut()).await,
                                 None => Ok(()),
                             };
-                            if let Some(topic) = self.joining.take() {
-                                self.state.hub.subscribe(&topic, &self.link);
-                            }
+                            self.link.release();
                             written
                         }
                         Some(Ok(AggregatedMessage::Binary(_))) => {
@@ -388,8 +386,8 @@ impl Session {
         if !allowed {
             return Err(Refusal::forbidden(format!("you may not follow {name}")));
         }
-        self.topics.insert(name.clone());
-        self.joining = Some(name);
+        self.state.hub.subscribe(&name, &self.link);
+        self.topics.insert(name);
         Ok(())
     }
 }
