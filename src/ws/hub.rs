@@ -40,7 +40,7 @@ impl Wire {
 
     /// The frame's JSON.
     pub fn payload(&self) -> &str {
-        // The payload was copied from a `&str` and the header is ASCII-free binary before it.
+        // Always valid: the bytes after the header were copied from a `&str` in `text`.
         std::str::from_utf8(&self.bytes[self.payload_at..]).unwrap_or_default()
     }
 
@@ -247,11 +247,6 @@ mod tests {
         hub.unsubscribe("user:1", link.id());
         assert_eq!(hub.subscribers("user:1"), 0);
     }
-}
-
-#[cfg(test)]
-mod wire_tests {
-    use super::*;
 
     #[test]
     fn frames_of_every_length_class_carry_the_right_header() {
