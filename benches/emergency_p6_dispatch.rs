@@ -22,12 +22,15 @@ use std::{
 };
 
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl, SimpleAsyncConnection};
-use futures_util::{SinkExt, StreamExt, stream};
+use futures_util::{StreamExt, stream};
 use onemedi::domain::Role;
 use serde_json::{Value, json};
-use support::{Options, Server, Socket, location_at, quantile_ms, r2, unix_ms};
+use support::{
+    Options, Server, location_at, quantile_ms, r2,
+    raw::{Incoming, RawSocket},
+    unix_ms,
+};
 use tokio::time::{Instant, MissedTickBehavior};
-use tokio_tungstenite::tungstenite::Message;
 
 /// Latency goal (p99, ms) at the highest rate, and the baseline ratio goal.
 const P99_GOAL_MS: f64 = 20.0;
@@ -83,13 +86,15 @@ struct Step {
     sent: usize,
     delivered: usize,
     latencies_us: Vec<u32>,
+    /// Request posted → its `201` received (ours only): the REST half of the flow, for locating a tail.
+    answered_us: Vec<u32>,
 }
 
 impl Step {
     fn summary(&self) -> Value {
         let mut sorted = self.latencies_us.clone();
         sorted.sort_unstable();
-        json!({
+        let mut summary = json!({
             "rate_per_s": self.rate,
             "sent": self.sent,
             "delivered": self.delivered,
@@ -97,7 +102,14 @@ impl Step {
             "p90_ms": r2(quantile_ms(&sorted, 0.90)),
             "p99_ms": r2(quantile_ms(&sorted, 0.99)),
             "max_ms": r2(quantile_ms(&sorted, 1.0)),
-        })
+        });
+        if !self.answered_us.is_empty() {
+            let mut answered = self.answered_us.clone();
+            answered.sort_unstable();
+            summary["created_201_p50_ms"] = json!(r2(quantile_ms(&answered, 0.50)));
+            summary["created_201_p99_ms"] = json!(r2(quantile_ms(&answered, 0.99)));
+        }
+        summary
     }
 
     fn p99(&self) -> f64 {
@@ -158,14 +170,14 @@ async fn measure(
         .pop()
         .ok_or_else(|| anyhow::anyhow!("no dispatcher"))?;
     eprintln!("p6: {units} crewed ambulances inserted; opening sessions");
-    let sockets: Vec<Socket> = stream::iter(crews.iter().zip(&unit_ids).zip(&homes))
-        .map(|(((_, token), unit), home)| {
+    let sockets: Vec<RawSocket> = stream::iter(crews.iter().zip(&unit_ids).zip(&homes))
+        .map(|(((user, token), unit), home)| {
             let commands = [
                 format!(r#"{{"type":"subscribe","topic":"unit:{unit}"}}"#),
                 location_at(unix_ms(), home.0, home.1),
             ];
             let server = &server;
-            async move { server.session(token, &commands).await }
+            async move { server.raw_session(token, &commands, mask_for(*user)).await }
         })
         .buffered(100)
         .collect::<Vec<_>>()
@@ -212,8 +224,9 @@ async fn measure(
                 let reply = request.send().await?;
                 anyhow::ensure!(reply.status().as_u16() == 201, "POST answered {}", reply.status());
                 let created: Value = reply.json().await?;
+                let answered = sent.elapsed();
                 let id = created["id"].as_i64().ok_or_else(|| anyhow::anyhow!("no id"))?;
-                Ok::<_, anyhow::Error>((sent, id))
+                Ok::<_, anyhow::Error>((sent, id, answered))
             }));
         }
         let mut this = Step {
@@ -222,8 +235,10 @@ async fn measure(
         };
         for post in posts {
             match post.await? {
-                Ok((sent, id)) => {
+                Ok((sent, id, answered)) => {
                     this.sent += 1;
+                    this.answered_us
+                        .push(u32::try_from(answered.as_micros()).unwrap_or(u32::MAX));
                     sends.push((k, sent, id));
                 }
                 Err(error) => eprintln!("p6: a request failed: {error:#}"),
@@ -259,45 +274,42 @@ fn attach(
     Ok(())
 }
 
+/// A per-session masking key for the client's frames.
+fn mask_for(user: i64) -> u32 {
+    (user as u32).wrapping_mul(0x9E37_79B9) | 1
+}
+
 /// One crew: pings every [`PING_PERIOD`] from `first` until `end`, and notes each offer's arrival.
 async fn crew(
-    socket: Socket,
+    mut socket: RawSocket,
     home: (f64, f64),
     arrivals: Arc<Mutex<HashMap<i64, Instant>>>,
     first: Instant,
     end: Instant,
 ) -> anyhow::Result<()> {
-    let (mut sink, mut frames) = socket.split();
-    let reader = tokio::spawn(async move {
-        while let Ok(Some(Ok(message))) = tokio::time::timeout_at(end, frames.next()).await {
-            let Message::Text(text) = message else {
-                continue;
-            };
-            if !text.starts_with(r#"{"type":"offer""#) {
-                continue;
-            }
-            let now = Instant::now();
-            let frame: Value = serde_json::from_str(&text)?;
-            if let Some(id) = frame["event"]["request"]["id"].as_i64()
-                && let Ok(mut arrivals) = arrivals.lock()
-            {
-                arrivals.entry(id).or_insert(now);
-            }
-        }
-        Ok::<_, anyhow::Error>(())
-    });
     let mut tick = tokio::time::interval_at(first, PING_PERIOD);
     tick.set_missed_tick_behavior(MissedTickBehavior::Skip);
+    let over = tokio::time::sleep_until(end);
+    tokio::pin!(over);
     loop {
-        let at = tick.tick().await;
-        if at >= end {
-            break;
+        tokio::select! {
+            () = &mut over => return Ok(()),
+            _ = tick.tick() => socket.send_text(&location_at(unix_ms(), home.0, home.1)).await?,
+            incoming = socket.next_text() => match incoming? {
+                Incoming::Text(text) if text.starts_with(br#"{"type":"offer""#) => {
+                    let now = Instant::now();
+                    let frame: Value = serde_json::from_slice(text)?;
+                    if let Some(id) = frame["event"]["request"]["id"].as_i64()
+                        && let Ok(mut arrivals) = arrivals.lock()
+                    {
+                        arrivals.entry(id).or_insert(now);
+                    }
+                }
+                Incoming::Text(_) => {}
+                Incoming::Closed => anyhow::bail!("the server closed a crew's session"),
+            },
         }
-        sink.send(Message::text(location_at(unix_ms(), home.0, home.1)))
-            .await?;
     }
-    reader.await??;
-    Ok(())
 }
 
 /// The hand-composed flow: GEOSEARCH the nearest free unit, INSERT the request, PUBLISH the offer on the
@@ -490,9 +502,10 @@ fn report(units: usize, step: Duration, ours: &[Step], baseline: &[Step]) -> any
         "# P6: emergency dispatch end to end\n\nRequest posted over REST → offer frame on the nearest crew's \
          websocket, {units} crewed ambulances each pinging every {} s ({:.0} pings/s), {} s per step. Server: \
          release build, PostgreSQL + Redis, one node. Baseline: Redis GEOSEARCH + PostgreSQL INSERT + Redis \
-         PUBLISH → subscriber, same machine, same rates, same background GEOADD rate.\n\n\
-         | rate/s | ONE MEDI sent | delivered | p50 ms | p99 ms | baseline p50 ms | baseline p99 ms |\n\
-         |---|---|---|---|---|---|---|\n",
+         PUBLISH → subscriber, same machine, same rates, same background GEOADD rate. The 201 column is ours \
+         posted → `201 Created` received, the REST half of the flow.\n\n\
+         | rate/s | ONE MEDI sent | delivered | p50 ms | p99 ms | 201 p50 / p99 ms | baseline p50 ms | baseline p99 ms |\n\
+         |---|---|---|---|---|---|---|---|\n",
         PING_PERIOD.as_secs(),
         units as f64 / PING_PERIOD.as_secs_f64(),
         step.as_secs()
@@ -500,8 +513,16 @@ fn report(units: usize, step: Duration, ours: &[Step], baseline: &[Step]) -> any
     for (a, b) in ours.iter().zip(baseline) {
         let (sa, sb) = (a.summary(), b.summary());
         md.push_str(&format!(
-            "| {} | {} | {} | {} | {} | {} | {} |\n",
-            a.rate, a.sent, a.delivered, sa["p50_ms"], sa["p99_ms"], sb["p50_ms"], sb["p99_ms"]
+            "| {} | {} | {} | {} | {} | {} / {} | {} | {} |\n",
+            a.rate,
+            a.sent,
+            a.delivered,
+            sa["p50_ms"],
+            sa["p99_ms"],
+            sa["created_201_p50_ms"],
+            sa["created_201_p99_ms"],
+            sb["p50_ms"],
+            sb["p99_ms"]
         ));
     }
     md.push_str(&format!(

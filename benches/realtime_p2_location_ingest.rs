@@ -8,19 +8,17 @@
 
 mod support;
 
-use std::{
-    collections::VecDeque,
-    process::Command,
-    sync::{Arc, Mutex},
-    time::Duration,
-};
+use std::{collections::VecDeque, fmt::Write as _, process::Command, sync::Arc, time::Duration};
 
-use futures_util::{SinkExt, StreamExt, stream};
+use futures_util::{StreamExt, stream};
 use onemedi::domain::Role;
 use serde_json::json;
-use support::{Options, Server, Socket, location_frame, quantile_ms, r2, unix_ms};
+use support::{
+    Options, Server, location_frame, quantile_ms, r2,
+    raw::{Incoming, RawSocket},
+    unix_ms,
+};
 use tokio::time::{Instant, MissedTickBehavior};
-use tokio_tungstenite::tungstenite::Message;
 
 /// Pause between steps so one step's backlog does not land in the next.
 const GAP: Duration = Duration::from_secs(1);
@@ -75,25 +73,26 @@ async fn run(sessions: usize, steps: Vec<u64>, step: Duration) -> anyhow::Result
     // Each session is read from the moment it opens (its warm-up echo, then the server's heartbeat pings)
     // until all are open: opening a thousand can outlast the server's client timeout.
     let (all_open, opened) = tokio::sync::watch::channel(false);
-    let idle: Vec<tokio::task::JoinHandle<anyhow::Result<Socket>>> = stream::iter(crews.iter().zip(&units))
-        .map(|((_, token), unit)| {
-            let commands = [format!(r#"{{"type":"subscribe","topic":"unit:{unit}"}}"#)];
-            let server = &server;
-            let opened = opened.clone();
-            async move {
-                // The first ping is sent after the subscription's ack, without a `ref`: its echo is
-                // the warm-up, and an echo can arrive before the ack of the command that caused it.
-                let mut socket = server.session(token, &commands).await?;
-                socket.send(Message::text(location_frame(unix_ms(), 0.0))).await?;
-                let socket = warmed_up(socket).await?;
-                Ok::<_, anyhow::Error>(tokio::spawn(keep_alive(socket, opened)))
-            }
-        })
-        .buffered(100)
-        .collect::<Vec<_>>()
-        .await
-        .into_iter()
-        .collect::<anyhow::Result<_>>()?;
+    let idle: Vec<tokio::task::JoinHandle<anyhow::Result<RawSocket>>> =
+        stream::iter(crews.iter().zip(&units))
+            .map(|((user, token), unit)| {
+                let commands = [format!(r#"{{"type":"subscribe","topic":"unit:{unit}"}}"#)];
+                let server = &server;
+                let opened = opened.clone();
+                async move {
+                    // The first ping is sent after the subscription's ack, without a `ref`: its echo is
+                    // the warm-up, and an echo can arrive before the ack of the command that caused it.
+                    let mut socket = server.raw_session(token, &commands, mask_for(*user)).await?;
+                    socket.send_text(&location_frame(unix_ms(), 0.0)).await?;
+                    let socket = warmed_up(socket).await?;
+                    Ok::<_, anyhow::Error>(tokio::spawn(keep_alive(socket, opened)))
+                }
+            })
+            .buffered(100)
+            .collect::<Vec<_>>()
+            .await
+            .into_iter()
+            .collect::<anyhow::Result<_>>()?;
     all_open.send(true)?;
     let mut sockets = Vec::with_capacity(idle.len());
     for session in idle {
@@ -135,72 +134,64 @@ async fn run(sessions: usize, steps: Vec<u64>, step: Duration) -> anyhow::Result
     report(&plan, &sent, &samples, failed_sessions, redis)
 }
 
-/// Reads the one echo of each session's warm-up ping.
 /// Waits for the warm-up location's echo on the unit topic, so it is not taken for a measured one.
-async fn warmed_up(mut socket: Socket) -> anyhow::Result<Socket> {
+async fn warmed_up(mut socket: RawSocket) -> anyhow::Result<RawSocket> {
     loop {
-        let message = tokio::time::timeout(Duration::from_secs(30), socket.next())
-            .await?
-            .ok_or_else(|| anyhow::anyhow!("closed during warm-up"))??;
-        if let Message::Text(text) = message
-            && text.contains("unit_location")
-        {
-            return Ok(socket);
+        match tokio::time::timeout(Duration::from_secs(30), socket.next_text()).await?? {
+            Incoming::Text(text) if is_location(text) => return Ok(socket),
+            Incoming::Text(_) => {}
+            Incoming::Closed => anyhow::bail!("closed during warm-up"),
         }
     }
 }
 
 /// Reads an open session (answering the server's heartbeat pings) until every session is open.
 async fn keep_alive(
-    mut socket: Socket,
+    mut socket: RawSocket,
     mut opened: tokio::sync::watch::Receiver<bool>,
-) -> anyhow::Result<Socket> {
+) -> anyhow::Result<RawSocket> {
     loop {
         tokio::select! {
             _ = opened.wait_for(|all| *all) => return Ok(socket),
-            frame = socket.next() => match frame {
-                Some(Ok(_)) => {}
-                Some(Err(error)) => return Err(error.into()),
-                None => anyhow::bail!("closed before the steps"),
+            incoming = socket.next_text() => if let Incoming::Closed = incoming? {
+                anyhow::bail!("closed before the steps");
             },
         }
     }
 }
 
-/// One crew: sends its share of each step's rate, spread evenly, and times each echo.
-async fn crew(index: usize, socket: Socket, plan: Arc<Plan>) -> anyhow::Result<(Vec<u64>, Vec<Sample>)> {
-    let (mut sink, mut frames) = socket.split();
-    let pending: Arc<Mutex<VecDeque<(Instant, usize)>>> = Arc::default();
-    let reader = {
-        let pending = pending.clone();
-        let deadline = plan.end() + DRAIN;
-        let t0 = plan.t0;
-        tokio::spawn(async move {
-            let mut samples = Vec::new();
-            while let Ok(Some(Ok(message))) = tokio::time::timeout_at(deadline, frames.next()).await {
-                let Message::Text(text) = message else {
-                    continue;
-                };
-                if !text.contains("unit_location") {
-                    continue;
-                }
-                let now = Instant::now();
-                let sent = pending
-                    .lock()
-                    .map_err(|_| anyhow::anyhow!("poisoned"))?
-                    .pop_front();
-                if let Some((at, step)) = sent {
-                    samples.push(Sample {
-                        step,
-                        latency_us: u32::try_from((now - at).as_micros()).unwrap_or(u32::MAX),
-                        received_us: (now - t0).as_micros() as u64,
-                    });
-                }
-            }
-            Ok::<_, anyhow::Error>(samples)
-        })
+/// A per-session masking key for the client's frames.
+fn mask_for(user: i64) -> u32 {
+    (user as u32).wrapping_mul(0x9E37_79B9) | 1
+}
+
+/// Whether a server frame is a `unit_location` event.
+fn is_location(text: &[u8]) -> bool {
+    const NEEDLE: &[u8] = b"unit_location";
+    text.windows(NEEDLE.len()).any(|w| w == NEEDLE)
+}
+
+/// One crew: sends its share of each step's rate, spread evenly, and times each echo. Sending and
+/// reading share the task: echoes come back in order, so the oldest unanswered send is the echo's.
+async fn crew(
+    index: usize,
+    mut socket: RawSocket,
+    plan: Arc<Plan>,
+) -> anyhow::Result<(Vec<u64>, Vec<Sample>)> {
+    let mut pending: VecDeque<(Instant, usize)> = VecDeque::new();
+    let mut samples = Vec::new();
+    let mut echoed = |pending: &mut VecDeque<(Instant, usize)>| {
+        let now = Instant::now();
+        if let Some((at, step)) = pending.pop_front() {
+            samples.push(Sample {
+                step,
+                latency_us: u32::try_from((now - at).as_micros()).unwrap_or(u32::MAX),
+                received_us: (now - plan.t0).as_micros() as u64,
+            });
+        }
     };
     let mut sent = vec![0u64; plan.steps.len()];
+    let mut frame = String::with_capacity(160);
     let offset = index as f64 / plan.sessions as f64;
     for (k, rate) in plan.steps.iter().enumerate() {
         let period = Duration::from_secs_f64(plan.sessions as f64 / *rate as f64);
@@ -209,23 +200,45 @@ async fn crew(index: usize, socket: Socket, plan: Arc<Plan>) -> anyhow::Result<(
         let mut tick = tokio::time::interval_at(start + period.mul_f64(offset), period);
         tick.set_missed_tick_behavior(MissedTickBehavior::Skip);
         loop {
-            let at = tick.tick().await;
-            if at >= end {
-                break;
+            tokio::select! {
+                at = tick.tick() => {
+                    if at >= end {
+                        break;
+                    }
+                    let jitter = (sent[k] % 100) as f64 * 1e-5;
+                    frame.clear();
+                    write!(
+                        frame,
+                        r#"{{"type":"location","lat":{:.6},"lng":{:.6},"heading":90,"speed":8.5,"accuracy":6,"ts":{}}}"#,
+                        12.9716 + jitter,
+                        77.5946 + jitter,
+                        unix_ms()
+                    )?;
+                    pending.push_back((Instant::now(), k));
+                    socket.send_text(&frame).await?;
+                    sent[k] += 1;
+                }
+                incoming = socket.next_text() => match incoming? {
+                    Incoming::Text(text) if is_location(text) => echoed(&mut pending),
+                    Incoming::Text(_) => {}
+                    Incoming::Closed => anyhow::bail!("the server closed the session"),
+                },
             }
-            let jitter = (sent[k] % 100) as f64 * 1e-5;
-            pending
-                .lock()
-                .map_err(|_| anyhow::anyhow!("poisoned"))?
-                .push_back((Instant::now(), k));
-            sink.send(Message::text(location_frame(unix_ms(), jitter)))
-                .await?;
-            sent[k] += 1;
         }
     }
-    tokio::time::sleep_until(plan.end() + DRAIN).await;
-    let _ = sink.send(Message::Close(None)).await;
-    let samples = reader.await??;
+    let drained = tokio::time::sleep_until(plan.end() + DRAIN);
+    tokio::pin!(drained);
+    loop {
+        tokio::select! {
+            () = &mut drained => break,
+            incoming = socket.next_text() => match incoming? {
+                Incoming::Text(text) if is_location(text) => echoed(&mut pending),
+                Incoming::Text(_) => {}
+                Incoming::Closed => break,
+            },
+        }
+    }
+    let _ = socket.close().await;
     Ok((sent, samples))
 }
 

@@ -22,7 +22,11 @@ use std::{
 use futures_util::{FutureExt, SinkExt, StreamExt, stream};
 use onemedi::domain::Role;
 use serde_json::json;
-use support::{Options, Server, Socket, location_frame, quantile_ms, r2, unix_ms};
+use support::{
+    Options, Server, Socket, location_frame, quantile_ms, r2,
+    raw::{Incoming, RawSocket},
+    unix_ms,
+};
 use tokio::time::{Instant, MissedTickBehavior};
 use tokio_tungstenite::tungstenite::Message;
 
@@ -76,11 +80,12 @@ async fn run(sessions: usize, group: usize, rates: Vec<u64>, step: Duration) -> 
     };
     let listeners = server.users("bench-p3-listener", role, sessions).await?;
     eprintln!("p3: opening {sessions} sessions");
-    let opened: Vec<anyhow::Result<Socket>> = stream::iter(listeners.iter().zip(&topics))
-        .map(|((_, token), topic)| {
+    let opened: Vec<anyhow::Result<RawSocket>> = stream::iter(listeners.iter().zip(&topics))
+        .map(|((user, token), topic)| {
             let subscribe = [format!(r#"{{"type":"subscribe","topic":"{topic}"}}"#)];
             let server = &server;
-            async move { server.session(token, &subscribe).await }
+            let mask = (*user as u32).wrapping_mul(0x9E37_79B9) | 1;
+            async move { server.raw_session(token, &subscribe, mask).await }
         })
         .buffer_unordered(200)
         .collect()
@@ -89,7 +94,7 @@ async fn run(sessions: usize, group: usize, rates: Vec<u64>, step: Duration) -> 
     if let Some(Err(error)) = opened.iter().find(|s| s.is_err()) {
         eprintln!("p3: {open_errors} sessions did not open, e.g. {error:#}");
     }
-    let sockets: Vec<Socket> = opened.into_iter().filter_map(Result::ok).collect();
+    let sockets: Vec<RawSocket> = opened.into_iter().filter_map(Result::ok).collect();
     let subscribed = sockets.len();
     let mut senders: Vec<Socket> = stream::iter(&crews)
         .map(|(_, token)| server.session(token, &[]))
@@ -171,14 +176,19 @@ async fn run(sessions: usize, group: usize, rates: Vec<u64>, step: Duration) -> 
 }
 
 /// Reads events until `end`; returns the timed samples and whether the session ended before `end`.
-async fn receive(mut socket: Socket, published: Published, t0: Instant, end: Instant) -> (Vec<Sample>, bool) {
+async fn receive(
+    mut socket: RawSocket,
+    published: Published,
+    t0: Instant,
+    end: Instant,
+) -> (Vec<Sample>, bool) {
     let mut samples = Vec::new();
     loop {
-        match tokio::time::timeout_at(end, socket.next()).await {
+        match tokio::time::timeout_at(end, socket.next_text()).await {
             Err(_) => break,
-            Ok(Some(Ok(Message::Text(text)))) => {
+            Ok(Ok(Incoming::Text(text))) => {
                 let now = Instant::now();
-                let sent = ts_of(&text).and_then(|ts| published.read().ok()?.get(&ts).copied());
+                let sent = ts_of(text).and_then(|ts| published.read().ok()?.get(&ts).copied());
                 if let Some((at, step)) = sent {
                     samples.push(Sample {
                         step,
@@ -187,11 +197,10 @@ async fn receive(mut socket: Socket, published: Published, t0: Instant, end: Ins
                     });
                 }
             }
-            Ok(Some(Ok(_))) => {}
             Ok(_) => return (samples, true),
         }
     }
-    let _ = socket.send(Message::Close(None)).await;
+    let _ = socket.close().await;
     (samples, false)
 }
 
@@ -320,8 +329,9 @@ fn report(
 }
 
 /// The `"ts":` number inside an event frame, without parsing the whole frame.
-pub fn ts_of(text: &str) -> Option<i64> {
-    let rest = text.split("\"ts\":").nth(1)?;
-    let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
-    digits.parse().ok()
+pub fn ts_of(text: &[u8]) -> Option<i64> {
+    const KEY: &[u8] = b"\"ts\":";
+    let at = text.windows(KEY.len()).position(|w| w == KEY)? + KEY.len();
+    let digits = text[at..].iter().take_while(|b| b.is_ascii_digit()).count();
+    std::str::from_utf8(&text[at..at + digits]).ok()?.parse().ok()
 }

@@ -3,6 +3,8 @@
 //! percentiles and the result files in `bench-results/`.
 #![allow(dead_code, reason = "each benchmark uses only part of the harness")]
 
+pub mod raw;
+
 use std::{
     io::{BufRead, BufReader},
     path::{Path, PathBuf},
@@ -276,6 +278,37 @@ impl Server {
                 if let Message::Text(text) = message
                     && text.contains(&reference)
                 {
+                    anyhow::ensure!(text.contains("\"ack\""), "setup command refused: {text}");
+                    break;
+                }
+            }
+        }
+        Ok(socket)
+    }
+}
+
+impl Server {
+    /// Like [`Server::session`], on the drivers' minimal client ([`raw::RawSocket`]).
+    pub async fn raw_session(
+        &self,
+        token: &str,
+        commands: &[String],
+        mask: u32,
+    ) -> anyhow::Result<raw::RawSocket> {
+        let mut socket = raw::RawSocket::connect(self.port, token, mask).await?;
+        for (i, command) in commands.iter().enumerate() {
+            let reference = format!("setup-{i}");
+            let framed = format!("{},\"ref\":\"{reference}\"}}", command.trim_end_matches('}'));
+            socket.send_text(&framed).await?;
+            loop {
+                let incoming = tokio::time::timeout(SETUP_PATIENCE, socket.next_text())
+                    .await
+                    .context("no answer during setup")??;
+                let raw::Incoming::Text(text) = incoming else {
+                    anyhow::bail!("session closed during setup");
+                };
+                let text = String::from_utf8_lossy(text);
+                if text.contains(&reference) {
                     anyhow::ensure!(text.contains("\"ack\""), "setup command refused: {text}");
                     break;
                 }
