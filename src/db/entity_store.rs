@@ -16,7 +16,7 @@ use onemedi_actors::{
 
 use super::{
     Conn, Db, Retryable,
-    emergency::{ENTITY, NewTransition, RequestRow},
+    emergency::{ENTITY, NewTransition},
     schema::{ambulance_requests as ar, dispatch_offers, entity_transitions, hospitals, orders, units},
 };
 use crate::{db::prepared::PreparedExt, on_conn};
@@ -104,11 +104,14 @@ impl Retryable for AppendError {
     }
 }
 
-/// The request's columns after a transition to `to` at `at` (times are set once, never moved).
+/// What a transition to `to` at `at` writes to the request's columns. Each milestone time is `Some(at)`
+/// when this transition reaches it; the write keeps a time already set (`COALESCE(column, value)`), so a
+/// time is set once and never moved, without reading the row first.
 struct Changes {
     status: &'static str,
     assigned_unit_id: Option<i64>,
-    escalation_level: i32,
+    /// Added to `escalation_level`.
+    escalation_step: i32,
     notified_at: Option<NaiveDateTime>,
     en_route_at: Option<NaiveDateTime>,
     on_scene_at: Option<NaiveDateTime>,
@@ -120,9 +123,9 @@ struct Changes {
     cancelled_at: Option<NaiveDateTime>,
 }
 
-fn changes(row: &RequestRow, from: &AmbulanceStatus, to: &AmbulanceStatus, at: NaiveDateTime) -> Changes {
+fn changes(from: &AmbulanceStatus, to: &AmbulanceStatus, at: NaiveDateTime) -> Changes {
     use AmbulanceStatus as S;
-    let set = |current: Option<NaiveDateTime>, when: bool| if when { current.or(Some(at)) } else { current };
+    let when = |reached: bool| reached.then_some(at);
     Changes {
         status: to.name(),
         // The unit offered or assigned; cleared when the request goes back to searching or is called off,
@@ -132,17 +135,25 @@ fn changes(row: &RequestRow, from: &AmbulanceStatus, to: &AmbulanceStatus, at: N
             S::Closed => from.unit().map(|u| u.0),
             other => other.unit().map(|u| u.0),
         },
-        escalation_level: row.escalation_level + i32::from(matches!(to, S::Escalated)),
-        notified_at: set(row.notified_at, matches!(to, S::Assigned(_))),
-        en_route_at: set(row.en_route_at, matches!(to, S::EnRoute(_))),
-        on_scene_at: set(row.on_scene_at, matches!(to, S::OnScene(_))),
-        transporting_at: set(row.transporting_at, matches!(to, S::Transporting(_))),
-        at_destination_at: set(row.at_destination_at, matches!(to, S::AtDestination(_))),
-        handed_over_at: set(row.handed_over_at, matches!(to, S::HandedOver(_))),
-        back_in_service_at: set(row.back_in_service_at, matches!(to, S::Closed)),
-        closed_at: set(row.closed_at, matches!(to, S::Closed)),
-        cancelled_at: set(row.cancelled_at, matches!(to, S::Cancelled)),
+        escalation_step: i32::from(matches!(to, S::Escalated)),
+        notified_at: when(matches!(to, S::Assigned(_))),
+        en_route_at: when(matches!(to, S::EnRoute(_))),
+        on_scene_at: when(matches!(to, S::OnScene(_))),
+        transporting_at: when(matches!(to, S::Transporting(_))),
+        at_destination_at: when(matches!(to, S::AtDestination(_))),
+        handed_over_at: when(matches!(to, S::HandedOver(_))),
+        back_in_service_at: when(matches!(to, S::Closed)),
+        closed_at: when(matches!(to, S::Closed)),
+        cancelled_at: when(matches!(to, S::Cancelled)),
     }
+}
+
+diesel::define_sql_function! {
+    /// SQL's `COALESCE` of two nullable timestamps: the first that is set.
+    fn coalesce(
+        x: diesel::sql_types::Nullable<diesel::sql_types::Timestamp>,
+        y: diesel::sql_types::Nullable<diesel::sql_types::Timestamp>,
+    ) -> diesel::sql_types::Nullable<diesel::sql_types::Timestamp>;
 }
 
 /// The priority of an order's delivery: below every emergency, with the routine (longer) offer timeout.
@@ -354,76 +365,120 @@ struct AppendInput {
     actor_unit: Option<i64>,
 }
 
-/// Appends the timeline row (a replayed command id fails here), checks and bumps the version, writes
-/// the request's columns and the side effects, in one transaction. Returns the new version.
-async fn append_once(conn: &mut Conn, input: AppendInput) -> Result<i64, AppendError> {
-    on_conn!(conn, c => c.transaction(async move |c| {
-        let AppendInput { id, from, to, at, expected, command, event, actor_user, actor_unit } = input;
-        let inserted = diesel::insert_into(entity_transitions::table)
+/// The timeline row of a transition; a replayed command id fails it with a unique violation.
+macro_rules! transition_row {
+    ($input:expr) => {
+        diesel::insert_into(entity_transitions::table)
             .values(NewTransition {
                 entity_type: ENTITY,
-                entity_id: id,
-                event: &event,
-                from_status: Some(from.name()),
-                to_status: to.name(),
-                actor_user_id: actor_user,
-                actor_unit_id: actor_unit,
+                entity_id: $input.id,
+                event: &$input.event,
+                from_status: Some($input.from.name()),
+                to_status: $input.to.name(),
+                actor_user_id: $input.actor_user,
+                actor_unit_id: $input.actor_unit,
                 reason: None,
-                command_id: Some(&command),
-                at,
+                command_id: Some(&$input.command),
+                at: $input.at,
                 details: None,
             })
             .prepared()
-            .execute(c)
-            .await;
-        match inserted {
-            Err(diesel::result::Error::DatabaseError(diesel::result::DatabaseErrorKind::UniqueViolation, _)) => {
-                return Err(AppendError::Duplicate);
-            }
-            other => other?,
-        };
-        let row = ar::table
-            .find(id)
-            .select(RequestRow::as_select())
-            .first(c)
-            .await
-            .optional()?
-            .ok_or(AppendError::Stale)?;
-        if row.version != expected {
-            return Err(AppendError::Stale);
-        }
-        let new = changes(&row, &from, &to, at);
-        let version = diesel::update(ar::table.find(id).filter(ar::version.eq(expected)))
+    };
+}
+
+/// The request's columns after the transition, written only if its version is still the expected one;
+/// returns the new version and what the side effects need of the row.
+macro_rules! request_update {
+    ($input:expr, $new:expr) => {
+        diesel::update(ar::table.find($input.id).filter(ar::version.eq($input.expected)))
             .set((
-                ar::status.eq(new.status),
-                ar::assigned_unit_id.eq(new.assigned_unit_id),
-                ar::escalation_level.eq(new.escalation_level),
-                ar::notified_at.eq(new.notified_at),
-                ar::en_route_at.eq(new.en_route_at),
-                ar::on_scene_at.eq(new.on_scene_at),
-                ar::transporting_at.eq(new.transporting_at),
-                ar::at_destination_at.eq(new.at_destination_at),
-                ar::handed_over_at.eq(new.handed_over_at),
-                ar::back_in_service_at.eq(new.back_in_service_at),
-                ar::closed_at.eq(new.closed_at),
-                ar::cancelled_at.eq(new.cancelled_at),
+                ar::status.eq($new.status),
+                ar::assigned_unit_id.eq($new.assigned_unit_id),
+                ar::escalation_level.eq(ar::escalation_level + $new.escalation_step),
+                ar::notified_at.eq(coalesce(ar::notified_at, $new.notified_at)),
+                ar::en_route_at.eq(coalesce(ar::en_route_at, $new.en_route_at)),
+                ar::on_scene_at.eq(coalesce(ar::on_scene_at, $new.on_scene_at)),
+                ar::transporting_at.eq(coalesce(ar::transporting_at, $new.transporting_at)),
+                ar::at_destination_at.eq(coalesce(ar::at_destination_at, $new.at_destination_at)),
+                ar::handed_over_at.eq(coalesce(ar::handed_over_at, $new.handed_over_at)),
+                ar::back_in_service_at.eq(coalesce(ar::back_in_service_at, $new.back_in_service_at)),
+                ar::closed_at.eq(coalesce(ar::closed_at, $new.closed_at)),
+                ar::cancelled_at.eq(coalesce(ar::cancelled_at, $new.cancelled_at)),
                 ar::version.eq(ar::version + 1),
-                ar::updated_at.eq(at),
+                ar::updated_at.eq($input.at),
             ))
-            .returning(ar::version)
+            .returning((ar::version, ar::category, ar::destination_hospital_id))
             .prepared()
-            .get_result::<i64>(c)
-            .await
-            .optional()?
-            .ok_or(AppendError::Stale)?;
-        let touched = Touched {
+    };
+}
+
+/// What the timeline insert and the versioned update came to: the new version and the touched row, or
+/// why nothing may be written.
+fn settle_append(
+    inserted: QueryResult<usize>,
+    updated: QueryResult<(i64, i32, Option<i64>)>,
+    id: i64,
+) -> Result<(i64, Touched), AppendError> {
+    match inserted {
+        Err(diesel::result::Error::DatabaseError(diesel::result::DatabaseErrorKind::UniqueViolation, _)) => {
+            return Err(AppendError::Duplicate);
+        }
+        other => other?,
+    };
+    let (version, category, destination_hospital_id) = updated.optional()?.ok_or(AppendError::Stale)?;
+    Ok((
+        version,
+        Touched {
             id,
-            category: row.category,
-            destination_hospital_id: row.destination_hospital_id,
-        };
-        SideEffects::run(c, touched, from, to, at).await?;
-        Ok(version)
-    }).await)
+            category,
+            destination_hospital_id,
+        },
+    ))
+}
+
+/// Appends the timeline row (a replayed command id fails here), checks and bumps the version, writes
+/// the request's columns and the side effects, in one transaction. Returns the new version.
+///
+/// On PostgreSQL the timeline insert and the versioned update are pipelined: both are sent before
+/// either answer is read, one round trip for the two. If the insert fails (a replay), the update fails
+/// with it (the transaction is aborted) and the whole transaction rolls back, as when run in turn.
+async fn append_once(conn: &mut Conn, input: AppendInput) -> Result<i64, AppendError> {
+    let new = changes(&input.from, &input.to, input.at);
+    let (from, to, at) = (input.from, input.to, input.at);
+    match conn {
+        Conn::Pg(pooled) => {
+            let c: &mut diesel_async::AsyncPgConnection = pooled;
+            c.transaction(async move |c| {
+                let (mut first, mut second) = (&*c, &*c);
+                let inserted = transition_row!(input).execute(&mut first);
+                let updated = request_update!(input, new).get_result::<(i64, i32, Option<i64>)>(&mut second);
+                let (inserted, updated) = futures_util::future::join(inserted, updated).await;
+                let (version, touched) = settle_append(inserted, updated, input.id)?;
+                SideEffects::run(c, touched, from, to, at).await?;
+                Ok(version)
+            })
+            .await
+        }
+        Conn::Sqlite(pooled) => {
+            let c: &mut super::SqliteConn = pooled;
+            c.transaction(async move |c| {
+                let inserted = transition_row!(input).execute(c).await;
+                let updated = match inserted {
+                    Ok(_) => {
+                        request_update!(input, new)
+                            .get_result::<(i64, i32, Option<i64>)>(c)
+                            .await
+                    }
+                    // Not run: the insert's error decides.
+                    Err(_) => Err(diesel::result::Error::NotFound),
+                };
+                let (version, touched) = settle_append(inserted, updated, input.id)?;
+                SideEffects::run(c, touched, from, to, at).await?;
+                Ok(version)
+            })
+            .await
+        }
+    }
 }
 
 /// One order transition to write (owned, so the write's future is `Send`).
