@@ -368,7 +368,9 @@ fn report(
          {sessions} crew sessions, each following its own `unit:{{id}}` topic and sending `location` frames; the \
          total rate rises in {secs:.0} s steps. Latency is client send → the crew receiving the resulting \
          `unit_location` event, which bounds receipt → visible in the fleet index (the index is updated in the \
-         same bus delivery, before the hub fan-out). *Achieved* counts events echoed back inside the step's window.\n\n\
+         same bus delivery, before the hub fan-out). *Achieved* counts events echoed back inside the step's window. \
+         The load clients speak websocket through the drivers' minimal client (`benches/support/raw.rs`), so \
+         that as little of the shared CPU as possible goes to the client side.\n\n\
          | target updates/s | offered/s | achieved/s | p50 ms | p99 ms | max ms | not echoed |\n|---|---|---|---|---|---|---|\n{table}\n\
          Failed sessions: {failed_sessions}. Peak achieved: {best:.0}/s; peak with p99 ≤ {P99_GOAL_MS} ms: {best_within_goal:.0}/s.\n\n\
          Peer in the same run: `{peer_command}` → {peer_rate} GEOADD/s; ratio ours (within the p99 goal) / Redis = {ratio}.\n\n\

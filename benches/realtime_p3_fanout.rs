@@ -306,6 +306,8 @@ fn report(
     });
     let markdown = format!(
         "# P3: websocket fan-out\n\n{machine}.\n\nCommand: `{command}`\n\n\
+         The load clients speak websocket through the drivers' minimal client (`benches/support/raw.rs`), so \
+         that as little of the shared CPU as possible goes to the client side.\n\n\
          {shape} Latency is crew send → listening session receive; *delivered* counts frames \
          received inside the step's window; *missing* = expected − received. Sessions that ended early: \
          {ended_early}.\n\n\
