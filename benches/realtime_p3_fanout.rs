@@ -8,7 +8,7 @@
 //!   of Centrifugo's published benchmark (channels of 10 subscribers); one crew session per unit
 //!   publishes, and the stepped rate is the total of events per second over all units.
 //!
-//! `ulimit -n 20000; cargo bench --bench realtime_p3_fanout -- [--sessions 9500] [--group 0]
+//! `ulimit -n 20000; cargo bench --bench realtime_p3_fanout -- [--sessions 10000] [--group 0]
 //! [--rates 1,2,5,10,20] [--step-secs 5]`
 
 mod support;
@@ -48,7 +48,7 @@ struct Sample {
 
 fn main() -> anyhow::Result<()> {
     let options = Options::from_env();
-    let sessions = options.number("sessions", 9_500)? as usize;
+    let sessions = options.number("sessions", 10_000)? as usize;
     let group = options.number("group", 0)? as usize;
     let default_rates: &[u64] = if group == 0 {
         &[1, 2, 5, 10, 20]
