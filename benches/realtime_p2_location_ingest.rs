@@ -4,7 +4,8 @@
 //! Peer in the same run: Redis GEOADD with as many clients (`redis-benchmark`).
 //!
 //! `cargo bench --bench realtime_p2_location_ingest -- [--sessions 1000] [--steps 1000,5000,…]
-//! [--step-secs 5]`
+//! [--step-secs 5] [--redis redis://127.0.0.1:6379]` (with `--redis` the server relays every event through
+//! Redis, as a node of a cluster does; results then go to `realtime-p2-location-ingest-redis.*`)
 
 mod support;
 
@@ -41,6 +42,8 @@ struct Plan {
     steps: Vec<u64>,
     step: Duration,
     t0: Instant,
+    /// With `--redis URL`, the server relays every event through Redis pub/sub, as a node of a cluster.
+    redis: Option<String>,
 }
 
 impl Plan {
@@ -58,15 +61,16 @@ fn main() -> anyhow::Result<()> {
     let sessions = options.number("sessions", 1000)? as usize;
     let steps = options.list("steps", &[1_000, 5_000, 10_000, 20_000, 50_000, 100_000])?;
     let step_secs = options.number("step-secs", 5)?;
+    let redis = Some(options.word("redis", "")).filter(|url| !url.is_empty());
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()?
-        .block_on(run(sessions, steps, Duration::from_secs(step_secs)))
+        .block_on(run(sessions, steps, Duration::from_secs(step_secs), redis))
 }
 
-async fn run(sessions: usize, steps: Vec<u64>, step: Duration) -> anyhow::Result<()> {
-    let server = Server::start().await?;
+async fn run(sessions: usize, steps: Vec<u64>, step: Duration, redis: Option<String>) -> anyhow::Result<()> {
+    let server = Server::start_on(None, redis.as_deref()).await?;
     let crews = server.users("bench-p2-crew", Role::Rider, sessions).await?;
     let units = server.crew_units(&crews).await?;
     eprintln!("p2: {} crews inserted; opening sessions", units.len());
@@ -107,6 +111,7 @@ async fn run(sessions: usize, steps: Vec<u64>, step: Duration) -> anyhow::Result
         steps: steps.clone(),
         step,
         t0: Instant::now() + Duration::from_millis(500),
+        redis,
     });
     let mut tasks = Vec::new();
     for (index, socket) in sockets.into_iter().enumerate() {
@@ -337,21 +342,31 @@ fn report(
         }));
     }
     let command = format!(
-        "ulimit -n 20000; cargo bench --bench realtime_p2_location_ingest -- --sessions {} --steps {} --step-secs {}",
+        "ulimit -n 20000; cargo bench --bench realtime_p2_location_ingest -- --sessions {} --steps {} --step-secs {}{}",
         plan.sessions,
         plan.steps
             .iter()
             .map(u64::to_string)
             .collect::<Vec<_>>()
             .join(","),
-        plan.step.as_secs()
+        plan.step.as_secs(),
+        plan.redis
+            .as_ref()
+            .map_or(String::new(), |url| format!(" --redis {url}"))
     );
+    let machine = match &plan.redis {
+        Some(_) => support::machine().replace(
+            "in-process event bus (no REDIS_URL)",
+            "every event also relayed through Redis pub/sub (REDIS_URL), as on a node of a cluster",
+        ),
+        None => support::machine(),
+    };
     let (redis_rate, redis_command) = redis.unzip();
     let ratio = redis_rate.map(|r| r2(best_within_goal / r));
     let json = json!({
         "benchmark": "P2 location ingest over websockets",
         "command": command,
-        "machine": support::machine(),
+        "machine": machine,
         "sessions": plan.sessions,
         "step_secs": plan.step.as_secs(),
         "latency": "client send → echo of the unit_location event on the crew's own unit:{id} topic (bounds receipt → fleet index)",
@@ -375,7 +390,7 @@ fn report(
          Failed sessions: {failed_sessions}. Peak achieved: {best:.0}/s; peak with p99 ≤ {P99_GOAL_MS} ms: {best_within_goal:.0}/s.\n\n\
          Peer in the same run: `{peer_command}` → {peer_rate} GEOADD/s; ratio ours (within the p99 goal) / Redis = {ratio}.\n\n\
          Goal: ≥ {RATE_GOAL:.0} updates/s with p99 ≤ {P99_GOAL_MS} ms.\n",
-        machine = support::machine(),
+        machine = machine,
         sessions = plan.sessions,
         peer_command = redis_command
             .clone()
@@ -383,7 +398,11 @@ fn report(
         peer_rate = redis_rate.map_or("—".to_owned(), |r| format!("{r:.0}")),
         ratio = ratio.map_or("—".to_owned(), |r| format!("{r:.2}")),
     );
-    let dir = support::write_results("realtime-p2-location-ingest", &json, &markdown)?;
+    let name = match plan.redis {
+        Some(_) => "realtime-p2-location-ingest-redis",
+        None => "realtime-p2-location-ingest",
+    };
+    let dir = support::write_results(name, &json, &markdown)?;
     eprintln!("p2: results in {}", dir.display());
     Ok(())
 }

@@ -139,7 +139,7 @@ impl Bus {
         let mut bus = Self::local(hub, fleet);
         let channel = format!("{key_prefix}:events");
         redis_bridge::subscribe(client, channel.clone(), bus.local.clone()).await?;
-        bus.relay = Some(redis_bridge::Relay { publisher, channel });
+        bus.relay = Some(redis_bridge::Relay::start(publisher, channel));
         Ok(bus)
     }
 
@@ -185,7 +185,7 @@ impl Bus {
             event,
         };
         match serde_json::to_string(&envelope) {
-            Ok(text) => relay.send(text).await,
+            Ok(text) => relay.send(text),
             Err(error) => tracing::warn!(error = %error, "event not relayed: unserialisable"),
         }
     }
@@ -207,9 +207,7 @@ impl Bus {
         match (node, topics) {
             // The same shape as `Envelope`, written around the event's text instead of re-serialising it.
             (Ok(node), Ok(topics)) => {
-                relay
-                    .send(format!(r#"{{"node":{node},"topics":{topics},"event":{text}}}"#))
-                    .await
+                relay.send(format!(r#"{{"node":{node},"topics":{topics},"event":{text}}}"#))
             }
             _ => tracing::warn!("event not relayed: unserialisable"),
         }
