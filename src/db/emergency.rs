@@ -345,7 +345,6 @@ pub async fn set_availability(conn: &mut Conn, unit: i64, status: &str) -> Query
 
 // ------------------------------------------------------------------------------------------- requests
 
-/// Creates a request in status `requested`, with the first timeline row, in one transaction.
 /// PostgreSQL stores a new request and its first timeline row in one statement: one round trip on the
 /// emergency path instead of four (BEGIN, two INSERTs, COMMIT), and as atomic (a statement is its own
 /// transaction). The columns are those of [`NewRequest`], in order.
@@ -358,6 +357,8 @@ const CREATE_REQUEST_PG_SQL: &str = "WITH r AS (INSERT INTO ambulance_requests (
      'create', r.call_received_at FROM r) \
      SELECT * FROM r";
 
+/// Creates a request in status `requested`, with the first timeline row, atomically (one statement on
+/// PostgreSQL, one transaction on SQLite).
 pub async fn create_request(conn: &mut Conn, new: &NewRequest) -> QueryResult<RequestRow> {
     if let Conn::Pg(c) = conn {
         use diesel::sql_types::{BigInt, Double, Integer, Nullable, Text, Timestamp};
