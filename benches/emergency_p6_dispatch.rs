@@ -171,13 +171,13 @@ async fn measure(
         .ok_or_else(|| anyhow::anyhow!("no dispatcher"))?;
     eprintln!("p6: {units} crewed ambulances inserted; opening sessions");
     let sockets: Vec<RawSocket> = stream::iter(crews.iter().zip(&unit_ids).zip(&homes))
-        .map(|(((user, token), unit), home)| {
+        .map(|(((_, token), unit), home)| {
             let commands = [
                 format!(r#"{{"type":"subscribe","topic":"unit:{unit}"}}"#),
                 location_at(unix_ms(), home.0, home.1),
             ];
             let server = &server;
-            async move { server.raw_session(token, &commands, mask_for(*user)).await }
+            async move { server.session(token, &commands).await }
         })
         .buffered(100)
         .collect::<Vec<_>>()
@@ -272,11 +272,6 @@ fn attach(
         }
     }
     Ok(())
-}
-
-/// A per-session masking key for the client's frames.
-fn mask_for(user: i64) -> u32 {
-    (user as u32).wrapping_mul(0x9E37_79B9) | 1
 }
 
 /// One crew: pings every [`PING_PERIOD`] from `first` until `end`, and notes each offer's arrival.

@@ -9,7 +9,7 @@
 
 mod support;
 
-use std::{collections::VecDeque, fmt::Write as _, process::Command, sync::Arc, time::Duration};
+use std::{collections::VecDeque, process::Command, sync::Arc, time::Duration};
 
 use futures_util::{StreamExt, stream};
 use onemedi::domain::Role;
@@ -17,7 +17,7 @@ use serde_json::json;
 use support::{
     Options, Server, location_frame, quantile_ms, r2,
     raw::{Incoming, RawSocket},
-    unix_ms,
+    unix_ms, write_location_frame,
 };
 use tokio::time::{Instant, MissedTickBehavior};
 
@@ -79,14 +79,14 @@ async fn run(sessions: usize, steps: Vec<u64>, step: Duration, redis: Option<Str
     let (all_open, opened) = tokio::sync::watch::channel(false);
     let idle: Vec<tokio::task::JoinHandle<anyhow::Result<RawSocket>>> =
         stream::iter(crews.iter().zip(&units))
-            .map(|((user, token), unit)| {
+            .map(|((_, token), unit)| {
                 let commands = [format!(r#"{{"type":"subscribe","topic":"unit:{unit}"}}"#)];
                 let server = &server;
                 let opened = opened.clone();
                 async move {
                     // The first ping is sent after the subscription's ack, without a `ref`: its echo is
                     // the warm-up, and an echo can arrive before the ack of the command that caused it.
-                    let mut socket = server.raw_session(token, &commands, mask_for(*user)).await?;
+                    let mut socket = server.session(token, &commands).await?;
                     socket.send_text(&location_frame(unix_ms(), 0.0)).await?;
                     let socket = warmed_up(socket).await?;
                     Ok::<_, anyhow::Error>(tokio::spawn(keep_alive(socket, opened)))
@@ -165,11 +165,6 @@ async fn keep_alive(
     }
 }
 
-/// A per-session masking key for the client's frames.
-fn mask_for(user: i64) -> u32 {
-    (user as u32).wrapping_mul(0x9E37_79B9) | 1
-}
-
 /// Whether a server frame is a `unit_location` event.
 fn is_location(text: &[u8]) -> bool {
     const NEEDLE: &[u8] = b"unit_location";
@@ -211,14 +206,7 @@ async fn crew(
                         break;
                     }
                     let jitter = (sent[k] % 100) as f64 * 1e-5;
-                    frame.clear();
-                    write!(
-                        frame,
-                        r#"{{"type":"location","lat":{:.6},"lng":{:.6},"heading":90,"speed":8.5,"accuracy":6,"ts":{}}}"#,
-                        12.9716 + jitter,
-                        77.5946 + jitter,
-                        unix_ms()
-                    )?;
+                    write_location_frame(&mut frame, unix_ms(), jitter);
                     pending.push_back((Instant::now(), k));
                     socket.send_text(&frame).await?;
                     sent[k] += 1;

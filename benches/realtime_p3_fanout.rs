@@ -19,16 +19,15 @@ use std::{
     time::Duration,
 };
 
-use futures_util::{FutureExt, SinkExt, StreamExt, stream};
+use futures_util::{FutureExt, StreamExt, stream};
 use onemedi::domain::Role;
 use serde_json::json;
 use support::{
-    Options, Server, Socket, location_frame, quantile_ms, r2,
+    Options, Server, location_frame, quantile_ms, r2,
     raw::{Incoming, RawSocket},
     unix_ms,
 };
 use tokio::time::{Instant, MissedTickBehavior};
-use tokio_tungstenite::tungstenite::Message;
 
 const GAP: Duration = Duration::from_secs(1);
 const DRAIN: Duration = Duration::from_secs(3);
@@ -81,11 +80,10 @@ async fn run(sessions: usize, group: usize, rates: Vec<u64>, step: Duration) -> 
     let listeners = server.users("bench-p3-listener", role, sessions).await?;
     eprintln!("p3: opening {sessions} sessions");
     let opened: Vec<anyhow::Result<RawSocket>> = stream::iter(listeners.iter().zip(&topics))
-        .map(|((user, token), topic)| {
+        .map(|((_, token), topic)| {
             let subscribe = [format!(r#"{{"type":"subscribe","topic":"{topic}"}}"#)];
             let server = &server;
-            let mask = (*user as u32).wrapping_mul(0x9E37_79B9) | 1;
-            async move { server.raw_session(token, &subscribe, mask).await }
+            async move { server.session(token, &subscribe).await }
         })
         .buffer_unordered(200)
         .collect()
@@ -96,7 +94,7 @@ async fn run(sessions: usize, group: usize, rates: Vec<u64>, step: Duration) -> 
     }
     let sockets: Vec<RawSocket> = opened.into_iter().filter_map(Result::ok).collect();
     let subscribed = sockets.len();
-    let mut senders: Vec<Socket> = stream::iter(&crews)
+    let mut senders: Vec<RawSocket> = stream::iter(&crews)
         .map(|(_, token)| server.session(token, &[]))
         .buffered(100)
         .collect::<Vec<_>>()
@@ -104,7 +102,7 @@ async fn run(sessions: usize, group: usize, rates: Vec<u64>, step: Duration) -> 
         .into_iter()
         .collect::<anyhow::Result<_>>()?;
     for sender in &mut senders {
-        sender.send(Message::text(location_frame(unix_ms(), 0.0))).await?;
+        sender.send_text(&location_frame(unix_ms(), 0.0)).await?;
     }
     eprintln!("p3: {subscribed} sessions subscribed; stepping {rates:?} events/s");
     // Let the warm-up event reach everyone before measuring.
@@ -143,11 +141,11 @@ async fn run(sessions: usize, group: usize, rates: Vec<u64>, step: Duration) -> 
                 .insert(ts, (Instant::now(), k));
             let publisher = &mut senders[sent[k] as usize % publishers];
             publisher
-                .send(Message::text(location_frame(ts, (sent[k] % 100) as f64 * 1e-5)))
+                .send_text(&location_frame(ts, (sent[k] % 100) as f64 * 1e-5))
                 .await?;
             sent[k] += 1;
-            // Answer the server's heartbeat pings without blocking.
-            while let Some(Some(_)) = publisher.next().now_or_never() {}
+            // Answer the server's heartbeat pings (and skip the echoes) without blocking.
+            while let Some(Ok(Incoming::Text(_))) = publisher.next_text().now_or_never() {}
         }
     }
     let mut samples = Vec::new();
@@ -158,7 +156,7 @@ async fn run(sessions: usize, group: usize, rates: Vec<u64>, step: Duration) -> 
         ended_early += usize::from(early);
     }
     for mut sender in senders {
-        let _ = sender.send(Message::Close(None)).await;
+        let _ = sender.close().await;
     }
     drop(server);
     report(

@@ -15,7 +15,6 @@ use std::{
 use anyhow::Context;
 use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
-use futures_util::{SinkExt, StreamExt};
 use onemedi::{
     auth::JwtKeys,
     config::Settings,
@@ -24,25 +23,12 @@ use onemedi::{
     on_conn,
 };
 use secrecy::SecretString;
-use tokio_tungstenite::{
-    MaybeTlsStream, WebSocketStream,
-    tungstenite::{Message, client::IntoClientRequest, http::HeaderValue, protocol::WebSocketConfig},
-};
 
 /// The JWT secret shared by the server child and the benchmark, which signs the sessions' tokens.
 const SECRET: &str = "bench-secret-0123456789abcdef0123456789abcdef";
 
 /// Longest wait for one answer during setup.
 const SETUP_PATIENCE: Duration = Duration::from_secs(30);
-
-pub type Socket = WebSocketStream<MaybeTlsStream<tokio::net::TcpStream>>;
-
-/// Client sockets read into a small buffer: tungstenite's default (128 KiB) is zeroed before every
-/// read, which with thousands of sessions on this machine costs the load driver more CPU than the
-/// server spends. Nagle is off, as in any latency-sensitive client.
-pub fn client_config() -> WebSocketConfig {
-    WebSocketConfig::default().read_buffer_size(4 * 1024)
-}
 
 /// `--name value` options after the benchmark name (cargo's own `--bench` flag is ignored).
 pub struct Options(Vec<String>);
@@ -252,50 +238,10 @@ impl Server {
         Ok(())
     }
 
-    /// Opens a session authenticated by `token` (header), then waits for acks of `commands`
-    /// (each sent with a `ref`).
-    pub async fn session(&self, token: &str, commands: &[String]) -> anyhow::Result<Socket> {
-        let mut request = format!("ws://127.0.0.1:{}/ws", self.port).into_client_request()?;
-        request.headers_mut().insert(
-            "authorization",
-            HeaderValue::from_str(&format!("Bearer {token}"))?,
-        );
-        let (mut socket, _) = tokio::time::timeout(
-            SETUP_PATIENCE,
-            tokio_tungstenite::connect_async_with_config(request, Some(client_config()), true),
-        )
-        .await
-        .context("websocket connect timed out")??;
-        for (i, command) in commands.iter().enumerate() {
-            let reference = format!("setup-{i}");
-            let framed = format!("{},\"ref\":\"{reference}\"}}", command.trim_end_matches('}'));
-            socket.send(Message::text(framed)).await?;
-            loop {
-                let message = tokio::time::timeout(SETUP_PATIENCE, socket.next())
-                    .await
-                    .context("no answer during setup")?
-                    .context("session closed during setup")??;
-                if let Message::Text(text) = message
-                    && text.contains(&reference)
-                {
-                    anyhow::ensure!(text.contains("\"ack\""), "setup command refused: {text}");
-                    break;
-                }
-            }
-        }
-        Ok(socket)
-    }
-}
-
-impl Server {
-    /// Like [`Server::session`], on the drivers' minimal client ([`raw::RawSocket`]).
-    pub async fn raw_session(
-        &self,
-        token: &str,
-        commands: &[String],
-        mask: u32,
-    ) -> anyhow::Result<raw::RawSocket> {
-        let mut socket = raw::RawSocket::connect(self.port, token, mask).await?;
+    /// Opens a session on the drivers' minimal client ([`raw::RawSocket`]) authenticated by `token`
+    /// (header), then waits for the acks of `commands` (each sent with a `ref`).
+    pub async fn session(&self, token: &str, commands: &[String]) -> anyhow::Result<raw::RawSocket> {
+        let mut socket = raw::RawSocket::connect(self.port, token).await?;
         for (i, command) in commands.iter().enumerate() {
             let reference = format!("setup-{i}");
             let framed = format!("{},\"ref\":\"{reference}\"}}", command.trim_end_matches('}'));
@@ -327,11 +273,21 @@ impl Drop for Server {
 
 /// A location frame as a crew app sends it (`ts` = device time, Unix ms).
 pub fn location_frame(ts: i64, jitter: f64) -> String {
-    format!(
+    let mut frame = String::with_capacity(160);
+    write_location_frame(&mut frame, ts, jitter);
+    frame
+}
+
+/// Writes [`location_frame`] into `frame` (cleared first), for a driver that reuses one buffer.
+pub fn write_location_frame(frame: &mut String, ts: i64, jitter: f64) {
+    use std::fmt::Write as _;
+    frame.clear();
+    let _ = write!(
+        frame,
         r#"{{"type":"location","lat":{:.6},"lng":{:.6},"heading":90,"speed":8.5,"accuracy":6,"ts":{ts}}}"#,
         12.9716 + jitter,
         77.5946 + jitter
-    )
+    );
 }
 
 /// A location frame at a given point.

@@ -4,7 +4,10 @@
 //! side of a benchmark costs the shared machine as little CPU as it can: no per-frame allocation, no
 //! lock between a reading and a writing half, no UTF-8 re-validation of what the server sent.
 
-use std::time::Duration;
+use std::{
+    sync::atomic::{AtomicU32, Ordering},
+    time::Duration,
+};
 
 use anyhow::Context;
 use tokio::{
@@ -43,8 +46,14 @@ pub struct RawSocket {
 }
 
 impl RawSocket {
-    /// Opens `/ws` on `127.0.0.1:port` with `token` in the `Authorization` header.
-    pub async fn connect(port: u16, token: &str, mask: u32) -> anyhow::Result<Self> {
+    /// Opens `/ws` on `127.0.0.1:port` with `token` in the `Authorization` header. Each connection
+    /// masks its frames with its own key (a counter spread by a multiplicative hash).
+    pub async fn connect(port: u16, token: &str) -> anyhow::Result<Self> {
+        static CONNECTIONS: AtomicU32 = AtomicU32::new(1);
+        let mask = CONNECTIONS
+            .fetch_add(1, Ordering::Relaxed)
+            .wrapping_mul(0x9E37_79B9)
+            | 1;
         let mut stream = TcpStream::connect(("127.0.0.1", port)).await?;
         stream.set_nodelay(true)?;
         let request = format!(
