@@ -30,6 +30,7 @@ fn emergency(job: EntityKey) -> Dispatch {
         priority: Priority::Category1,
         required: Capabilities::DEFIBRILLATOR,
         fallback: None,
+        called_at: support::t0(),
     }
 }
 
@@ -111,10 +112,12 @@ async fn a_unit_that_declined_is_never_offered_again() {
         offers(&world.bus.published()),
         vec![(JOB, UnitId(1)), (JOB, UnitId(2))]
     );
+    // Both units are on duty but have turned it down: the call waits in the queue.
     let status = node.dispatcher.send(DispatchStatus(JOB)).await.unwrap();
+    assert_eq!(status, Some(DispatchPhase::Queued));
     assert_eq!(
-        status,
-        Some(DispatchPhase::Done(DispatchOutcome::NoUnitAvailable))
+        world.store.inner.entity(JOB).unwrap().state,
+        EntityState::AmbulanceRequest(AmbulanceStatus::Queued)
     );
     assert_eq!(
         node.dispatcher.send(answer(1, true)).await.unwrap(),
@@ -194,12 +197,16 @@ async fn a_unit_beyond_the_first_radius_is_found_after_widening_once() {
 }
 
 #[actix::test]
-async fn with_nobody_within_the_widened_radius_the_request_is_marked_no_unit_available_and_escalated_to_dispatchers()
+async fn with_nobody_on_duty_in_the_service_area_the_request_is_marked_no_unit_available_escalated_and_kept_queued()
  {
     tokio::time::pause();
     let (world, node) = setup(&[40_000.0]);
     node.dispatcher.send(emergency(JOB)).await.unwrap().unwrap();
     settle().await;
+    assert_eq!(
+        node.dispatcher.send(DispatchStatus(JOB)).await.unwrap(),
+        Some(DispatchPhase::Queued)
+    );
 
     assert!(offers(&world.bus.published()).is_empty());
     let stored = world.store.inner.entity(JOB).unwrap();

@@ -27,6 +27,7 @@ fn order_command(id: &str, event: OrderEvent) -> Command {
         id: cmd(id),
         agent: Agent::User(UserId(77)),
         event: EntityEvent::Order(event),
+        note: None,
     }
 }
 
@@ -292,6 +293,7 @@ async fn a_held_slot_reopens_by_itself_when_the_hold_expires() {
             patient: UserId(3),
             until,
         }),
+        note: None,
     };
     registry
         .send(Execute {
@@ -334,6 +336,7 @@ async fn a_write_that_lost_to_another_node_is_reported_as_a_conflict_and_the_ret
         id: cmd(id),
         agent: Agent::System,
         event: EntityEvent::AmbulanceRequest(event),
+        note: None,
     };
 
     node_b.send(Inspect(request)).await.unwrap().unwrap();

@@ -50,6 +50,7 @@ pub fn ambulance_status(status: &str, unit: Option<i64>) -> Option<AmbulanceStat
     match status {
         "requested" => Some(S::Requested),
         "offered" => with_unit(S::Offered),
+        "queued" => Some(S::Queued),
         "assigned" => with_unit(S::Assigned),
         "en_route" => with_unit(S::EnRoute),
         "on_scene" => with_unit(S::OnScene),
@@ -270,6 +271,7 @@ impl SqlStore {
             command: record.command_id.to_string(),
             event: record.event.clone(),
             agent: record.agent,
+            note: record.note.clone(),
         };
         let mut conn = self.db.write().await.map_err(unavailable)?;
         let mut tries = 0;
@@ -327,6 +329,7 @@ impl SqlStore {
             event: record.event.clone(),
             actor_user,
             actor_unit,
+            note: record.note.clone(),
         };
         let mut conn = self.db.write().await.map_err(unavailable)?;
         let mut tries = 0;
@@ -363,6 +366,8 @@ struct AppendInput {
     event: String,
     actor_user: Option<i64>,
     actor_unit: Option<i64>,
+    /// The command's note: the timeline's reason.
+    note: Option<String>,
 }
 
 /// The timeline row of a transition; a replayed command id fails it with a unique violation.
@@ -377,7 +382,7 @@ macro_rules! transition_row {
                 to_status: $input.to.name(),
                 actor_user_id: $input.actor_user,
                 actor_unit_id: $input.actor_unit,
-                reason: None,
+                reason: $input.note.as_deref(),
                 command_id: Some(&$input.command),
                 at: $input.at,
                 details: None,
@@ -492,13 +497,14 @@ struct OrderAppend {
     command: String,
     event: String,
     agent: Agent,
+    note: Option<String>,
 }
 
 /// The order's timeline row, version check and columns, and its offer rows, in one transaction.
 async fn append_order_once(conn: &mut Conn, input: OrderAppend) -> Result<i64, AppendError> {
     use OrderStatus as S;
     on_conn!(conn, c => c.transaction(async move |c| {
-        let OrderAppend { id, from, to, at, expected, command, event, agent } = input;
+        let OrderAppend { id, from, to, at, expected, command, event, agent, note } = input;
         let (actor_user, actor_unit) = match agent {
             Agent::System => (None, None),
             Agent::User(user) => (Some(user.0), None),
@@ -518,7 +524,7 @@ async fn append_order_once(conn: &mut Conn, input: OrderAppend) -> Result<i64, A
                 to_status: to.name(),
                 actor_user_id: actor_user,
                 actor_unit_id: actor_unit,
-                reason: None,
+                reason: note.as_deref(),
                 command_id: Some(&command),
                 at,
                 details,
@@ -717,7 +723,7 @@ macro_rules! side_effect_queries {
                 }
                 if matches!(
                     to,
-                    S::Requested | S::Cancelled | S::NoUnitAvailable | S::Escalated
+                    S::Requested | S::Queued | S::Cancelled | S::NoUnitAvailable | S::Escalated
                 ) {
                     OfferRows::close_all(c, ENTITY, request, at).await?;
                 }

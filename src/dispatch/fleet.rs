@@ -3,7 +3,7 @@
 
 use actix::{Actor, Context, Handler};
 use chrono::Utc;
-use onemedi_actors::fleet::{FindNearest, Nearby, SetUnitStatus};
+use onemedi_actors::fleet::{CountOnDuty, FindNearest, IsOfferable, Nearby, SetUnitStatus};
 
 use crate::bus::{SharedFleet, lock_fleet};
 
@@ -34,6 +34,22 @@ impl Handler<FindNearest> for FleetSearch {
             &msg.filter,
             Utc::now(),
         )
+    }
+}
+
+impl Handler<IsOfferable> for FleetSearch {
+    type Result = bool;
+
+    fn handle(&mut self, msg: IsOfferable, _: &mut Context<Self>) -> bool {
+        lock_fleet(&self.fleet).is_offerable(msg.0, Utc::now())
+    }
+}
+
+impl Handler<CountOnDuty> for FleetSearch {
+    type Result = usize;
+
+    fn handle(&mut self, msg: CountOnDuty, _: &mut Context<Self>) -> usize {
+        lock_fleet(&self.fleet).on_duty_within(&msg.kinds, msg.point, msg.max_radius_m, Utc::now())
     }
 }
 

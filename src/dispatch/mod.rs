@@ -18,7 +18,7 @@ use std::sync::Arc;
 use actix::{Actor, Addr};
 use chrono::Utc;
 use onemedi_actors::{
-    dispatch::{CancelDispatch, Dispatch, DispatchSettings, Dispatcher, OfferSettled},
+    dispatch::{CancelDispatch, Dispatch, DispatchSettings, Dispatcher, OfferSettled, SupplyChanged},
     entity::{Command, EntityError, EntityRegistry, EntitySettings, Execute, Executed},
     events::{DomainEvent, Topic},
     fleet::{Capabilities, FleetLink, UnitKind},
@@ -50,6 +50,8 @@ pub struct Emergency {
 pub struct DispatchLink {
     pub settled: actix::Recipient<OfferSettled>,
     pub cancel: actix::Recipient<CancelDispatch>,
+    /// Told when a unit becomes free anywhere, so the queue is re-solved.
+    pub supply: actix::Recipient<SupplyChanged>,
 }
 
 impl Emergency {
@@ -64,7 +66,9 @@ impl Emergency {
         let search = fleet::FleetSearch::new(fleet).start();
         let link = FleetLink {
             find: search.clone().recipient(),
-            set_status: search.recipient(),
+            set_status: search.clone().recipient(),
+            offerable: search.clone().recipient(),
+            on_duty: search.recipient(),
         };
         let dispatcher = Dispatcher::new(
             ports,
@@ -76,6 +80,7 @@ impl Emergency {
         bus.attach_dispatcher(DispatchLink {
             settled: dispatcher.clone().recipient(),
             cancel: dispatcher.clone().recipient(),
+            supply: dispatcher.clone().recipient(),
         });
         Self { registry, dispatcher }
     }
@@ -94,6 +99,7 @@ impl Emergency {
             priority: priority_of(request.category),
             required: Capabilities::NONE,
             fallback: Some(fallback),
+            called_at: request.call_received_at.and_utc(),
         });
     }
 
@@ -112,6 +118,7 @@ impl Emergency {
             priority: DELIVERY_PRIORITY,
             required: Capabilities::NONE,
             fallback: None,
+            called_at: Utc::now(),
         });
     }
 
@@ -129,6 +136,7 @@ impl Emergency {
             id,
             agent,
             event: EntityEvent::AmbulanceRequest(event),
+            note: None,
         };
         let mut attempt = 0;
         loop {

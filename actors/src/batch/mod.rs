@@ -59,6 +59,17 @@ pub enum BatchMethod {
     Greedy,
 }
 
+impl BatchMethod {
+    /// The method's snake_case name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Exact => "exact",
+            Self::Pruned => "pruned",
+            Self::Greedy => "greedy",
+        }
+    }
+}
+
 /// The result: which job gets which unit.
 #[derive(Debug, Clone, PartialEq)]
 pub struct BatchAssignment {
@@ -78,19 +89,26 @@ pub fn predicted_km_time(rows: usize, cols: usize) -> Duration {
     Duration::from_nanos(cells.saturating_mul(KM_NANOS_PER_CELL))
 }
 
+/// Solves a cost matrix with the best method whose predicted time fits in `deadline`: exact, pruned,
+/// then greedy. Returns the method and the `(row, column)` pairs, infeasible ones included (callers drop
+/// pairs costing [`INFEASIBLE_MS`] or more).
+pub fn solve_within(costs: &CostMatrix, deadline: Duration) -> (BatchMethod, Vec<(usize, usize)>) {
+    let (rows, cols) = (costs.rows(), costs.cols());
+    if predicted_km_time(rows, cols) <= deadline {
+        (BatchMethod::Exact, solve_exact(costs))
+    } else if predicted_km_time(rows, PRUNE_CANDIDATES.min(cols)) * 4 <= deadline {
+        (BatchMethod::Pruned, solve_pruned(costs, PRUNE_CANDIDATES))
+    } else {
+        (BatchMethod::Greedy, solve_greedy(costs))
+    }
+}
+
 /// Matches jobs to units minimising the total ETA, choosing the best method whose predicted time fits
 /// in `deadline`. Every job is matched when enough units of its kind exist; a unit serves one job.
 pub fn assign_batch(jobs: &[BatchJob], units: &[BatchUnit], deadline: Duration) -> BatchAssignment {
     let started = Instant::now();
     let costs = CostMatrix::build(jobs, units);
-    let remaining = deadline.saturating_sub(started.elapsed());
-    let (method, matching) = if predicted_km_time(jobs.len(), units.len()) <= remaining {
-        (BatchMethod::Exact, solve_exact(&costs))
-    } else if predicted_km_time(jobs.len(), PRUNE_CANDIDATES.min(units.len())) * 4 <= remaining {
-        (BatchMethod::Pruned, solve_pruned(&costs, PRUNE_CANDIDATES))
-    } else {
-        (BatchMethod::Greedy, solve_greedy(&costs))
-    };
+    let (method, matching) = solve_within(&costs, deadline.saturating_sub(started.elapsed()));
     let pairs: Vec<_> = matching
         .iter()
         .filter_map(|&(j, u)| {

@@ -1,12 +1,20 @@
-//! [`Dispatcher`]: runs offer cascades as actor messages and timers.
+//! [`Dispatcher`]: runs offer cascades and the queue of waiting jobs as actor messages and timers.
 //!
-//! One step at a time per job: query the fleet for ranked candidates → record the offer in the job's
-//! timeline → announce it to the crew (`offer_made` on `unit:<id>`) and start the priority's offer
+//! One step at a time per job: query the fleet for ranked candidates → re-check the candidate at the
+//! moment of the offer (still available, fresh, not offered elsewhere here) → record the offer in the
+//! job's timeline → announce it to the crew (`offer_made` on `unit:<id>`) and start the priority's offer
 //! timer → on accept, claim the unit through the store's conditional write (the row is the lock); on
 //! decline, timeout or a lost claim, move to the next candidate and never come back to this unit.
-//! With nobody left, widen the radius once; then record `no_unit_available`, escalate and announce.
+//! With nobody left (radius widened once, fallback kind tried), the job joins the queue: recorded
+//! `queued`, or `no_unit_available` (and escalated) when no unit of an acceptable kind is on duty in
+//! the service area at all. The queue is never dropped: every change of supply re-solves it, tier by
+//! priority (a category 1 call never waits so that a category 4 call can go first), with the batch
+//! assignment whenever two or more jobs of a tier compete for two or more free units.
 
-use std::{collections::HashMap, time::Duration};
+use std::{
+    collections::{HashMap, HashSet},
+    time::Duration,
+};
 
 use actix::{
     Actor, ActorFutureExt, AsyncContext, Context, Handler, Recipient, ResponseActFuture, WrapFuture, fut,
@@ -14,17 +22,21 @@ use actix::{
 use chrono::TimeDelta;
 
 use super::{
-    AnswerOutcome, CANDIDATE_POOL, CancelDispatch, DONE_RETENTION, Dispatch, DispatchError, DispatchOutcome,
-    DispatchPhase, DispatchStatus, OfferAnswer, OfferSettled, WIDEN_FACTOR,
-    cascade::Cascade,
-    lifecycle::{assign_event, lapse_event, no_unit_events, offer_event},
+    ActiveJobs, AnswerOutcome, BATCH_DEADLINE, CANDIDATE_POOL, CancelDispatch, DONE_RETENTION, Dispatch,
+    DispatchError, DispatchOutcome, DispatchPhase, DispatchStatus, FALLBACK_PENALTY, OfferAnswer,
+    OfferSettled, QUEUE_RECHECK, RESOLVE_DELAY, SupplyChanged, WIDEN_FACTOR,
+    cascade::{Cascade, QueueMark},
+    lifecycle::{assign_event, lapse_event, no_unit_event, offer_event, queue_event},
     messages::OfferExpired,
     timers::{Due, TimerKey, Timers},
 };
 use crate::{
+    batch::{CostMatrix, INFEASIBLE_MS, solve_within},
     entity::{Command, EntityError, Execute},
     events::{DomainEvent, Topic},
-    fleet::{FindNearest, FleetLink, Nearby, SearchFilter, SetUnitStatus, UnitStatus},
+    fleet::{
+        CountOnDuty, FindNearest, FleetLink, IsOfferable, Nearby, SearchFilter, SetUnitStatus, UnitStatus,
+    },
     ids::{CommandId, UnitId},
     machines::{Agent, EntityEvent, EntityKey},
     ports::Ports,
@@ -39,6 +51,12 @@ pub struct DispatchSettings {
     pub widen_factor: f64,
     /// How long finished cascades stay queryable.
     pub done_retention: Duration,
+    /// How long triggers are gathered before the queue is re-solved.
+    pub resolve_delay: Duration,
+    /// How often a non-empty queue is re-solved without a trigger.
+    pub queue_recheck: Duration,
+    /// Time budget of one batch assignment.
+    pub batch_deadline: Duration,
 }
 
 impl Default for DispatchSettings {
@@ -47,9 +65,16 @@ impl Default for DispatchSettings {
             candidate_pool: CANDIDATE_POOL,
             widen_factor: WIDEN_FACTOR,
             done_retention: DONE_RETENTION,
+            resolve_delay: RESOLVE_DELAY,
+            queue_recheck: QUEUE_RECHECK,
+            batch_deadline: BATCH_DEADLINE,
         }
     }
 }
+
+/// One job's feasible free units found by a re-solve, with their batch cost (ETA, plus the penalty
+/// for a fallback kind), cheapest first.
+type Candidates = Vec<(Nearby, i64)>;
 
 /// The dispatcher of one node.
 pub struct Dispatcher {
@@ -67,8 +92,14 @@ pub struct Dispatcher {
     incarnation: u64,
     /// Cascades started by this dispatcher.
     started: u64,
-    /// Offer lapses and the forgetting of finished cascades, behind one actor timer.
+    /// Offer lapses, the forgetting of finished cascades and queue re-solves, behind one actor timer.
     timers: Timers,
+    /// The pending queue re-solve and when it fires.
+    resolve_timer: Option<(tokio::time::Instant, TimerKey)>,
+    /// A re-solve is waiting for the fleet index.
+    resolving: bool,
+    /// A trigger arrived during that re-solve: solve again when it ends.
+    resolve_again: bool,
 }
 
 impl Dispatcher {
@@ -89,6 +120,9 @@ impl Dispatcher {
             incarnation: incarnation(),
             started: 0,
             timers: Timers::default(),
+            resolve_timer: None,
+            resolving: false,
+            resolve_again: false,
         }
     }
 
@@ -127,6 +161,7 @@ impl Dispatcher {
                         self.cascades.remove(&job);
                     }
                 }
+                Due::Resolve => self.resolve(ctx),
             }
         }
         self.arm(ctx);
@@ -138,6 +173,7 @@ impl Dispatcher {
         job: EntityKey,
         event: Option<EntityEvent>,
         step: String,
+        note: Option<String>,
     ) -> impl Future<Output = Result<(), EntityError>> + 'static {
         let entities = self.entities.clone();
         let nonce = self.cascades.get(&job).map_or(0, |c| c.nonce);
@@ -151,6 +187,7 @@ impl Dispatcher {
                 id,
                 agent: Agent::System,
                 event,
+                note,
             };
             let mut attempt = 0;
             loop {
@@ -235,7 +272,7 @@ impl Dispatcher {
                 cascade.radius_m = cascade.priority.search_radius_m();
                 self.advance(job, ctx);
             } else if cascade.widened {
-                self.give_up(job, ctx);
+                self.enqueue(job, ctx);
             } else {
                 cascade.widened = true;
                 cascade.radius_m *= widen_factor;
@@ -247,7 +284,9 @@ impl Dispatcher {
         self.advance(job, ctx);
     }
 
-    /// Records the offer, then announces it and starts its timer.
+    /// Re-checks the candidate (the list it came from may be seconds or minutes old), then records the
+    /// offer, announces it and starts its timer. A candidate that went busy, off duty or silent
+    /// meanwhile is skipped without counting as tried.
     fn offer(&mut self, job: EntityKey, candidate: Nearby, ctx: &mut Context<Self>) {
         let Some(cascade) = self.cascades.get_mut(&job) else {
             return;
@@ -255,10 +294,37 @@ impl Dispatcher {
         let unit = candidate.unit;
         cascade.offer_seq += 1;
         let seq = cascade.offer_seq;
-        cascade.tried.insert(unit);
         cascade.phase = DispatchPhase::Recording { unit };
         self.offered.insert(unit, job);
-        let record = self.record(job, offer_event(job, unit), format!("offer:{seq}"));
+        let check = self.fleet.offerable.send(IsOfferable(unit));
+        ctx.spawn(check.into_actor(self).map(move |offerable, act, ctx| {
+            let Some(cascade) = act.cascades.get_mut(&job) else {
+                return;
+            };
+            if cascade.phase != (DispatchPhase::Recording { unit }) || cascade.offer_seq != seq {
+                return;
+            }
+            if !offerable.unwrap_or(false) {
+                tracing::debug!(%job, %unit, "candidate no longer offerable; skipped");
+                cascade.note = None;
+                cascade.phase = DispatchPhase::Searching;
+                act.offered.remove(&unit);
+                act.advance(job, ctx);
+                return;
+            }
+            cascade.tried.insert(unit);
+            act.record_offer(job, candidate, seq, ctx);
+        }));
+    }
+
+    /// Records a checked offer in the job's timeline, then announces it and starts its timer.
+    fn record_offer(&mut self, job: EntityKey, candidate: Nearby, seq: u64, ctx: &mut Context<Self>) {
+        let Some(cascade) = self.cascades.get_mut(&job) else {
+            return;
+        };
+        let unit = candidate.unit;
+        let note = cascade.note.take();
+        let record = self.record(job, offer_event(job, unit), format!("offer:{seq}"), note);
         ctx.spawn(record.into_actor(self).map(move |recorded, act, ctx| {
             let Some(cascade) = act.cascades.get_mut(&job) else {
                 return;
@@ -272,6 +338,8 @@ impl Dispatcher {
                 act.finish(job, DispatchOutcome::Cancelled, ctx);
                 return;
             }
+            // The job left the queue's state: a later wait is recorded afresh.
+            cascade.queue_mark = QueueMark::Unrecorded;
             let timeout = cascade.priority.offer_timeout();
             cascade.phase = DispatchPhase::Offering { unit };
             let lapse = Due::OfferExpired(OfferExpired { job, seq });
@@ -306,42 +374,318 @@ impl Dispatcher {
         }
     }
 
-    /// Nobody left even after widening: record, escalate, announce.
-    fn give_up(&mut self, job: EntityKey, ctx: &mut Context<Self>) {
-        let Some(cascade) = self.cascades.get(&job) else {
+    /// Nobody feasible is free now (radius widened, fallback tried): the job waits in the queue, and
+    /// its timeline says whether anyone is on duty to wait for.
+    fn enqueue(&mut self, job: EntityKey, ctx: &mut Context<Self>) {
+        let Some(cascade) = self.cascades.get_mut(&job) else {
             return;
         };
-        let radius_m = cascade.radius_m;
-        self.finish(job, DispatchOutcome::NoUnitAvailable, ctx);
-        let steps: Vec<_> = no_unit_events(job)
-            .into_iter()
-            .map(|event| self.record(job, Some(event.clone()), event.name().to_owned()))
-            .collect();
-        let record = async move {
-            for step in steps {
-                step.await?;
-            }
-            Ok::<(), EntityError>(())
+        cascade.phase = DispatchPhase::Queued;
+        cascade.reset_search();
+        self.mark_queued(job, ctx);
+        self.request_resolve(self.settings.resolve_delay, ctx);
+    }
+
+    /// Records `queued`, or `no_unit_available` (announced, and escalated to dispatchers) when no unit
+    /// of an acceptable kind is on duty in the service area, unless the timeline already says so. The
+    /// job is not offered while its mark is being recorded, so the timeline's order is the real one.
+    fn mark_queued(&mut self, job: EntityKey, ctx: &mut Context<Self>) {
+        let widen_factor = self.settings.widen_factor;
+        let Some(cascade) = self.cascades.get_mut(&job) else {
+            return;
         };
-        ctx.spawn(record.into_actor(self).map(move |recorded, act, ctx| {
-            if let Err(err) = recorded {
-                tracing::warn!(%job, error = %err, "recording no_unit_available failed");
+        if cascade.marking || cascade.phase != DispatchPhase::Queued {
+            return;
+        }
+        cascade.marking = true;
+        let radius_m = cascade.priority.search_radius_m() * widen_factor;
+        let query = CountOnDuty {
+            kinds: cascade.kinds().into_iter().map(|(kind, _)| kind).collect(),
+            point: cascade.point,
+            max_radius_m: radius_m,
+        };
+        let count = self.fleet.on_duty.send(query);
+        ctx.spawn(count.into_actor(self).map(move |count, act, ctx| {
+            let Some(cascade) = act.cascades.get_mut(&job) else {
+                return;
+            };
+            // An unanswered count (the fleet actor gone) is taken as "someone is on duty".
+            let on_duty = count.map_or(true, |n| n > 0);
+            let mark = if on_duty {
+                QueueMark::Queued
+            } else {
+                QueueMark::NoUnit
+            };
+            if cascade.phase != DispatchPhase::Queued || cascade.queue_mark == mark {
+                cascade.marking = false;
+                return;
             }
-            act.publish(
-                Topic::entity(job),
-                DomainEvent::NoUnitAvailable {
-                    request: job,
-                    radius_m,
-                },
-                ctx,
-            );
-            let reason = format!("no unit accepted within {:.0} m", radius_m);
-            act.publish(
-                Topic::dispatch(),
-                DomainEvent::Escalated { request: job, reason },
-                ctx,
-            );
+            cascade.queue_steps += 1;
+            let step = cascade.queue_steps;
+            let (event, name) = if on_duty {
+                (queue_event(job), "queue")
+            } else {
+                (no_unit_event(job), "no_unit")
+            };
+            let record = act.record(job, event, format!("{name}:{step}"), None);
+            ctx.spawn(record.into_actor(act).map(move |recorded, act, ctx| {
+                let Some(cascade) = act.cascades.get_mut(&job) else {
+                    return;
+                };
+                cascade.marking = false;
+                match recorded {
+                    Ok(()) => cascade.queue_mark = mark,
+                    Err(err) => {
+                        tracing::warn!(%job, error = %err, "recording the wait in the queue failed");
+                        act.request_resolve(act.settings.resolve_delay, ctx);
+                        return;
+                    }
+                }
+                if !on_duty {
+                    act.publish(
+                        Topic::entity(job),
+                        DomainEvent::NoUnitAvailable {
+                            request: job,
+                            radius_m,
+                        },
+                        ctx,
+                    );
+                    let reason = format!(
+                        "no unit of an acceptable kind is on duty within {radius_m:.0} m; the call stays queued"
+                    );
+                    act.publish(
+                        Topic::dispatch(),
+                        DomainEvent::Escalated { request: job, reason },
+                        ctx,
+                    );
+                }
+                // The job could not be offered while its mark was being recorded.
+                act.request_resolve(act.settings.resolve_delay, ctx);
+            }));
         }));
+    }
+
+    /// Whether any job waits in the queue.
+    fn has_queue(&self) -> bool {
+        self.cascades.values().any(|c| c.phase == DispatchPhase::Queued)
+    }
+
+    /// Makes sure the queue is re-solved within `after` (an earlier pending re-solve stands).
+    fn request_resolve(&mut self, after: Duration, ctx: &mut Context<Self>) {
+        if self.resolving {
+            self.resolve_again = true;
+            return;
+        }
+        let at = tokio::time::Instant::now() + after;
+        if let Some((pending_at, key)) = self.resolve_timer {
+            if pending_at <= at {
+                return;
+            }
+            self.timers.cancel(key);
+        }
+        let key = self.schedule(after, Due::Resolve, ctx);
+        self.resolve_timer = Some((at, key));
+    }
+
+    /// Re-solves the queue: asks the fleet index for each waiting job's feasible free units (every
+    /// acceptable kind, within the widened radius), then matches them in [`Self::on_resolved`].
+    fn resolve(&mut self, ctx: &mut Context<Self>) {
+        self.resolve_timer = None;
+        let mut waiting: Vec<_> = self
+            .cascades
+            .iter()
+            .filter(|(_, c)| c.is_waiting())
+            .map(|(job, c)| (c.priority.rank(), c.called_at, job.raw_id(), *job))
+            .collect();
+        if waiting.is_empty() {
+            if self.has_queue() {
+                self.request_resolve(self.settings.queue_recheck, ctx);
+            }
+            return;
+        }
+        waiting.sort_by_key(|w| (w.0, w.1, w.2));
+        let order: Vec<EntityKey> = waiting.into_iter().map(|w| w.3).collect();
+        let offered: Vec<UnitId> = self.offered.keys().copied().collect();
+        let mut queries = Vec::new();
+        for job in &order {
+            let Some(cascade) = self.cascades.get(job) else {
+                continue;
+            };
+            let radius_m = cascade.priority.search_radius_m() * self.settings.widen_factor;
+            for (kind, fallback) in cascade.kinds() {
+                let mut exclude = offered.clone();
+                exclude.extend(cascade.tried.iter().copied());
+                let query = FindNearest {
+                    kind,
+                    point: cascade.point,
+                    k: self.settings.candidate_pool,
+                    max_radius_m: radius_m,
+                    filter: SearchFilter {
+                        required: cascade.required,
+                        exclude,
+                    },
+                };
+                queries.push((*job, fallback, query));
+            }
+        }
+        self.resolving = true;
+        let find = self.fleet.find.clone();
+        let penalty_ms = i64::try_from(FALLBACK_PENALTY.as_millis()).unwrap_or(i64::MAX);
+        let search = async move {
+            let mut found: HashMap<EntityKey, Candidates> = HashMap::new();
+            for (job, fallback, query) in queries {
+                let nearby = find.send(query).await.unwrap_or_default();
+                let entry = found.entry(job).or_default();
+                for candidate in nearby {
+                    let eta_ms = i64::try_from(candidate.eta.as_millis()).unwrap_or(i64::MAX / 2);
+                    let cost = if fallback {
+                        eta_ms.saturating_add(penalty_ms)
+                    } else {
+                        eta_ms
+                    };
+                    entry.push((candidate, cost));
+                }
+            }
+            for candidates in found.values_mut() {
+                candidates.sort_by_key(|(_, cost)| *cost);
+            }
+            found
+        };
+        ctx.spawn(
+            search
+                .into_actor(self)
+                .map(move |found, act, ctx| act.on_resolved(order, found, ctx)),
+        );
+    }
+
+    /// Matches waiting jobs to free units, one priority tier at a time (higher tiers choose first), and
+    /// sends the offers out in parallel. Jobs left unmatched stay queued, their wait recorded.
+    fn on_resolved(
+        &mut self,
+        order: Vec<EntityKey>,
+        found: HashMap<EntityKey, Candidates>,
+        ctx: &mut Context<Self>,
+    ) {
+        self.resolving = false;
+        let waiting: Vec<EntityKey> = order
+            .into_iter()
+            .filter(|job| self.cascades.get(job).is_some_and(Cascade::is_waiting))
+            .collect();
+        // Units this node offered meanwhile are not free.
+        let mut taken: HashSet<UnitId> = self.offered.keys().copied().collect();
+        let mut matched: Vec<(EntityKey, Nearby, String)> = Vec::new();
+        let mut tier_start = 0;
+        while tier_start < waiting.len() {
+            let rank = self
+                .cascades
+                .get(&waiting[tier_start])
+                .map_or(u8::MAX, |c| c.priority.rank());
+            let tier_end = waiting[tier_start..]
+                .iter()
+                .position(|job| self.cascades.get(job).map_or(u8::MAX, |c| c.priority.rank()) != rank)
+                .map_or(waiting.len(), |n| tier_start + n);
+            let tier = &waiting[tier_start..tier_end];
+            tier_start = tier_end;
+            let mut units: Vec<UnitId> = Vec::new();
+            for job in tier {
+                for (candidate, _) in found.get(job).into_iter().flatten() {
+                    if !taken.contains(&candidate.unit) && !units.contains(&candidate.unit) {
+                        units.push(candidate.unit);
+                    }
+                }
+            }
+            let competing = tier
+                .iter()
+                .filter(|job| found.get(job).is_some_and(|c| !c.is_empty()))
+                .count();
+            if competing >= 2 && units.len() >= 2 {
+                matched.extend(self.match_batch(tier, &units, &found, self.settings.batch_deadline));
+            } else {
+                // One job (or one unit): the oldest call of the tier takes its cheapest free unit.
+                for job in tier {
+                    let best = found
+                        .get(job)
+                        .into_iter()
+                        .flatten()
+                        .find(|(candidate, _)| !taken.contains(&candidate.unit));
+                    if let Some((candidate, _)) = best {
+                        taken.insert(candidate.unit);
+                        let note = format!(
+                            "queue: nearest free unit, eta {:.0} s",
+                            candidate.eta.as_secs_f64()
+                        );
+                        matched.push((*job, *candidate, note));
+                    }
+                }
+                continue;
+            }
+            taken.extend(matched.iter().map(|(_, candidate, _)| candidate.unit));
+        }
+        let offered_jobs: HashSet<EntityKey> = matched.iter().map(|(job, ..)| *job).collect();
+        for (job, candidate, note) in matched {
+            if let Some(cascade) = self.cascades.get_mut(&job) {
+                cascade.phase = DispatchPhase::Searching;
+                cascade.note = Some(note);
+            }
+            self.offer(job, candidate, ctx);
+        }
+        for job in waiting.iter().filter(|job| !offered_jobs.contains(job)) {
+            let unsettled = self
+                .cascades
+                .get(job)
+                .is_some_and(|c| c.queue_mark != QueueMark::Queued);
+            if unsettled {
+                self.mark_queued(*job, ctx);
+            }
+        }
+        if std::mem::take(&mut self.resolve_again) {
+            self.request_resolve(self.settings.resolve_delay, ctx);
+        } else if self.has_queue() {
+            self.request_resolve(self.settings.queue_recheck, ctx);
+        }
+    }
+
+    /// One tier's jobs × free units by the batch assignment (minimum total cost), each pair noted with
+    /// the method and its time for the timeline.
+    fn match_batch(
+        &self,
+        tier: &[EntityKey],
+        units: &[UnitId],
+        found: &HashMap<EntityKey, Candidates>,
+        deadline: Duration,
+    ) -> Vec<(EntityKey, Nearby, String)> {
+        let started = std::time::Instant::now();
+        let mut cells = vec![INFEASIBLE_MS; tier.len() * units.len()];
+        for (row, job) in tier.iter().enumerate() {
+            for (candidate, cost) in found.get(job).into_iter().flatten() {
+                if let Some(col) = units.iter().position(|u| *u == candidate.unit) {
+                    let cell = &mut cells[row * units.len() + col];
+                    *cell = (*cell).min(*cost);
+                }
+            }
+        }
+        let Some(costs) = CostMatrix::from_cells(tier.len(), units.len(), cells) else {
+            return Vec::new();
+        };
+        let (method, pairs) = solve_within(&costs, deadline);
+        let elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
+        pairs
+            .into_iter()
+            .filter(|&(row, col)| costs.at(row, col) < INFEASIBLE_MS)
+            .filter_map(|(row, col)| {
+                let job = tier[row];
+                let unit = units[col];
+                let (candidate, _) = found.get(&job)?.iter().find(|(c, _)| c.unit == unit)?;
+                let note = format!(
+                    "batch {}: {} calls x {} units in {elapsed_ms:.2} ms, eta {:.0} s",
+                    method.name(),
+                    tier.len(),
+                    units.len(),
+                    candidate.eta.as_secs_f64()
+                );
+                Some((job, *candidate, note))
+            })
+            .collect()
     }
 
     fn finish(&mut self, job: EntityKey, outcome: DispatchOutcome, ctx: &mut Context<Self>) {
@@ -414,7 +758,7 @@ impl Dispatcher {
             unit,
             status: UnitStatus::Assigned,
         });
-        let record = self.record(job, assign_event(job, unit), format!("assign:{unit}"));
+        let record = self.record(job, assign_event(job, unit), format!("assign:{unit}"), None);
         record.into_actor(self).map(move |recorded, act, ctx| match recorded {
             Ok(()) => {
                 act.finish(job, DispatchOutcome::Assigned(unit), ctx);
@@ -474,8 +818,22 @@ impl Handler<Dispatch> for Dispatcher {
         }
         self.started += 1;
         let nonce = self.incarnation.wrapping_add(self.started);
-        self.cascades.insert(msg.job, Cascade::new(&msg, nonce));
-        self.advance(msg.job, ctx);
+        let mut cascade = Cascade::new(&msg, nonce);
+        // With calls already waiting for the same kinds of unit, a new call is solved together with
+        // them (in priority order) instead of taking the next free unit ahead of them.
+        let joins_queue = self
+            .cascades
+            .values()
+            .any(|waiting| waiting.phase == DispatchPhase::Queued && waiting.competes_with(&cascade));
+        if joins_queue {
+            cascade.phase = DispatchPhase::Queued;
+        }
+        self.cascades.insert(msg.job, cascade);
+        if joins_queue {
+            self.request_resolve(self.settings.resolve_delay, ctx);
+        } else {
+            self.advance(msg.job, ctx);
+        }
         Ok(())
     }
 }
@@ -507,6 +865,9 @@ impl Handler<OfferAnswer> for Dispatcher {
                 ctx,
             );
             self.advance(job, ctx);
+            if self.has_queue() {
+                self.request_resolve(self.settings.resolve_delay, ctx);
+            }
             Box::pin(fut::ready(AnswerOutcome::Declined))
         }
     }
@@ -531,7 +892,7 @@ impl Handler<OfferExpired> for Dispatcher {
         }
         cascade.offer_timer = None;
         let job = msg.job;
-        let record = self.record(job, lapse_event(job), format!("lapse:{}", msg.seq));
+        let record = self.record(job, lapse_event(job), format!("lapse:{}", msg.seq), None);
         ctx.spawn(record.into_actor(self).map(move |recorded, act, ctx| {
             let Some(cascade) = act.cascades.get_mut(&job) else {
                 return;
@@ -551,6 +912,10 @@ impl Handler<OfferExpired> for Dispatcher {
                 ctx,
             );
             act.advance(job, ctx);
+            // The unit that let the offer lapse is free for the calls waiting.
+            if act.has_queue() {
+                act.request_resolve(act.settings.resolve_delay, ctx);
+            }
         }));
     }
 }
@@ -586,6 +951,9 @@ impl Handler<OfferSettled> for Dispatcher {
                     cascade.phase = DispatchPhase::Searching;
                 }
                 self.advance(job, ctx);
+                if self.has_queue() {
+                    self.request_resolve(self.settings.resolve_delay, ctx);
+                }
                 true
             }
             _ => false,
@@ -603,6 +971,10 @@ impl Handler<CancelDispatch> for Dispatcher {
             Some(_) => {
                 // A claim in flight notices the change of phase and releases the unit itself.
                 self.finish(job, DispatchOutcome::Cancelled, ctx);
+                // A unit it held an offer with is free for the calls waiting.
+                if self.has_queue() {
+                    self.request_resolve(self.settings.resolve_delay, ctx);
+                }
                 true
             }
         }
@@ -614,5 +986,27 @@ impl Handler<DispatchStatus> for Dispatcher {
 
     fn handle(&mut self, msg: DispatchStatus, _: &mut Context<Self>) -> Option<DispatchPhase> {
         self.cascades.get(&msg.0).map(|c| c.phase)
+    }
+}
+
+impl Handler<SupplyChanged> for Dispatcher {
+    type Result = ();
+
+    fn handle(&mut self, _: SupplyChanged, ctx: &mut Context<Self>) {
+        if self.has_queue() {
+            self.request_resolve(self.settings.resolve_delay, ctx);
+        }
+    }
+}
+
+impl Handler<ActiveJobs> for Dispatcher {
+    type Result = Vec<EntityKey>;
+
+    fn handle(&mut self, _: ActiveJobs, _: &mut Context<Self>) -> Vec<EntityKey> {
+        self.cascades
+            .iter()
+            .filter(|(_, c)| !matches!(c.phase, DispatchPhase::Done(_)))
+            .map(|(job, _)| *job)
+            .collect()
     }
 }

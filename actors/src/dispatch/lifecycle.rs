@@ -33,11 +33,20 @@ pub(crate) fn assign_event(job: EntityKey, unit: UnitId) -> Option<EntityEvent> 
     }
 }
 
-/// The events recording "nobody found". The request stays `no_unit_available` (what a dispatcher's
-/// board must show); the hand-over to a human is the `escalated` announcement on `dispatch`.
-pub(crate) fn no_unit_events(job: EntityKey) -> Vec<EntityEvent> {
+/// The event recording "waiting in the queue", if the job's machine has that state (an order simply
+/// stays packed).
+pub(crate) fn queue_event(job: EntityKey) -> Option<EntityEvent> {
     match job {
-        EntityKey::AmbulanceRequest(_) => vec![EntityEvent::AmbulanceRequest(AmbulanceEvent::NoUnit)],
-        _ => Vec::new(),
+        EntityKey::AmbulanceRequest(_) => Some(EntityEvent::AmbulanceRequest(AmbulanceEvent::Queue)),
+        _ => None,
+    }
+}
+
+/// The event recording "no unit of an acceptable kind is on duty in the service area". The request
+/// shows `no_unit_available` (what a dispatcher's board must show) and stays in the queue.
+pub(crate) fn no_unit_event(job: EntityKey) -> Option<EntityEvent> {
+    match job {
+        EntityKey::AmbulanceRequest(_) => Some(EntityEvent::AmbulanceRequest(AmbulanceEvent::NoUnit)),
+        _ => None,
     }
 }

@@ -1,6 +1,7 @@
 //! Messages of the dispatcher: jobs in, crew answers in, outcomes out (also as bus events).
 
 use actix::Message;
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::{DispatchPhase, Priority};
@@ -29,6 +30,9 @@ pub struct Dispatch {
     /// Another kind of unit to search once `kind` is exhausted, before giving up (a BLS crew for a
     /// category 1 call when no ALS unit is free).
     pub fallback: Option<UnitKind>,
+    /// When the call was received: the queue serves a priority's calls oldest first, and a call
+    /// re-dispatched (adopted after a crash, preempted) keeps its original time.
+    pub called_at: DateTime<Utc>,
 }
 
 /// A crew's answer to an offer.
@@ -76,6 +80,19 @@ pub struct OfferSettled {
 #[derive(Debug, Clone, Copy, Message)]
 #[rtype(result = "bool")]
 pub struct CancelDispatch(pub EntityKey);
+
+/// Supply changed somewhere (a unit came on duty or back in service, an offer was declined or lapsed
+/// on any node, a job was cancelled): the queue is re-solved shortly. Cheap to send often; triggers
+/// arriving together are solved in one batch.
+#[derive(Debug, Clone, Copy, Message)]
+#[rtype(result = "()")]
+pub struct SupplyChanged;
+
+/// The jobs this dispatcher is working (searching, offering, claiming or queued): what its node
+/// holds leases on.
+#[derive(Debug, Clone, Copy, Message)]
+#[rtype(result = "Vec<EntityKey>")]
+pub struct ActiveJobs;
 
 /// Where a job's cascade is, if this dispatcher runs or recently ran one.
 #[derive(Debug, Clone, Copy, Message)]

@@ -39,6 +39,17 @@ pub const SEARCH_RADIUS_ROUTINE_M: f64 = 8_000.0;
 pub const WIDEN_FACTOR: f64 = 2.0;
 /// How many candidates one fleet query fetches; the cascade refills when they run out.
 pub const CANDIDATE_POOL: usize = 8;
+/// How long the dispatcher gathers triggers (units freed, calls arriving) before re-solving the queue:
+/// triggers arriving together are solved as one batch.
+pub const RESOLVE_DELAY: Duration = Duration::from_millis(25);
+/// While calls wait, the queue is also re-solved this often, for changes no event announces (a unit
+/// driving into range, a silent unit heard from again).
+pub const QUEUE_RECHECK: Duration = Duration::from_secs(5);
+/// Time budget of one batch assignment; past it the solver falls back to cheaper methods.
+pub const BATCH_DEADLINE: Duration = Duration::from_millis(20);
+/// What a unit of the fallback kind costs on top of its ETA in a batch: a category 1 call takes a
+/// BLS crew 10 minutes nearer rather than an ALS crew, never one merely a little nearer.
+pub const FALLBACK_PENALTY: Duration = Duration::from_secs(600);
 /// How long a finished cascade's outcome stays queryable through `DispatchStatus`.
 pub const DONE_RETENTION: Duration = Duration::from_secs(600);
 
@@ -51,6 +62,17 @@ impl Priority {
             Self::Category3 => OFFER_TIMEOUT_C3,
             Self::Category4 => OFFER_TIMEOUT_C4,
             Self::Routine => OFFER_TIMEOUT_ROUTINE,
+        }
+    }
+
+    /// Queue order: lower first (category 1 is 0, routine 4).
+    pub fn rank(self) -> u8 {
+        match self {
+            Self::Category1 => 0,
+            Self::Category2 => 1,
+            Self::Category3 => 2,
+            Self::Category4 => 3,
+            Self::Routine => 4,
         }
     }
 

@@ -21,6 +21,8 @@ pub(crate) enum Due {
     OfferExpired(OfferExpired),
     /// A finished cascade stops being queryable.
     Forget(EntityKey),
+    /// Re-solve the queue.
+    Resolve,
 }
 
 /// Identifies one deadline, for cancelling it; orders deadlines by time, then by insertion.

@@ -204,6 +204,7 @@ impl EntityActor {
                     id,
                     agent: Agent::System,
                     event,
+                    note: None,
                 },
                 ctx,
             );
@@ -289,6 +290,7 @@ impl EntityActor {
             event: command.event.name().to_owned(),
             at,
             agent: command.agent,
+            note: command.note.clone(),
         };
         let store = self.ports.store.clone();
         let written = record.clone();

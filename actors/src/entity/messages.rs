@@ -19,6 +19,9 @@ pub struct Command {
     pub agent: Agent,
     /// What should happen.
     pub event: EntityEvent,
+    /// Why, for the timeline (e.g. how a batch chose this unit); not part of the state.
+    #[serde(default)]
+    pub note: Option<String>,
 }
 
 /// Whether a command changed the entity now or had already done so.

@@ -43,6 +43,23 @@ pub struct FindNearest {
     pub filter: SearchFilter,
 }
 
+/// Is this unit still offerable now (available, fresh)? Asked at the moment of each offer.
+#[derive(Debug, Clone, Copy, Message)]
+#[rtype(result = "bool")]
+pub struct IsOfferable(pub UnitId);
+
+/// How many units of these kinds are on duty near a point; see [`FleetIndex::on_duty_within`].
+#[derive(Debug, Clone, Message)]
+#[rtype(result = "usize")]
+pub struct CountOnDuty {
+    /// Acceptable kinds.
+    pub kinds: Vec<UnitKind>,
+    /// Where the job is.
+    pub point: Position,
+    /// The service area's radius, metres.
+    pub max_radius_m: f64,
+}
+
 /// The actor owning the fleet index of this node. Every node runs one and feeds it every location
 /// update from the bus; searches are answered from memory.
 pub struct FleetActor {
@@ -100,6 +117,23 @@ impl Handler<FindNearest> for FleetActor {
     }
 }
 
+impl Handler<IsOfferable> for FleetActor {
+    type Result = bool;
+
+    fn handle(&mut self, msg: IsOfferable, _: &mut Context<Self>) -> bool {
+        self.index.is_offerable(msg.0, self.clock.now())
+    }
+}
+
+impl Handler<CountOnDuty> for FleetActor {
+    type Result = usize;
+
+    fn handle(&mut self, msg: CountOnDuty, _: &mut Context<Self>) -> usize {
+        self.index
+            .on_duty_within(&msg.kinds, msg.point, msg.max_radius_m, self.clock.now())
+    }
+}
+
 /// How a dispatcher reaches a fleet index: the search and the status updates. A [`FleetActor`]'s address
 /// converts into one; a server whose index lives elsewhere provides its own recipients.
 #[derive(Clone)]
@@ -108,13 +142,19 @@ pub struct FleetLink {
     pub find: Recipient<FindNearest>,
     /// Takes a unit's new availability.
     pub set_status: Recipient<SetUnitStatus>,
+    /// Re-checks a candidate at the moment of its offer.
+    pub offerable: Recipient<IsOfferable>,
+    /// Counts units on duty around a job that joins the queue.
+    pub on_duty: Recipient<CountOnDuty>,
 }
 
 impl From<Addr<FleetActor>> for FleetLink {
     fn from(addr: Addr<FleetActor>) -> Self {
         Self {
             find: addr.clone().recipient(),
-            set_status: addr.recipient(),
+            set_status: addr.clone().recipient(),
+            offerable: addr.clone().recipient(),
+            on_duty: addr.recipient(),
         }
     }
 }

@@ -326,6 +326,34 @@ impl FleetIndex {
         }
     }
 
+    /// Whether `id` may be offered work at `now`: indexed, `Available`, and heard from within the stale
+    /// limit. Asked at the moment of each offer, because a candidate list ages while a cascade waits.
+    pub fn is_offerable(&self, id: UnitId, now: DateTime<Utc>) -> bool {
+        self.get(id).is_some_and(|unit| {
+            unit.status == UnitStatus::Available
+                && now.signed_duration_since(unit.last_seen).num_milliseconds() <= self.stale_after_ms
+        })
+    }
+
+    /// How many units of the given kinds are on duty (any status but off duty, heard from within the
+    /// stale limit) within `max_radius_m` of `point`: zero means nobody could ever take the job there
+    /// until a unit comes on duty. A linear pass; asked only when a job joins the queue.
+    pub fn on_duty_within(
+        &self,
+        kinds: &[UnitKind],
+        point: Position,
+        max_radius_m: f64,
+        now: DateTime<Utc>,
+    ) -> usize {
+        self.units()
+            .filter(|unit| kinds.contains(&unit.kind) && unit.status != UnitStatus::OffDuty)
+            .filter(|unit| {
+                now.signed_duration_since(unit.last_seen).num_milliseconds() <= self.stale_after_ms
+            })
+            .filter(|unit| unit.position.distance_m(point) <= max_radius_m)
+            .count()
+    }
+
     /// The `k` nearest units of `kind` that are available, fresh (seen within the stale limit before
     /// `now`), match `filter`, and lie within `max_radius_m` of `point`; nearest first.
     ///

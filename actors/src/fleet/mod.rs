@@ -8,7 +8,9 @@ mod shape;
 mod speed;
 mod unit;
 
-pub use actor::{FindNearest, FleetActor, FleetLink, RemoveUnit, SetUnitStatus, UpsertUnit};
+pub use actor::{
+    CountOnDuty, FindNearest, FleetActor, FleetLink, IsOfferable, RemoveUnit, SetUnitStatus, UpsertUnit,
+};
 pub use index::{DEFAULT_RESOLUTION, DEFAULT_STALE_AFTER, FleetIndex, IndexError, Nearby, SearchFilter};
 pub use ring_bound::{EDGE_SAFETY_FACTOR, ring_lower_bound_m};
 pub use speed::{ROAD_DETOUR_FACTOR, eta_for};

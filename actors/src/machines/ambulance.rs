@@ -5,8 +5,10 @@
 //!    ▲   │             │ (offer again)                                          │ start_transport
 //!    └───┴─offer_lapsed┘                                                        ▼
 //! closed ◀─close─ handed_over ◀─hand_over─ at_destination ◀─reach_destination─ transporting
-//! requested|offered ─no_unit─▶ no_unit_available ─escalate─▶ escalated ─assign─▶ assigned
-//! cancel: from requested, offered, assigned, en_route, no_unit_available, escalated
+//! requested|offered|no_unit_available|escalated ─queue─▶ queued ─offer─▶ offered (the engine keeps working it)
+//! requested|offered|queued ─no_unit─▶ no_unit_available ─escalate─▶ escalated ─assign─▶ assigned
+//! queued|no_unit_available|escalated ─offer─▶ offered (re-dispatched when supply changes)
+//! cancel: from requested, offered, queued, assigned, en_route, no_unit_available, escalated
 //! ```
 
 use serde::{Deserialize, Serialize};
@@ -23,6 +25,9 @@ pub enum AmbulanceStatus {
     Requested,
     /// Offered to one unit's crew, awaiting their answer.
     Offered(UnitId),
+    /// No feasible unit can take it now: waiting in the dispatcher's priority queue, re-dispatched on
+    /// every change of supply.
+    Queued,
     /// A unit was claimed for the request.
     Assigned(UnitId),
     /// The unit is driving to the patient.
@@ -53,6 +58,8 @@ pub enum AmbulanceEvent {
     Offer(UnitId),
     /// The current offer was declined or timed out, and no replacement is ready yet.
     OfferLapsed,
+    /// Nobody feasible is free now: the call waits in the queue.
+    Queue,
     /// The unit was claimed in the store.
     Assign(UnitId),
     /// The crew set off.
@@ -81,6 +88,7 @@ impl AmbulanceEvent {
         match self {
             Self::Offer(_) => "offer",
             Self::OfferLapsed => "offer_lapsed",
+            Self::Queue => "queue",
             Self::Assign(_) => "assign",
             Self::Depart => "depart",
             Self::Arrive => "arrive",
@@ -101,6 +109,7 @@ impl AmbulanceStatus {
         match self {
             Self::Requested => "requested",
             Self::Offered(_) => "offered",
+            Self::Queued => "queued",
             Self::Assigned(_) => "assigned",
             Self::EnRoute(_) => "en_route",
             Self::OnScene(_) => "on_scene",
@@ -133,9 +142,12 @@ impl AmbulanceStatus {
         use AmbulanceEvent as E;
         use AmbulanceStatus as S;
         let next = match (*self, *event) {
-            (S::Requested | S::Offered(_), E::Offer(u)) => S::Offered(u),
+            (S::Requested | S::Offered(_) | S::Queued | S::NoUnitAvailable | S::Escalated, E::Offer(u)) => {
+                S::Offered(u)
+            }
             (S::Offered(_), E::OfferLapsed) => S::Requested,
-            (S::Requested | S::Offered(_) | S::NoUnitAvailable | S::Escalated, E::Assign(u)) => {
+            (S::Requested | S::Offered(_) | S::NoUnitAvailable | S::Escalated, E::Queue) => S::Queued,
+            (S::Requested | S::Offered(_) | S::Queued | S::NoUnitAvailable | S::Escalated, E::Assign(u)) => {
                 S::Assigned(u)
             }
             (S::Assigned(u), E::Depart) => S::EnRoute(u),
@@ -147,13 +159,14 @@ impl AmbulanceStatus {
             (
                 S::Requested
                 | S::Offered(_)
+                | S::Queued
                 | S::Assigned(_)
                 | S::EnRoute(_)
                 | S::NoUnitAvailable
                 | S::Escalated,
                 E::Cancel,
             ) => S::Cancelled,
-            (S::Requested | S::Offered(_), E::NoUnit) => S::NoUnitAvailable,
+            (S::Requested | S::Offered(_) | S::Queued, E::NoUnit) => S::NoUnitAvailable,
             (S::NoUnitAvailable, E::Escalate) => S::Escalated,
             (state, event) => {
                 return Err(TransitionError::Illegal {
@@ -230,6 +243,38 @@ mod tests {
             s.transition(&AmbulanceEvent::Assign(UNIT)),
             Ok(AmbulanceStatus::Assigned(UNIT))
         );
+    }
+
+    #[test]
+    fn a_queued_call_is_offered_again_and_can_be_assigned_or_cancelled_from_the_queue() {
+        let queued = AmbulanceStatus::Requested
+            .transition(&AmbulanceEvent::Queue)
+            .unwrap();
+        assert_eq!(queued, AmbulanceStatus::Queued);
+        assert_eq!(
+            queued.transition(&AmbulanceEvent::Offer(UNIT)),
+            Ok(AmbulanceStatus::Offered(UNIT))
+        );
+        assert_eq!(
+            queued.transition(&AmbulanceEvent::Assign(UNIT)),
+            Ok(AmbulanceStatus::Assigned(UNIT))
+        );
+        assert_eq!(
+            queued.transition(&AmbulanceEvent::Cancel),
+            Ok(AmbulanceStatus::Cancelled)
+        );
+        assert!(queued.transition(&AmbulanceEvent::Queue).is_err());
+        // A call nobody was on duty for is re-tried when a unit comes on duty.
+        for waiting in [AmbulanceStatus::NoUnitAvailable, AmbulanceStatus::Escalated] {
+            assert_eq!(
+                waiting.transition(&AmbulanceEvent::Offer(UNIT)),
+                Ok(AmbulanceStatus::Offered(UNIT))
+            );
+            assert_eq!(
+                waiting.transition(&AmbulanceEvent::Queue),
+                Ok(AmbulanceStatus::Queued)
+            );
+        }
     }
 
     #[test]

@@ -41,6 +41,9 @@ pub struct TransitionRecord {
     pub at: DateTime<Utc>,
     /// Who caused it.
     pub agent: Agent,
+    /// Why, as the command said (the timeline's reason).
+    #[serde(default)]
+    pub note: Option<String>,
 }
 
 /// What [`Store::append_transition`] did.
