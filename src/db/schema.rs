@@ -636,6 +636,8 @@ diesel::table! {
         cancelled_at -> Nullable<Timestamp>,
         created_at -> Timestamp,
         updated_at -> Timestamp,
+        dispatch_node -> Nullable<Text>,
+        dispatch_lease_until -> Nullable<Timestamp>,
     }
 }
 
@@ -883,6 +885,8 @@ diesel::table! {
         cancelled_at -> Nullable<Timestamp>,
         created_at -> Timestamp,
         updated_at -> Timestamp,
+        dispatch_node -> Nullable<Text>,
+        dispatch_lease_until -> Nullable<Timestamp>,
     }
 }
 
