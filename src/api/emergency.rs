@@ -892,18 +892,19 @@ pub async fn cancel_request(
         )
         .await?;
     let mut conn = state.db.write().await?;
-    emergency::set_cancel_reason(&mut conn, row.id, reason.as_deref()).await?;
-    let row = emergency::find_request(&mut conn, row.id)
-        .await?
-        .ok_or_else(|| ApiError::not_found("ambulance request"))?;
+    // The unit's release committed with the cancellation: announce it before anything else can fail.
     let released = match unit {
         Some(unit) => emergency::find_unit(&mut conn, unit).await?,
         None => None,
     };
-    drop(conn);
     if let Some(unit) = released {
         dispatch::announce_unit_status(&state.bus, unit.id, &unit.status).await;
     }
+    emergency::set_cancel_reason(&mut conn, row.id, reason.as_deref()).await?;
+    let row = emergency::find_request(&mut conn, row.id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("ambulance request"))?;
+    drop(conn);
     Ok(web::Json(request_view(&state, row, Vec::new()).await?))
 }
 
@@ -948,7 +949,10 @@ pub async fn assign_request(
     let command = format!("manual_assign:{}:{}", body.unit_id, current.version);
     let settled = emergency::assign_manually(&mut conn, current.id, body.unit_id, auth.id.0, &command).await;
     drop(conn);
-    if let Some(previous) = previous {
+    // The previous unit is given back only if the whole assignment committed.
+    if let Some(previous) = previous
+        && settled.is_ok()
+    {
         dispatch::announce_unit_status(&state.bus, previous, "available").await;
     }
     let settled = settled.map_err(dispatch::emergency_error)?;
