@@ -122,10 +122,11 @@ impl Application {
         ));
         let state = self.state.clone();
         let orphans = actix_web::rt::spawn(async move {
-            let mut tick = tokio::time::interval(dispatch::ORPHAN_SWEEP_INTERVAL);
+            let mut tick = tokio::time::interval(dispatch::lease::LEASE_TICK);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
                 tick.tick().await;
-                dispatch::adopt_orphans(&state).await;
+                dispatch::lease::tick(&state).await;
             }
         });
         let state = self.state.clone();

@@ -33,9 +33,10 @@ pub const ACTIVE_STATUSES: [&str; 5] = [
 /// Request statuses that are over.
 pub const FINAL_STATUSES: [&str; 2] = ["closed", "cancelled"];
 /// Request statuses a dispatcher may (re)assign from (`assigned`: before the unit sets off).
-const ASSIGNABLE_STATUSES: [&str; 5] = [
+const ASSIGNABLE_STATUSES: [&str; 6] = [
     "requested",
     "offered",
+    "queued",
     "assigned",
     "no_unit_available",
     "escalated",
@@ -456,33 +457,95 @@ pub async fn timeline(conn: &mut Conn, id: i64) -> QueryResult<Vec<TimelineEntry
         .await)
 }
 
-/// Ids of the requests open in `ids`' neighbourhood of states, for restarting their dispatch.
-pub async fn undispatched(conn: &mut Conn, limit: i64) -> QueryResult<Vec<RequestRow>> {
+/// Request statuses in which the dispatch engine works a request (and a node holds its lease).
+pub const WAITING_STATUSES: [&str; 5] = ["requested", "offered", "queued", "no_unit_available", "escalated"];
+
+/// A request never leased (created by a node that died before its first renewal) is adoptable once it
+/// has not changed for this long: every live node renews its leases each second.
+pub const UNLEASED_GRACE: chrono::TimeDelta = chrono::TimeDelta::seconds(3);
+
+/// Requests the engine should be working whose lease lapsed (their node died or stalled), oldest first.
+pub async fn lease_lapsed(conn: &mut Conn, now: NaiveDateTime, limit: i64) -> QueryResult<Vec<RequestRow>> {
+    let unleased_before = now - UNLEASED_GRACE;
     on_conn!(conn, c => ar::table
-        .filter(ar::status.eq_any(["requested", "offered"]))
-        .order(ar::id.asc())
+        .filter(ar::status.eq_any(WAITING_STATUSES))
+        .filter(
+            ar::dispatch_lease_until
+                .lt(now)
+                .or(ar::dispatch_lease_until.is_null().and(ar::updated_at.lt(unleased_before))),
+        )
+        .order((ar::category.asc(), ar::call_received_at.asc()))
         .limit(limit)
         .select(RequestRow::as_select())
         .load(c)
         .await)
 }
 
-/// Takes over a searching request whose cascade was lost: bumps its version if it is still `version`
-/// (so one node wins) and returns it; `None` if it moved meanwhile.
-pub async fn adopt(conn: &mut Conn, id: i64, version: i64) -> QueryResult<Option<RequestRow>> {
-    let now = super::now();
+/// Takes over a request whose lease lapsed: one conditional write on the lease, so exactly one node
+/// wins; `None` if it was renewed, taken or settled meanwhile.
+pub async fn adopt(
+    conn: &mut Conn,
+    id: i64,
+    node: &str,
+    now: NaiveDateTime,
+    until: NaiveDateTime,
+) -> QueryResult<Option<RequestRow>> {
+    let unleased_before = now - UNLEASED_GRACE;
     on_conn!(conn, c => diesel::update(
             ar::table
                 .find(id)
-                .filter(ar::version.eq(version))
-                .filter(ar::status.eq_any(["requested", "offered"])),
+                .filter(ar::status.eq_any(WAITING_STATUSES))
+                .filter(
+                    ar::dispatch_lease_until
+                        .lt(now)
+                        .or(ar::dispatch_lease_until.is_null().and(ar::updated_at.lt(unleased_before))),
+                ),
         )
-        .set((ar::version.eq(ar::version + 1), ar::updated_at.eq(now)))
+        .set((ar::dispatch_node.eq(node), ar::dispatch_lease_until.eq(until)))
         .returning(RequestRow::as_returning())
-        .prepared()
         .get_result(c)
         .await)
     .optional()
+}
+
+/// Renews this node's leases on the requests it works, until `urgent_until` for categories 1–2 and
+/// `until` for the others, unless another node holds an unexpired lease. Returns the ids renewed.
+pub async fn renew_leases(
+    conn: &mut Conn,
+    ids: &[i64],
+    node: &str,
+    now: NaiveDateTime,
+    urgent_until: NaiveDateTime,
+    until: NaiveDateTime,
+) -> QueryResult<Vec<i64>> {
+    let mut renewed = Vec::with_capacity(ids.len());
+    for (urgent, expiry) in [(true, urgent_until), (false, until)] {
+        let ids = ids.to_vec();
+        let node = node.to_owned();
+        let rows: Vec<i64> = on_conn!(conn, c => {
+            let mine = ar::dispatch_node
+                .is_null()
+                .or(ar::dispatch_node.eq(node.clone()))
+                .or(ar::dispatch_lease_until.lt(now))
+                .or(ar::dispatch_lease_until.is_null());
+            let targets = ar::table.filter(ar::id.eq_any(ids.clone())).filter(mine);
+            if urgent {
+                diesel::update(targets.filter(ar::category.le(2)))
+                    .set((ar::dispatch_node.eq(node.clone()), ar::dispatch_lease_until.eq(expiry)))
+                    .returning(ar::id)
+                    .load(c)
+                    .await
+            } else {
+                diesel::update(targets.filter(ar::category.gt(2)))
+                    .set((ar::dispatch_node.eq(node.clone()), ar::dispatch_lease_until.eq(expiry)))
+                    .returning(ar::id)
+                    .load(c)
+                    .await
+            }
+        })?;
+        renewed.extend(rows);
+    }
+    Ok(renewed)
 }
 
 /// Units whose stored position is recent enough to dispatch from, as the fleet index holds them.

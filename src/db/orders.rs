@@ -659,18 +659,22 @@ pub async fn transitions(conn: &mut Conn, order_id: i64) -> QueryResult<Vec<Tran
         .await)
 }
 
-/// Packed orders with no rider and no open offer, unchanged since `before`: their delivery needs offering
-/// (again). Returns `(id, version, lat, lng)`, oldest first, at most `limit`.
+/// Packed orders with no rider and no open offer that no live node is dispatching: their lease lapsed
+/// (the node died), or they were never leased and have not changed since `before`.
 pub async fn awaiting_rider(
     conn: &mut Conn,
     before: NaiveDateTime,
     limit: i64,
-) -> QueryResult<Vec<(i64, i64, f64, f64)>> {
+) -> QueryResult<Vec<(i64, f64, f64)>> {
     let now = super::now();
     on_conn!(conn, c => orders::table
         .filter(orders::status.eq("packed"))
         .filter(orders::rider_unit_id.is_null())
-        .filter(orders::updated_at.lt(before))
+        .filter(
+            orders::dispatch_lease_until
+                .lt(now)
+                .or(orders::dispatch_lease_until.is_null().and(orders::updated_at.lt(before))),
+        )
         .filter(diesel::dsl::not(diesel::dsl::exists(
             dispatch_offers::table.filter(
                 dispatch_offers::request_kind
@@ -682,25 +686,61 @@ pub async fn awaiting_rider(
         )))
         .order(orders::updated_at.asc())
         .limit(limit)
-        .select((orders::id, orders::version, orders::ship_lat, orders::ship_lng))
+        .select((orders::id, orders::ship_lat, orders::ship_lng))
         .load(c)
         .await)
 }
 
-/// Claims the retry of an order's delivery: a conditional version bump, so one node of several wins.
-pub async fn adopt_for_delivery(conn: &mut Conn, id: i64, version: i64) -> QueryResult<bool> {
+/// Claims the delivery of an order no live node is dispatching: one conditional write on its lease,
+/// so one node of several wins.
+pub async fn adopt_for_delivery(
+    conn: &mut Conn,
+    id: i64,
+    before: NaiveDateTime,
+    node: &str,
+    until: NaiveDateTime,
+) -> QueryResult<bool> {
     let now = super::now();
     let changed = on_conn!(conn, c => diesel::update(orders::table.filter(
             orders::id
                 .eq(id)
-                .and(orders::version.eq(version))
                 .and(orders::status.eq("packed"))
-                .and(orders::rider_unit_id.is_null()),
+                .and(orders::rider_unit_id.is_null())
+                .and(
+                    orders::dispatch_lease_until
+                        .lt(now)
+                        .or(orders::dispatch_lease_until.is_null().and(orders::updated_at.lt(before))),
+                ),
         ))
-        .set((orders::version.eq(orders::version + 1), orders::updated_at.eq(now)))
+        .set((orders::dispatch_node.eq(node), orders::dispatch_lease_until.eq(until)))
         .execute(c)
         .await)?;
     Ok(changed == 1)
+}
+
+/// Renews this node's leases on the orders whose delivery it dispatches, unless another node holds an
+/// unexpired lease. Returns the ids renewed.
+pub async fn renew_leases(
+    conn: &mut Conn,
+    ids: &[i64],
+    node: &str,
+    now: NaiveDateTime,
+    until: NaiveDateTime,
+) -> QueryResult<Vec<i64>> {
+    let ids = ids.to_vec();
+    on_conn!(conn, c => diesel::update(
+            orders::table.filter(orders::id.eq_any(ids.clone())).filter(
+                orders::dispatch_node
+                    .is_null()
+                    .or(orders::dispatch_node.eq(node))
+                    .or(orders::dispatch_lease_until.lt(now))
+                    .or(orders::dispatch_lease_until.is_null()),
+            ),
+        )
+        .set((orders::dispatch_node.eq(node), orders::dispatch_lease_until.eq(until)))
+        .returning(orders::id)
+        .load(c)
+        .await)
 }
 
 /// The rider of `unit` hands over order `order_id` against the customer's code. One attempt is claimed

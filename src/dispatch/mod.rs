@@ -12,6 +12,7 @@ pub mod breach;
 pub mod fleet;
 pub mod lab;
 pub mod lab_route;
+pub mod lease;
 
 use std::sync::Arc;
 
@@ -277,65 +278,6 @@ pub async fn announce_unit_status(bus: &Bus, unit: i64, status: &str) {
         .await;
 }
 
-/// How often each node looks for requests whose cascade died with its node.
-pub const ORPHAN_SWEEP_INTERVAL: std::time::Duration = std::time::Duration::from_secs(10);
-/// A searching request untouched for its offer timeout plus this long has lost its cascade.
-const ORPHAN_GRACE: chrono::TimeDelta = chrono::TimeDelta::seconds(30);
-
-/// Restarts the cascade of every request that is still searching but has not moved for longer than an
-/// offer could take (its node crashed or restarted). A node adopts a request by bumping its version with
-/// a conditional write, so exactly one node restarts each orphan.
-pub async fn adopt_orphans(state: &crate::state::AppState) {
-    let now = crate::db::now();
-    let candidates = match state.db.read().await {
-        Ok(mut conn) => emergency::undispatched(&mut conn, 200).await,
-        Err(error) => {
-            tracing::warn!(error = %error, "orphan sweep skipped");
-            return;
-        }
-    };
-    let candidates = match candidates {
-        Ok(rows) => rows,
-        Err(error) => {
-            tracing::warn!(error = %error, "orphan sweep skipped");
-            return;
-        }
-    };
-    for request in candidates {
-        let timeout = chrono::TimeDelta::from_std(priority_of(request.category).offer_timeout())
-            .unwrap_or(chrono::TimeDelta::zero());
-        if request.updated_at + timeout + ORPHAN_GRACE > now {
-            continue;
-        }
-        let running = state
-            .emergency
-            .dispatcher
-            .send(onemedi_actors::dispatch::DispatchStatus(key(request.id)))
-            .await
-            .ok()
-            .flatten()
-            .is_some_and(|phase| !matches!(phase, onemedi_actors::dispatch::DispatchPhase::Done(_)));
-        if running {
-            continue;
-        }
-        let adopted = match state.db.write().await {
-            Ok(mut conn) => emergency::adopt(&mut conn, request.id, request.version).await,
-            Err(error) => {
-                tracing::warn!(error = %error, "orphan not adopted");
-                continue;
-            }
-        };
-        match adopted {
-            Ok(Some(row)) => {
-                tracing::info!(request = row.id, "restarting the dispatch of an orphaned request");
-                state.emergency.dispatch(&row);
-            }
-            Ok(None) => {}
-            Err(error) => tracing::warn!(error = %error, request = request.id, "orphan not adopted"),
-        }
-    }
-}
-
 /// The crew of `unit` answers the open offer of `job` (an ambulance request or an order's delivery),
 /// settled here by conditional writes whatever node runs the job's cascade; the announcement tells that
 /// node's dispatcher. An expired, taken or unknown offer is refused and nothing changes.
@@ -413,9 +355,9 @@ pub async fn announce_rider(bus: &Bus, order: i64, unit: &emergency::UnitRow) {
     announce_unit_status(bus, unit.id, "assigned").await;
 }
 
-/// Offers again every packed order that has no rider, no open offer and no change for
-/// `delivery.retry_after_secs` (nobody was free, or its node died). A node adopts an order by bumping
-/// its version with a conditional write, so exactly one node restarts each one.
+/// Offers again every packed order that has no rider, no open offer and that no live node dispatches
+/// (its node's lease lapsed, or it was never leased and has not changed for `delivery.retry_after_secs`).
+/// A node adopts an order by a conditional write on its lease, so exactly one node restarts each one.
 pub async fn retry_deliveries(state: &crate::state::AppState) {
     let before = crate::db::now() - state.settings.delivery.retry_after();
     let candidates = match state.db.read().await {
@@ -432,31 +374,24 @@ pub async fn retry_deliveries(state: &crate::state::AppState) {
             return;
         }
     };
-    for (order, version, lat, lng) in candidates {
-        let running = state
-            .emergency
-            .dispatcher
-            .send(onemedi_actors::dispatch::DispatchStatus(order_key(order)))
-            .await
-            .ok()
-            .flatten()
-            .is_some_and(|phase| !matches!(phase, onemedi_actors::dispatch::DispatchPhase::Done(_)));
-        if running {
-            continue;
-        }
+    for (order, lat, lng) in candidates {
+        let until = crate::db::now() + lease::ROUTINE_LEASE;
         let adopted = match state.db.write().await {
-            Ok(mut conn) => crate::db::orders::adopt_for_delivery(&mut conn, order, version).await,
+            Ok(mut conn) => {
+                crate::db::orders::adopt_for_delivery(&mut conn, order, before, state.bus.node_id(), until)
+                    .await
+            }
             Err(error) => {
                 tracing::warn!(error = %error, "delivery not retried");
                 continue;
             }
         };
         match adopted {
-            Ok(true) => {
+            Ok(true) if !lease::running(state, order_key(order)).await => {
                 tracing::info!(order, "offering a packed order to the riders again");
                 state.emergency.dispatch_order(order, lat, lng);
             }
-            Ok(false) => {}
+            Ok(_) => {}
             Err(error) => tracing::warn!(error = %error, order, "delivery not retried"),
         }
     }

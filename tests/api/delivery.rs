@@ -393,7 +393,7 @@ async fn two_riders_accepting_the_same_delivery_at_once_give_it_to_exactly_one()
     let other = second.as_ref().unwrap_or(&first);
     let (staff, pain) = shop(&first).await;
     for round in 0..3 {
-        // Packed with nobody on duty: the cascade finds no one and the order waits, packed.
+        // Packed with nobody on duty: the cascade finds no one and the order waits, packed, in the queue.
         let placed = order_in(&first, staff.clone(), pain).await;
         assert_eq!(
             set_status(&first, &placed, "packed", &placed.staff).await.status,
@@ -415,6 +415,13 @@ async fn two_riders_accepting_the_same_delivery_at_once_give_it_to_exactly_one()
                         d::unit_id.eq(unit),
                         d::status.eq("offered"),
                         d::offered_at.eq(now),
+                        d::expires_at.eq(now + chrono::TimeDelta::seconds(60)),
+                    ))
+                    // The queue may already have offered the order to the rider who came on duty.
+                    .on_conflict((d::request_kind, d::request_id, d::unit_id))
+                    .do_update()
+                    .set((
+                        d::status.eq("offered"),
                         d::expires_at.eq(now + chrono::TimeDelta::seconds(60)),
                     ))
                     .execute(c)

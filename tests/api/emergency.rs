@@ -593,7 +593,7 @@ async fn fifty_concurrent_calls_across_two_nodes_never_give_one_unit_two_request
     });
     let ids: Vec<i64> = futures_util::future::join_all(calls).await;
 
-    // Every call ends assigned or with nobody available.
+    // Every call ends assigned, or queued for the next unit to free up (these crews never do).
     let finals = || async {
         use schema::ambulance_requests as ar;
         let mut conn = first.app.db.read().await.unwrap();
@@ -608,7 +608,7 @@ async fn fifty_concurrent_calls_across_two_nodes_never_give_one_unit_two_request
         let rows = finals().await;
         if rows
             .iter()
-            .all(|(_, status, _)| status == "assigned" || status == "no_unit_available")
+            .all(|(_, status, _)| status == "assigned" || status == "queued")
         {
             break rows;
         }
@@ -653,7 +653,7 @@ async fn fifty_concurrent_calls_across_two_nodes_never_give_one_unit_two_request
         }
     }
 
-    // Every console, on both nodes, saw how each call ended.
+    // Every console, on both nodes, saw where each call is: assigned, or waiting in the queue.
     for log in &seen {
         let log = log.clone();
         let ids = ids.clone();
@@ -661,8 +661,8 @@ async fn fifty_concurrent_calls_across_two_nodes_never_give_one_unit_two_request
             let events = log.lock().unwrap();
             ids.iter().all(|id| {
                 events.iter().any(|e| {
-                    e["request"]["id"] == *id
-                        && (e["type"] == "unit_assigned" || e["type"] == "no_unit_available")
+                    (e["request"]["id"] == *id && e["type"] == "unit_assigned")
+                        || (e["entity"]["id"] == *id && e["type"] == "state_changed" && e["to"] == "queued")
                 })
             })
         })
@@ -741,16 +741,16 @@ async fn a_request_orphaned_by_a_crashed_node_is_adopted_once_and_offered_again(
     match &second {
         Some(second) => {
             futures_util::join!(
-                onemedi::dispatch::adopt_orphans(&first.app),
-                onemedi::dispatch::adopt_orphans(&second.app)
+                onemedi::dispatch::lease::tick(&first.app),
+                onemedi::dispatch::lease::tick(&second.app)
             );
         }
-        None => onemedi::dispatch::adopt_orphans(&first.app).await,
+        None => onemedi::dispatch::lease::tick(&first.app).await,
     }
     let offer = next_offer(&mut crew.ws).await;
     assert_eq!(offer["request"]["id"], id);
     // A second sweep finds the request moving and leaves it alone.
-    onemedi::dispatch::adopt_orphans(&first.app).await;
+    onemedi::dispatch::lease::tick(&first.app).await;
     let offers: i64 = {
         use schema::dispatch_offers as o;
         let mut conn = first.app.db.read().await.unwrap();
