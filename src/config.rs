@@ -42,6 +42,9 @@ pub struct Settings {
     /// Medicine deliveries by riders; every key has a default, so the section is optional.
     #[serde(default)]
     pub delivery: DeliverySettings,
+    /// The dispatch engine; every key has a default, so the section is optional.
+    #[serde(default)]
+    pub dispatch: DispatchConfig,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -483,6 +486,57 @@ pub struct DeliverySettings {
     pub retry_after_secs: u64,
     /// How often each node looks for such orders, in milliseconds.
     pub retry_sweep_ms: u64,
+}
+
+/// How the dispatch engine treats a call nobody can take now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DispatchPolicy {
+    /// The call waits in the priority queue and is re-dispatched on every change of supply.
+    Queue,
+    /// The earlier engine, kept for comparison runs (P9): one cascade, then `no_unit_available` and a
+    /// human; never re-dispatched.
+    OneShot,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DispatchConfig {
+    /// `queue` (default) or `one_shot`.
+    pub policy: DispatchPolicy,
+    /// How long triggers (units freed, calls arriving) are gathered before the queue is re-solved, in
+    /// milliseconds: triggers arriving together are solved as one batch.
+    pub resolve_delay_ms: u64,
+    /// While calls wait, the queue is also re-solved this often (units driving into range), in
+    /// milliseconds.
+    pub queue_recheck_ms: u64,
+    /// Time budget of one batch assignment, in milliseconds; past it cheaper methods are used.
+    pub batch_deadline_ms: u64,
+}
+
+impl Default for DispatchConfig {
+    fn default() -> Self {
+        Self {
+            policy: DispatchPolicy::Queue,
+            resolve_delay_ms: 25,
+            queue_recheck_ms: 5000,
+            batch_deadline_ms: 20,
+        }
+    }
+}
+
+impl DispatchConfig {
+    /// The actors' dispatcher settings.
+    pub fn dispatcher(&self) -> onemedi_actors::dispatch::DispatchSettings {
+        use std::time::Duration;
+        onemedi_actors::dispatch::DispatchSettings {
+            queue: self.policy == DispatchPolicy::Queue,
+            resolve_delay: Duration::from_millis(self.resolve_delay_ms.min(10_000)),
+            queue_recheck: Duration::from_millis(self.queue_recheck_ms.clamp(100, 600_000)),
+            batch_deadline: Duration::from_millis(self.batch_deadline_ms.clamp(1, 1_000)),
+            ..Default::default()
+        }
+    }
 }
 
 impl Default for DeliverySettings {

@@ -324,7 +324,8 @@ pub async fn build_state(settings: Settings) -> anyhow::Result<AppState> {
     };
     let redis = redis.map(|(_, conn)| conn);
     seed_fleet(&db, &fleet).await;
-    let emergency = dispatch::Emergency::start(db.clone(), &bus, fleet.clone());
+    let emergency =
+        dispatch::Emergency::start(db.clone(), &bus, fleet.clone(), settings.dispatch.dispatcher());
     let lab = Arc::new(dispatch::lab::LabDesk::default());
     bus.attach_lab(lab.clone());
     let limiter = match &redis {

@@ -540,6 +540,15 @@ pub struct DestinationView {
     pub icu_beds_available: i32,
 }
 
+/// Where a waiting call stands in the dispatch queue.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct QueueView {
+    /// 1 = the next call served when a feasible unit frees up (queue order: ARP category, then call time).
+    pub position: i64,
+    /// Seconds since the call was received.
+    pub waited_s: i64,
+}
+
 #[derive(Debug, Serialize, ToSchema)]
 pub struct RequestView {
     pub id: i64,
@@ -559,6 +568,8 @@ pub struct RequestView {
     pub escalation_level: i32,
     pub version: i64,
     pub times: RequestTimes,
+    /// Present while the call waits in the queue (`queued`, `no_unit_available`, `escalated`).
+    pub queue: Option<QueueView>,
     pub clock: breach::ResponseClock,
     /// Once the crew is with the patient: hospitals ranked by ETA among those with a free emergency bed.
     #[serde(skip_serializing_if = "Vec::is_empty")]
@@ -582,6 +593,16 @@ async fn request_view(
         emergency::hospitals_near(&mut conn, row.pickup_lat, row.pickup_lng, DESTINATION_BOX_DEG).await?
     } else {
         Vec::new()
+    };
+    let now = crate::db::now();
+    let queue = if emergency::QUEUE_STATUSES.contains(&row.status.as_str()) {
+        let position = emergency::queue_position(&mut conn, &row).await?;
+        Some(QueueView {
+            position,
+            waited_s: (now - row.call_received_at).num_seconds().max(0),
+        })
+    } else {
+        None
     };
     drop(conn);
     let pickup = Position::new(row.pickup_lat, row.pickup_lng).ok();
@@ -661,6 +682,7 @@ async fn request_view(
             back_in_service: row.back_in_service_at,
             cancelled: row.cancelled_at,
         },
+        queue,
         clock,
         recommended_destinations: recommended,
         timeline,

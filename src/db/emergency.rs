@@ -460,6 +460,28 @@ pub async fn timeline(conn: &mut Conn, id: i64) -> QueryResult<Vec<TimelineEntry
 /// Request statuses in which the dispatch engine works a request (and a node holds its lease).
 pub const WAITING_STATUSES: [&str; 5] = ["requested", "offered", "queued", "no_unit_available", "escalated"];
 
+/// Request statuses of a call waiting in the dispatch queue.
+pub const QUEUE_STATUSES: [&str; 3] = ["queued", "no_unit_available", "escalated"];
+
+/// A waiting call's place in the queue: 1 + the waiting calls served before it (a more urgent
+/// category, or the same category received earlier).
+pub async fn queue_position(conn: &mut Conn, row: &RequestRow) -> QueryResult<i64> {
+    let (category, received, id) = (row.category, row.call_received_at, row.id);
+    let ahead: i64 = on_conn!(conn, c => ar::table
+        .filter(ar::status.eq_any(QUEUE_STATUSES))
+        .filter(
+            ar::category.lt(category).or(ar::category.eq(category).and(
+                ar::call_received_at
+                    .lt(received)
+                    .or(ar::call_received_at.eq(received).and(ar::id.lt(id))),
+            )),
+        )
+        .count()
+        .get_result(c)
+        .await)?;
+    Ok(ahead + 1)
+}
+
 /// A request never leased (created by a node that died before its first renewal) is adoptable once it
 /// has not changed for this long: every live node renews its leases each second.
 pub const UNLEASED_GRACE: chrono::TimeDelta = chrono::TimeDelta::seconds(3);

@@ -125,7 +125,12 @@ async fn adopt_lapsed(state: &AppState) {
             return;
         }
     };
+    let one_shot = state.settings.dispatch.policy == crate::config::DispatchPolicy::OneShot;
     for request in candidates {
+        // The one-shot policy leaves a call nobody took to a human: only a lost cascade is restarted.
+        if one_shot && !matches!(request.status.as_str(), "requested" | "offered") {
+            continue;
+        }
         let lease = if request.category <= 2 {
             URGENT_LEASE
         } else {

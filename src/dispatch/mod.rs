@@ -57,7 +57,7 @@ pub struct DispatchLink {
 
 impl Emergency {
     /// Starts the registry and the dispatcher on the current arbiter and attaches them to `bus`.
-    pub fn start(db: Db, bus: &Bus, fleet: SharedFleet) -> Self {
+    pub fn start(db: Db, bus: &Bus, fleet: SharedFleet, settings: DispatchSettings) -> Self {
         let ports = Ports {
             store: Arc::new(SqlStore::new(db)),
             bus: Arc::new(bus.clone()),
@@ -71,13 +71,7 @@ impl Emergency {
             offerable: search.clone().recipient(),
             on_duty: search.recipient(),
         };
-        let dispatcher = Dispatcher::new(
-            ports,
-            link,
-            Some(registry.clone().recipient()),
-            DispatchSettings::default(),
-        )
-        .start();
+        let dispatcher = Dispatcher::new(ports, link, Some(registry.clone().recipient()), settings).start();
         bus.attach_dispatcher(DispatchLink {
             settled: dispatcher.clone().recipient(),
             cancel: dispatcher.clone().recipient(),

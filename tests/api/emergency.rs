@@ -122,7 +122,7 @@ pub(crate) fn call(category: i32) -> Value {
     })
 }
 
-async fn insert_hospital(app: &TestApp, beds: i32) -> i64 {
+pub(crate) async fn insert_hospital(app: &TestApp, beds: i32) -> i64 {
     use schema::hospitals as h;
     let mut conn = app.app.db.write().await.unwrap();
     on_conn!(&mut conn, c => diesel::insert_into(h::table)

@@ -19,6 +19,7 @@ mod conventions;
 mod coupons;
 mod delivery;
 mod demo;
+mod dispatch_queue;
 mod emergency;
 mod helpers;
 mod insurance;

@@ -57,6 +57,9 @@ pub struct DispatchSettings {
     pub queue_recheck: Duration,
     /// Time budget of one batch assignment.
     pub batch_deadline: Duration,
+    /// Keep a job nobody can take now in the queue (`true`, the engine), or give it up to a human after
+    /// one cascade (`false`, the one-shot policy kept for comparison runs).
+    pub queue: bool,
 }
 
 impl Default for DispatchSettings {
@@ -68,6 +71,7 @@ impl Default for DispatchSettings {
             resolve_delay: RESOLVE_DELAY,
             queue_recheck: QUEUE_RECHECK,
             batch_deadline: BATCH_DEADLINE,
+            queue: true,
         }
     }
 }
@@ -271,8 +275,10 @@ impl Dispatcher {
                 cascade.widened = false;
                 cascade.radius_m = cascade.priority.search_radius_m();
                 self.advance(job, ctx);
-            } else if cascade.widened {
+            } else if cascade.widened && self.settings.queue {
                 self.enqueue(job, ctx);
+            } else if cascade.widened {
+                self.give_up(job, ctx);
             } else {
                 cascade.widened = true;
                 cascade.radius_m *= widen_factor;
@@ -462,6 +468,36 @@ impl Dispatcher {
                 // The job could not be offered while its mark was being recorded.
                 act.request_resolve(act.settings.resolve_delay, ctx);
             }));
+        }));
+    }
+
+    /// One-shot policy: nobody left even after widening: record `no_unit_available`, escalate,
+    /// announce, and stop.
+    fn give_up(&mut self, job: EntityKey, ctx: &mut Context<Self>) {
+        let Some(cascade) = self.cascades.get(&job) else {
+            return;
+        };
+        let radius_m = cascade.radius_m;
+        self.finish(job, DispatchOutcome::NoUnitAvailable, ctx);
+        let record = self.record(job, no_unit_event(job), "no_unit".to_owned(), None);
+        ctx.spawn(record.into_actor(self).map(move |recorded, act, ctx| {
+            if let Err(err) = recorded {
+                tracing::warn!(%job, error = %err, "recording no_unit_available failed");
+            }
+            act.publish(
+                Topic::entity(job),
+                DomainEvent::NoUnitAvailable {
+                    request: job,
+                    radius_m,
+                },
+                ctx,
+            );
+            let reason = format!("no unit accepted within {radius_m:.0} m");
+            act.publish(
+                Topic::dispatch(),
+                DomainEvent::Escalated { request: job, reason },
+                ctx,
+            );
         }));
     }
 

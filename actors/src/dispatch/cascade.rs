@@ -18,6 +18,9 @@ use crate::{
 pub enum DispatchOutcome {
     /// The unit was claimed for the job.
     Assigned(UnitId),
+    /// One-shot policy only: nobody accepted within the widened radius; escalated to a human and
+    /// never re-dispatched.
+    NoUnitAvailable,
     /// The job was called off (or another node adopted it).
     Cancelled,
 }

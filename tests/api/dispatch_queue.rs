@@ -1,0 +1,221 @@
+//! The dispatch queue end to end, on both backends: a call nobody can take waits `queued` with its
+//! place in the queue and is offered the moment a unit frees up; calls competing for units freed
+//! together get the batch assignment; a candidate that fell silent after the search is never offered.
+
+use diesel::prelude::*;
+use diesel_async::RunQueryDsl;
+use onemedi::{db::schema, domain::Role, on_conn};
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+use crate::{
+    emergency::{Crew, ambulance, call, indexed, insert_hospital, next_offer},
+    helpers::{TestApp, spawn_app, spawn_app_with},
+    ws_client::eventually,
+};
+
+/// Cubbon Park, Bengaluru: where the calls of the batch test are placed.
+const CENTRE: (f64, f64) = (12.9763, 77.5929);
+
+/// A point `north_m` metres north of [`CENTRE`].
+fn north(north_m: f64) -> (f64, f64) {
+    (CENTRE.0 + north_m / 111_195.0, CENTRE.1)
+}
+
+fn call_at(at: (f64, f64), category: i32) -> Value {
+    json!({"pickup": {"lat": at.0, "lng": at.1}, "category": category})
+}
+
+async fn post_call(app: &TestApp, dispatcher: &str, body: &Value) -> i64 {
+    let reply = app
+        .post("/api/v1/emergency/ambulance-requests", body, Some(dispatcher))
+        .await;
+    assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.body);
+    reply.body["id"].as_i64().unwrap()
+}
+
+async fn request(app: &TestApp, dispatcher: &str, id: i64) -> Value {
+    let reply = app
+        .get(
+            &format!("/api/v1/emergency/ambulance-requests/{id}"),
+            Some(dispatcher),
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+    reply.body
+}
+
+/// Waits until the request's stored status is `status`.
+async fn reaches(app: &TestApp, dispatcher: &str, id: i64, status: &str) {
+    eventually(async || request(app, dispatcher, id).await["status"] == status).await;
+}
+
+/// The request's timeline as (to_status, reason) pairs, oldest first.
+async fn timeline(app: &TestApp, id: i64) -> Vec<(String, Option<String>)> {
+    use schema::entity_transitions as t;
+    let mut conn = app.app.db.read().await.unwrap();
+    on_conn!(&mut conn, c => t::table
+        .filter(t::entity_type.eq("ambulance_request").and(t::entity_id.eq(id)))
+        .order(t::id.asc())
+        .select((t::to_status, t::reason))
+        .load::<(String, Option<String>)>(c)
+        .await)
+    .unwrap()
+}
+
+async fn accept(crew: &mut Crew, request: i64) {
+    let accepted = crew
+        .ws
+        .command(json!({"type": "accept", "request_id": request}), "accept")
+        .await;
+    assert_eq!(accepted["type"], "ack", "{accepted}");
+}
+
+async fn crew_status(crew: &mut Crew, status: &str) {
+    let reply = crew
+        .ws
+        .command(json!({"type": "status", "status": status}), "status")
+        .await;
+    assert_eq!(reply["type"], "ack", "{reply}");
+}
+
+async fn step(app: &TestApp, crew: &Crew, body: Value) {
+    let reply = app
+        .put(
+            &format!("/api/v1/emergency/units/{}/status", crew.unit),
+            &body,
+            Some(&crew.token),
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::OK, "{body}: {}", reply.body);
+}
+
+#[actix_web::test]
+async fn a_call_nobody_can_take_waits_queued_in_order_and_is_offered_the_moment_the_unit_is_back_in_service()
+{
+    let app = spawn_app().await;
+    let (dispatcher, _) = app.user_with_role(Role::Dispatcher).await;
+    let hospital = insert_hospital(&app, 4).await;
+    let mut crew = ambulance(&app, &dispatcher, "ALS-Q1", "als", (12.9760, 77.6040)).await;
+    indexed(&app, crew.unit).await;
+
+    let first = post_call(&app, &dispatcher, &call(2)).await;
+    assert_eq!(next_offer(&mut crew.ws).await["request"]["id"], first);
+    accept(&mut crew, first).await;
+
+    // The only unit is busy: both later calls wait, the category 1 ahead of the older category 3.
+    let third = post_call(&app, &dispatcher, &call(3)).await;
+    let urgent = post_call(&app, &dispatcher, &call(1)).await;
+    reaches(&app, &dispatcher, third, "queued").await;
+    reaches(&app, &dispatcher, urgent, "queued").await;
+    let waiting = request(&app, &dispatcher, urgent).await;
+    assert_eq!(waiting["queue"]["position"], 1, "{waiting}");
+    assert!(waiting["queue"]["waited_s"].as_i64().unwrap() >= 0);
+    assert_eq!(request(&app, &dispatcher, third).await["queue"]["position"], 2);
+    assert!(request(&app, &dispatcher, first).await["queue"].is_null());
+
+    // The crew finishes the first job over REST; the freed unit goes to the category 1 call.
+    for body in [
+        json!({"status": "en_route"}),
+        json!({"status": "on_scene"}),
+        json!({"status": "transporting", "hospital_id": hospital}),
+        json!({"status": "at_destination"}),
+        json!({"status": "handed_over"}),
+        json!({"status": "back_in_service"}),
+    ] {
+        step(&app, &crew, body).await;
+    }
+    let offer = next_offer(&mut crew.ws).await;
+    assert_eq!(offer["request"]["id"], urgent, "{offer}");
+    let steps = timeline(&app, urgent).await;
+    let statuses: Vec<&str> = steps.iter().map(|(to, _)| to.as_str()).collect();
+    assert_eq!(statuses, ["requested", "queued", "offered"], "{steps:?}");
+    let reason = steps[2].1.as_deref().unwrap_or_default();
+    assert!(reason.starts_with("queue: nearest free unit"), "{reason}");
+    // The category 3 call keeps waiting, now first in the queue.
+    let still = request(&app, &dispatcher, third).await;
+    assert_eq!(still["status"], "queued");
+    assert_eq!(still["queue"]["position"], 1);
+}
+
+#[actix_web::test]
+async fn calls_competing_for_units_freed_together_get_the_assignment_with_the_least_total_eta() {
+    // Triggers within 400 ms are solved together, so the two crews coming back is one batch.
+    let app = spawn_app_with(|s| s.dispatch.resolve_delay_ms = 400).await;
+    let (dispatcher, _) = app.user_with_role(Role::Dispatcher).await;
+    // Call A at the centre and call B 2 km north; unit 1 is 1 km north, unit 2 1.5 km south. Serving
+    // the older call A with its nearest unit first would cost 1 + 3 km; the batch sends 1.5 + 1 km.
+    let mut one = ambulance(&app, &dispatcher, "ALS-B1", "als", north(1_000.0)).await;
+    let mut two = ambulance(&app, &dispatcher, "ALS-B2", "als", north(-1_500.0)).await;
+    for crew in [&mut one, &mut two] {
+        indexed(&app, crew.unit).await;
+        crew_status(crew, "busy").await;
+    }
+    let a = post_call(&app, &dispatcher, &call_at(north(0.0), 2)).await;
+    let b = post_call(&app, &dispatcher, &call_at(north(2_000.0), 2)).await;
+    reaches(&app, &dispatcher, a, "queued").await;
+    reaches(&app, &dispatcher, b, "queued").await;
+
+    let (back_one, back_two) = tokio::join!(
+        one.ws
+            .command(json!({"type": "status", "status": "available"}), "back"),
+        two.ws
+            .command(json!({"type": "status", "status": "available"}), "back"),
+    );
+    assert_eq!(
+        (back_one["type"].as_str(), back_two["type"].as_str()),
+        (Some("ack"), Some("ack"))
+    );
+    assert_eq!(next_offer(&mut one.ws).await["request"]["id"], b);
+    assert_eq!(next_offer(&mut two.ws).await["request"]["id"], a);
+    for id in [a, b] {
+        let steps = timeline(&app, id).await;
+        let (to, reason) = steps.last().unwrap();
+        assert_eq!(to, "offered");
+        let reason = reason.as_deref().unwrap_or_default();
+        assert!(
+            reason.starts_with("batch exact: 2 calls x 2 units in "),
+            "{reason}"
+        );
+    }
+}
+
+#[actix_web::test]
+async fn a_unit_that_fell_silent_after_the_search_is_never_offered() {
+    use onemedi_actors::ids::UnitId;
+    let app = spawn_app().await;
+    let (dispatcher, _) = app.user_with_role(Role::Dispatcher).await;
+    let mut nearest = ambulance(&app, &dispatcher, "ALS-F1", "als", north(300.0)).await;
+    let silent = ambulance(&app, &dispatcher, "ALS-F2", "als", north(600.0)).await;
+    let mut farther = ambulance(&app, &dispatcher, "ALS-F3", "als", north(900.0)).await;
+    for crew in [&nearest, &silent, &farther] {
+        indexed(&app, crew.unit).await;
+    }
+    let id = post_call(&app, &dispatcher, &call_at(north(0.0), 2)).await;
+    assert_eq!(next_offer(&mut nearest.ws).await["request"]["id"], id);
+
+    // The second candidate stops reporting: its last ping is now two minutes old.
+    {
+        let mut index = onemedi::bus::lock_fleet(&app.app.fleet);
+        let mut unit = *index.get(UnitId(silent.unit)).unwrap();
+        unit.last_seen -= chrono::TimeDelta::seconds(120);
+        index.upsert(unit).unwrap();
+    }
+    let declined = nearest
+        .ws
+        .command(json!({"type": "decline", "request_id": id}), "no")
+        .await;
+    assert_eq!(declined["type"], "ack", "{declined}");
+    assert_eq!(next_offer(&mut farther.ws).await["request"]["id"], id);
+    let offered_to_silent: i64 = {
+        use schema::dispatch_offers as o;
+        let mut conn = app.app.db.read().await.unwrap();
+        on_conn!(&mut conn, c => o::table
+            .filter(o::unit_id.eq(silent.unit))
+            .count()
+            .get_result(c)
+            .await)
+        .unwrap()
+    };
+    assert_eq!(offered_to_silent, 0);
+}
