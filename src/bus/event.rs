@@ -22,10 +22,12 @@ pub enum Event {
     },
     /// A unit reported its position (on `unit:{id}` and `dispatch`); feeds every node's fleet index.
     UnitLocation(UnitLocation),
-    /// A unit's crew changed its availability (on `unit:{id}` and `dispatch`).
+    /// A unit's stored status changed (on `unit:{id}` and `dispatch`), whoever changed it: its crew, a
+    /// job's step, an assignment, a cancellation, a delivery. The one way clients learn a new status.
     UnitStatus {
         unit_id: i64,
-        /// `available`, `busy` or `off_duty`.
+        /// Availability (`available`, `busy`, `off_duty`) or a job's stage (`assigned`, `en_route`,
+        /// `on_scene`, `transporting`, `at_destination`).
         status: String,
         at: DateTime<Utc>,
     },
@@ -149,8 +151,10 @@ pub struct UnitLocation {
     pub accuracy: Option<f64>,
     /// Device time of the fix (Unix milliseconds), when given.
     pub ts: Option<i64>,
-    /// The unit's stored status when its session started reporting (`available`, `busy`, …); the
-    /// fleet index keeps a newer status it already knows.
+    /// The unit's status as last announced to the delivering node (read from the database if it has
+    /// announced none yet): what a node that has not heard of the unit indexes it with. It only repeats
+    /// `unit_status` events and never changes a status a client already knows; the fleet index, too,
+    /// keeps the status it has.
     pub status: String,
     /// Capability bits of the unit.
     pub capabilities: u32,

@@ -5,11 +5,18 @@
 //!
 //! Delivery is at most once: a node that is disconnected from Redis misses what is published
 //! meanwhile (clients re-read state over REST after reconnecting).
+//!
+//! A unit's status reaches clients only through `unit_status` events. Each node keeps the last one it
+//! delivered for every unit (its status board) and writes it into the unit's location pings as it
+//! delivers them, so a ping never repeats a status older than one the node has already announced.
 
 pub mod event;
 mod redis_bridge;
 
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex, MutexGuard, OnceLock},
+};
 
 use chrono::Utc;
 use onemedi_actors::{
@@ -43,11 +50,49 @@ struct Envelope<'a> {
     event: Value,
 }
 
+/// How many locks the status board is split over: pings of different units rarely wait for each other.
+const STATUS_SHARDS: usize = 64;
+
+/// The last status delivered on this node for each unit it has heard of (from a `unit_status` event,
+/// this node's or relayed, or read from the database before any was heard).
+///
+/// A unit's shard stays locked while one of its `unit_status` events or pings is delivered and queued
+/// for the relay, so on every node, and through Redis to the others, they keep the order in which the
+/// board saw them: a ping delivered after a status change carries that status or a newer one.
+struct StatusBoard {
+    shards: Box<[Mutex<HashMap<i64, String>>]>,
+}
+
+impl StatusBoard {
+    fn new() -> Self {
+        Self {
+            shards: (0..STATUS_SHARDS).map(|_| Mutex::default()).collect(),
+        }
+    }
+
+    /// Locks the shard of `unit`; the critical sections never await.
+    fn shard(&self, unit: i64) -> MutexGuard<'_, HashMap<i64, String>> {
+        let index = usize::try_from(unit.rem_euclid(STATUS_SHARDS as i64)).unwrap_or(0);
+        self.shards[index]
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+/// The unit a status or location event is about, if it is one of those.
+fn unit_of(event: &Value) -> Option<i64> {
+    match event["type"].as_str() {
+        Some("unit_status" | "unit_location") => event["unit_id"].as_i64(),
+        _ => None,
+    }
+}
+
 /// This node's receivers of events: its sessions (through the hub) and its fleet index.
 pub struct Local {
     node_id: String,
     hub: Arc<Hub>,
     fleet: SharedFleet,
+    statuses: StatusBoard,
     /// This node's dispatcher, told about offers settled and requests ended anywhere.
     dispatcher: OnceLock<DispatchLink>,
     /// This node's lab offer rounds, woken by answers settled anywhere.
@@ -62,8 +107,30 @@ pub type Observer = Box<dyn Fn(&Value) + Send + Sync>;
 
 impl Local {
     /// Delivers one event (an actor's domain event, or any event relayed from another node) to this
-    /// node's fleet index, dispatcher, lab desk and the sessions subscribed to `topics`.
+    /// node's fleet index, dispatcher, lab desk and the sessions subscribed to `topics`. A relayed
+    /// `unit_status` goes on the status board; a relayed ping takes the board's status for its unit,
+    /// since the sending node may not have heard of a change announced here yet.
     fn deliver(&self, topics: &[String], event: &Value) {
+        let Some(unit) = unit_of(event) else {
+            return self.deliver_value(topics, event);
+        };
+        let mut board = self.statuses.shard(unit);
+        let status = event["status"].as_str();
+        if event["type"] == "unit_status" {
+            if let Some(status) = status {
+                board.insert(unit, status.to_owned());
+            }
+        } else if let Some(known) = board.get(&unit)
+            && status != Some(known.as_str())
+        {
+            let mut restated = event.clone();
+            restated["status"] = Value::from(known.as_str());
+            return self.deliver_value(topics, &restated);
+        }
+        self.deliver_value(topics, event);
+    }
+
+    fn deliver_value(&self, topics: &[String], event: &Value) {
         feed_fleet(&self.fleet, event);
         if let Some(link) = self.dispatcher.get() {
             feed_dispatcher(link, event);
@@ -119,6 +186,7 @@ impl Bus {
                 node_id: uuid::Uuid::new_v4().simple().to_string(),
                 hub,
                 fleet,
+                statuses: StatusBoard::new(),
                 dispatcher: OnceLock::new(),
                 lab: OnceLock::new(),
                 observer: OnceLock::new(),
@@ -191,26 +259,68 @@ impl Bus {
     }
 
     /// Publishes one of the server's own events. It is serialised once, straight to text, for the
-    /// local sessions and the relay alike.
+    /// local sessions and the relay alike. A `unit_status` goes on this node's status board; a
+    /// `unit_location` goes out with the board's status for its unit when the board has one.
     pub async fn publish_event(&self, topics: &[String], event: &Event) {
+        let unit = match event {
+            Event::UnitStatus { unit_id, .. } => Some(*unit_id),
+            Event::UnitLocation(ping) => Some(ping.unit_id),
+            _ => None,
+        };
+        let mut board = unit.map(|unit| self.local.statuses.shard(unit));
+        let restated;
+        let event = match (event, board.as_deref_mut()) {
+            (Event::UnitStatus { unit_id, status, .. }, Some(board)) => {
+                board.insert(*unit_id, status.clone());
+                event
+            }
+            (Event::UnitLocation(ping), Some(board)) => match board.get(&ping.unit_id) {
+                Some(known) if *known != ping.status => {
+                    restated = Event::UnitLocation(UnitLocation {
+                        status: known.clone(),
+                        ..ping.clone()
+                    });
+                    &restated
+                }
+                _ => event,
+            },
+            _ => event,
+        };
         let text = event.to_text();
         self.local.deliver_own(topics, event, &text);
+        if let Some(relay) = &self.relay {
+            let node = serde_json::to_string(&self.local.node_id);
+            let topics = serde_json::to_string(topics);
+            match (node, topics) {
+                // The same shape as `Envelope`, written around the event's text instead of re-serialising it.
+                (Ok(node), Ok(topics)) => {
+                    relay.send(format!(r#"{{"node":{node},"topics":{topics},"event":{text}}}"#))
+                }
+                _ => tracing::warn!("event not relayed: unserialisable"),
+            }
+        }
+        drop(board);
         let ping = matches!(event, Event::UnitLocation(_) | Event::RiderLocation { .. });
         if !ping && let Some(observer) = self.local.observer.get() {
             observer(&event.to_json());
         }
-        let Some(relay) = &self.relay else {
-            return;
-        };
-        let node = serde_json::to_string(&self.local.node_id);
-        let topics = serde_json::to_string(topics);
-        match (node, topics) {
-            // The same shape as `Envelope`, written around the event's text instead of re-serialising it.
-            (Ok(node), Ok(topics)) => {
-                relay.send(format!(r#"{{"node":{node},"topics":{topics},"event":{text}}}"#))
-            }
-            _ => tracing::warn!("event not relayed: unserialisable"),
-        }
+    }
+
+    /// The status this node last delivered for `unit`, if it has heard of one.
+    pub fn unit_status(&self, unit: i64) -> Option<String> {
+        self.local.statuses.shard(unit).get(&unit).cloned()
+    }
+
+    /// Puts `stored`, read from the database, on the status board unless a status for `unit` was
+    /// delivered meanwhile (that one is newer: it was published after its commit). Returns the board's
+    /// status for the unit.
+    pub fn learn_unit_status(&self, unit: i64, stored: &str) -> String {
+        self.local
+            .statuses
+            .shard(unit)
+            .entry(unit)
+            .or_insert_with(|| stored.to_owned())
+            .clone()
     }
 
     /// Announces a committed order status change on `order:{id}`.
@@ -392,5 +502,61 @@ mod tests {
             lock_fleet(&fleet).get(UnitId(8)).unwrap().status,
             UnitStatus::Busy
         );
+    }
+
+    fn status(unit_id: i64, status: &str) -> Event {
+        Event::UnitStatus {
+            unit_id,
+            status: status.into(),
+            at: Utc::now(),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_ping_goes_out_with_the_last_announced_status_not_the_one_it_was_built_with() {
+        let hub = Arc::new(Hub::default());
+        let bus = Bus::local(hub.clone(), SharedFleet::default());
+        let (link, mut frames) = hub.open(8);
+        hub.subscribe("dispatch", &link);
+        bus.publish_event(&["dispatch".into()], &status(9, "en_route"))
+            .await;
+        bus.publish_event(&["dispatch".into()], &location_event(ping(9)))
+            .await;
+        let announced: Value = serde_json::from_str(frames.try_recv().unwrap().payload()).unwrap();
+        assert_eq!(announced["event"]["status"], "en_route");
+        let pinged: Value = serde_json::from_str(frames.try_recv().unwrap().payload()).unwrap();
+        assert_eq!(pinged["event"]["type"], "unit_location");
+        assert_eq!(pinged["event"]["status"], "en_route");
+        assert_eq!(bus.unit_status(9).as_deref(), Some("en_route"));
+    }
+
+    #[tokio::test]
+    async fn a_relayed_ping_takes_the_status_this_node_announced_and_a_relayed_status_is_kept() {
+        let hub = Arc::new(Hub::default());
+        let bus = Bus::local(hub.clone(), SharedFleet::default());
+        let (link, mut frames) = hub.open(8);
+        hub.subscribe("dispatch", &link);
+        bus.publish_event(&["dispatch".into()], &status(10, "on_scene"))
+            .await;
+        frames.try_recv().unwrap();
+        // Another node's ping, sent before that node heard of the change announced here.
+        let relayed = location_event(ping(10)).to_json();
+        bus.local.deliver(&["dispatch".into()], &relayed);
+        let pinged: Value = serde_json::from_str(frames.try_recv().unwrap().payload()).unwrap();
+        assert_eq!(pinged["event"]["status"], "on_scene");
+        bus.local
+            .deliver(&["dispatch".into()], &status(10, "transporting").to_json());
+        assert_eq!(bus.unit_status(10).as_deref(), Some("transporting"));
+    }
+
+    #[tokio::test]
+    async fn a_status_read_from_the_database_never_replaces_one_announced_meanwhile() {
+        let bus = Bus::local(Arc::new(Hub::default()), SharedFleet::default());
+        assert_eq!(bus.unit_status(11), None);
+        assert_eq!(bus.learn_unit_status(11, "available"), "available");
+        bus.publish_event(&["unit:11".into()], &status(11, "assigned"))
+            .await;
+        assert_eq!(bus.learn_unit_status(11, "available"), "assigned");
+        assert_eq!(bus.unit_status(11).as_deref(), Some("assigned"));
     }
 }

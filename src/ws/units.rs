@@ -1,6 +1,10 @@
 //! Commands only a unit's crew may send: location pings, availability, and answers to offers. A
 //! rider's pings also go to the `order:{id}` topic of the order they carry, with its ETA; an ambulance
 //! crew's go to the `ambulance_request:{id}` topic of the request they work, for the requester.
+//!
+//! A session keeps no copy of its unit's status: the status a ping carries is the one this node last
+//! announced (see `bus`), because a job's steps and its end are made elsewhere (over REST, by the
+//! dispatcher, on another node) and a copy here would go stale.
 
 use std::time::{Duration, Instant};
 
@@ -46,7 +50,6 @@ const AMBULANCE_JOB_TTL: Duration = Duration::from_secs(5);
 pub struct CrewUnit {
     pub id: i64,
     pub kind: UnitKind,
-    pub status: String,
     pub capabilities: u32,
     /// A rider's current delivery and when it was last read (`None` = never read).
     pub delivery: Option<(Instant, Option<Delivery>)>,
@@ -71,15 +74,14 @@ async fn crew_unit(session: &mut Session) -> Result<CrewUnit, Refusal> {
             .filter(unit_crew::user_id.eq(user))
             .filter(units::is_active.eq(true))
             .order(units::id.asc())
-            .select((units::id, units::kind, units::status, units::capabilities))
-            .first::<(i64, String, String, i32)>(c)
+            .select((units::id, units::kind, units::capabilities))
+            .first::<(i64, String, i32)>(c)
             .await)
         .optional()?;
-        session.crew = Some(row.and_then(|(id, kind, status, capabilities)| {
+        session.crew = Some(row.and_then(|(id, kind, capabilities)| {
             Some(CrewUnit {
                 id,
                 kind: db::emergency::unit_kind(&kind)?,
-                status,
                 capabilities: u32::try_from(capabilities).unwrap_or(0),
                 delivery: None,
                 request: None,
@@ -119,6 +121,7 @@ pub(super) async fn location(session: &mut Session, report: LocationReport) -> R
         ));
     }
     let heading = heading.rem_euclid(360.0);
+    let status = announced_status(session, unit.id).await?;
     let event = location_event(UnitLocation {
         unit_id: unit.id,
         kind: unit.kind,
@@ -128,7 +131,7 @@ pub(super) async fn location(session: &mut Session, report: LocationReport) -> R
         speed,
         accuracy: report.accuracy,
         ts: report.ts,
-        status: unit.status.clone(),
+        status,
         capabilities: unit.capabilities,
         at: Utc::now(),
     });
@@ -181,6 +184,23 @@ pub(super) async fn location(session: &mut Session, report: LocationReport) -> R
         },
     );
     Ok(())
+}
+
+/// The status of `unit` as this node last announced it, or as stored while it has heard of no change
+/// of the unit since it started. The bus puts its latest one into the ping again as it publishes it, in
+/// case a change is announced while this ping is on its way.
+async fn announced_status(session: &Session, unit: i64) -> Result<String, Refusal> {
+    if let Some(status) = session.state.bus.unit_status(unit) {
+        return Ok(status);
+    }
+    let mut conn = session.state.db.read().await?;
+    let stored = on_conn!(&mut conn, c => units::table
+        .find(unit)
+        .select(units::status)
+        .first::<String>(c)
+        .await)?;
+    drop(conn);
+    Ok(session.state.bus.learn_unit_status(unit, &stored))
 }
 
 /// The order the rider of `unit` is carrying (assigned, picked up or out for delivery), re-read at most
@@ -265,9 +285,6 @@ pub(super) async fn status(session: &mut Session, status: &str) -> Result<(), Re
             "the unit is on a job; its status follows the job",
         ));
     }
-    if let Some(Some(crew)) = &mut session.crew {
-        crew.status = status.to_owned();
-    }
     let event = Event::UnitStatus {
         unit_id: unit.id,
         status: status.to_owned(),
@@ -331,7 +348,6 @@ pub(super) async fn answer(
     if let Some(settled) = settled
         && let Some(Some(crew)) = &mut session.crew
     {
-        crew.status = "assigned".to_owned();
         match &settled.job {
             db::emergency::SettledJob::Order(order) => {
                 let delivery = Position::new(order.ship_lat, order.ship_lng)

@@ -910,3 +910,248 @@ async fn a_position_flush_writes_each_units_latest_ping_and_only_that_units_row(
     );
     assert_eq!(app.app.positions.flush(&app.app.db).await.unwrap(), 0);
 }
+
+/// What a dispatcher's console heard of one unit: the statuses announced to it, in order.
+struct Heard {
+    unit: i64,
+    statuses: Vec<String>,
+}
+
+impl Heard {
+    fn of(unit: i64) -> Self {
+        Self {
+            unit,
+            statuses: Vec::new(),
+        }
+    }
+
+    /// Reads the console until an event of `kind` about the unit arrives. On the way every ping must
+    /// repeat the last status announced before it: a ping that carried an older one would put a unit
+    /// back a step on every console that believed it.
+    async fn until(&mut self, console: &mut Client, kind: &str) -> Value {
+        loop {
+            let frame = console.next().await;
+            let event = &frame["event"];
+            if event["unit_id"] != self.unit {
+                continue;
+            }
+            match event["type"].as_str() {
+                Some("unit_status") => self.statuses.push(event["status"].as_str().unwrap().to_owned()),
+                Some("unit_location") => {
+                    if let Some(last) = self.statuses.last() {
+                        assert_eq!(
+                            event["status"], *last,
+                            "a ping after {:?} carried another status",
+                            self.statuses
+                        );
+                    }
+                }
+                _ => {}
+            }
+            if event["type"] == kind {
+                return event.clone();
+            }
+        }
+    }
+}
+
+/// A crew's ping from near `PICKUP`; answered with an ack.
+async fn ping(ws: &mut Client, n: usize) {
+    let at = json!({"type": "location", "lat": PICKUP.0 + 0.0005 * n as f64, "lng": PICKUP.1, "speed": 9.0});
+    assert_eq!(ws.command(at, &format!("p{n}")).await["type"], "ack");
+}
+
+/// The steps of a job its crew works over REST, each with the unit's stored status after it.
+const JOB_STEPS: [(&str, &str); 6] = [
+    ("en_route", "en_route"),
+    ("on_scene", "on_scene"),
+    ("transporting", "transporting"),
+    ("at_destination", "at_destination"),
+    ("handed_over", "at_destination"),
+    ("back_in_service", "available"),
+];
+
+async fn take_step(app: &TestApp, crew: &Crew, step: &str, hospital: i64) -> String {
+    let mut body = json!({"status": step});
+    if step == "transporting" {
+        body["hospital_id"] = json!(hospital);
+    }
+    let reply = app
+        .put(
+            &format!("/api/v1/emergency/units/{}/status", crew.unit),
+            &body,
+            Some(&crew.token),
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::OK, "{step}: {}", reply.body);
+    reply.body["status"].as_str().unwrap().to_owned()
+}
+
+#[actix_web::test]
+async fn a_dispatcher_hears_each_step_of_a_job_worked_over_rest_and_no_later_ping_repeats_an_older_status() {
+    let app = spawn_app().await;
+    let (dispatcher, _) = app.user_with_role(Role::Dispatcher).await;
+    let mut console = Client::open(&app, &dispatcher).await;
+    assert_eq!(console.subscribe("dispatch").await["type"], "ack");
+    let mut crew = ambulance(&app, &dispatcher, "ALS-STEPS", "als", (12.9800, 77.6050)).await;
+    let mut heard = Heard::of(crew.unit);
+    let first = heard.until(&mut console, "unit_location").await;
+    assert_eq!(first["status"], "available");
+    indexed(&app, crew.unit).await;
+
+    let (customer, _) = app.register_customer("steps@example.in").await;
+    let created = app
+        .post("/api/v1/emergency/ambulance-requests", &call(2), Some(&customer))
+        .await;
+    assert_eq!(created.status, StatusCode::CREATED, "{}", created.body);
+    let id = created.body["id"].as_i64().unwrap();
+    assert_eq!(next_offer(&mut crew.ws).await["request"]["id"], id);
+    let accepted = crew
+        .ws
+        .command(json!({"type": "accept", "request_id": id}), "a")
+        .await;
+    assert_eq!(accepted["type"], "ack", "{accepted}");
+    assert_eq!(
+        heard.until(&mut console, "unit_status").await["status"],
+        "assigned"
+    );
+    ping(&mut crew.ws, 0).await;
+    assert_eq!(
+        heard.until(&mut console, "unit_location").await["status"],
+        "assigned"
+    );
+
+    let hospital = insert_hospital(&app, 3).await;
+    for (n, (step, stored)) in JOB_STEPS.into_iter().enumerate() {
+        assert_eq!(take_step(&app, &crew, step, hospital).await, stored);
+        let announced = heard.until(&mut console, "unit_status").await;
+        assert_eq!(announced["status"], stored, "after {step}");
+        ping(&mut crew.ws, n + 1).await;
+        let pinged = heard.until(&mut console, "unit_location").await;
+        assert_eq!(pinged["status"], stored, "the first ping after {step}");
+    }
+    assert_eq!(
+        heard.statuses,
+        [
+            "available",
+            "assigned",
+            "en_route",
+            "on_scene",
+            "transporting",
+            "at_destination",
+            "at_destination",
+            "available"
+        ]
+    );
+    let unit = app
+        .get(
+            &format!("/api/v1/emergency/units/{}", crew.unit),
+            Some(&dispatcher),
+        )
+        .await;
+    assert_eq!(unit.body["status"], "available");
+}
+
+#[actix_web::test]
+async fn pings_sent_to_one_node_never_trail_the_steps_a_crew_takes_over_rest_on_another() {
+    if redis_url().is_none() {
+        eprintln!("skipped: status changes cross nodes only through Redis (set TEST_REDIS_URL)");
+        return;
+    }
+    let node_a = spawn_app().await;
+    let node_b = spawn_second_node(&node_a).await;
+    let (dispatcher, _) = node_a.user_with_role(Role::Dispatcher).await;
+    let mut console = Client::open(&node_a, &dispatcher).await;
+    assert_eq!(console.subscribe("dispatch").await["type"], "ack");
+    let mut crew = ambulance(&node_a, &dispatcher, "ALS-NODES", "als", (12.9800, 77.6050)).await;
+    let mut heard = Heard::of(crew.unit);
+    heard.until(&mut console, "unit_location").await;
+    indexed(&node_a, crew.unit).await;
+
+    let (customer, _) = node_a.register_customer("nodes@example.in").await;
+    let created = node_a
+        .post("/api/v1/emergency/ambulance-requests", &call(2), Some(&customer))
+        .await;
+    assert_eq!(created.status, StatusCode::CREATED, "{}", created.body);
+    let id = created.body["id"].as_i64().unwrap();
+    assert_eq!(next_offer(&mut crew.ws).await["request"]["id"], id);
+    let accepted = crew
+        .ws
+        .command(json!({"type": "accept", "request_id": id}), "a")
+        .await;
+    assert_eq!(accepted["type"], "ack", "{accepted}");
+    assert_eq!(
+        heard.until(&mut console, "unit_status").await["status"],
+        "assigned"
+    );
+
+    let hospital = insert_hospital(&node_a, 3).await;
+    for (n, (step, stored)) in JOB_STEPS.into_iter().enumerate() {
+        assert_eq!(take_step(&node_b, &crew, step, hospital).await, stored);
+        // Node A may hear of the step after this ping: it then goes out before the step's event.
+        ping(&mut crew.ws, 2 * n).await;
+        let announced = heard.until(&mut console, "unit_status").await;
+        assert_eq!(announced["status"], stored, "after {step}");
+        ping(&mut crew.ws, 2 * n + 1).await;
+        let pinged = heard.until(&mut console, "unit_location").await;
+        assert_eq!(pinged["status"], stored, "a ping after {step} was announced");
+    }
+    assert_eq!(heard.statuses.last().map(String::as_str), Some("available"));
+}
+
+#[actix_web::test]
+async fn a_refused_reassignment_announces_nothing_about_the_unit_that_keeps_the_job() {
+    let app = spawn_app().await;
+    let (dispatcher, _) = app.user_with_role(Role::Dispatcher).await;
+    let mut console = Client::open(&app, &dispatcher).await;
+    assert_eq!(console.subscribe("dispatch").await["type"], "ack");
+    let mut kept = ambulance(&app, &dispatcher, "ALS-KEPT", "als", (12.9800, 77.6050)).await;
+    let mut resting = ambulance(&app, &dispatcher, "ALS-REST", "als", (12.9900, 77.6050)).await;
+    let off = resting
+        .ws
+        .command(json!({"type": "status", "status": "off_duty"}), "off")
+        .await;
+    assert_eq!(off["type"], "ack", "{off}");
+    let mut heard = Heard::of(kept.unit);
+    heard.until(&mut console, "unit_location").await;
+
+    let created = app
+        .post(
+            "/api/v1/emergency/ambulance-requests",
+            &call(3),
+            Some(&dispatcher),
+        )
+        .await;
+    assert_eq!(created.status, StatusCode::CREATED, "{}", created.body);
+    let id = created.body["id"].as_i64().unwrap();
+    // Once the cascade has offered it, the request stays put until the dispatcher steps in.
+    assert_eq!(next_offer(&mut kept.ws).await["request"]["id"], id);
+    let path = format!("/api/v1/emergency/ambulance-requests/{id}/assign");
+    let assigned = app
+        .post(&path, &json!({"unit_id": kept.unit}), Some(&dispatcher))
+        .await;
+    assert_eq!(assigned.status, StatusCode::OK, "{}", assigned.body);
+    assert_eq!(
+        heard.until(&mut console, "unit_status").await["status"],
+        "assigned"
+    );
+
+    let refused = app
+        .post(&path, &json!({"unit_id": resting.unit}), Some(&dispatcher))
+        .await;
+    assert_eq!(refused.status, StatusCode::CONFLICT, "{}", refused.body);
+    assert_eq!(refused.code(), "unit_unavailable");
+    ping(&mut kept.ws, 0).await;
+    assert_eq!(
+        heard.until(&mut console, "unit_location").await["status"],
+        "assigned"
+    );
+    assert_eq!(heard.statuses.last().map(String::as_str), Some("assigned"));
+    let unit = app
+        .get(
+            &format!("/api/v1/emergency/units/{}", kept.unit),
+            Some(&dispatcher),
+        )
+        .await;
+    assert_eq!(unit.body["status"], "assigned");
+}
