@@ -1,5 +1,7 @@
 // The dispatcher console: the board read once (and again after each reconnect), then every change from
 // the `dispatch` websocket topic. An SVG map drawn over H3 cells from /api/v1/map/cells (no tiles).
+// A unit's status comes from REST reads and `unit_status` events only: a location ping moves a unit and
+// never changes its status (docs/websocket.md, "Unit status").
 'use strict';
 (function () {
   const M = window.OneMedi;
@@ -242,8 +244,26 @@
     redraw();
   }
 
+  // Events that arrive while the board is read are held and applied on top of it once it is in: each
+  // was announced after its change committed, so it is at least as new as what the read saw.
+  let boardReads = 0;
+  let held = [];
+
   async function loadBoard() {
-    const board = await M.api('/api/v1/emergency/board');
+    boardReads++;
+    try {
+      await applyBoard(await M.api('/api/v1/emergency/board'));
+    } finally {
+      boardReads--;
+      if (boardReads === 0) {
+        const waiting = held;
+        held = [];
+        for (const ev of waiting) onEvent(ev);
+      }
+    }
+  }
+
+  async function applyBoard(board) {
     units.clear();
     requests.clear();
     for (const u of board.units) putUnit(u);
@@ -283,17 +303,35 @@
     return null;
   }
 
+  // An ambulance first met in a ping (created after the board was read) is read over REST, for its
+  // call sign and status; its events that arrive meanwhile wait for that read, as with the board.
+  const unitReads = new Map(); // unit id → held events
+  function readUnit(id, ev) {
+    const waiting = unitReads.get(id);
+    if (waiting) { waiting.push(ev); return; }
+    unitReads.set(id, [ev]);
+    M.api('/api/v1/emergency/units/' + id).then((u) => {
+      if (!units.has(id)) putUnit(u);
+    }, () => {}).finally(() => {
+      const events = unitReads.get(id) || [];
+      unitReads.delete(id);
+      if (!units.has(id)) return;
+      for (const e of events) onEvent(e);
+      drawUnits();
+      drawBoard();
+    });
+  }
+
   function onEvent(ev) {
+    if (boardReads > 0) { held.push(ev); return; }
     switch (ev.type) {
       case 'unit_location': {
-        let u = units.get(ev.unit_id);
+        const u = units.get(ev.unit_id);
         if (!u) {
-          if (!String(ev.kind).startsWith('ambulance')) return;
-          u = { id: ev.unit_id, call_sign: '#' + ev.unit_id, kind: ev.kind.replace('ambulance_', ''), status: ev.status, job: null };
-          units.set(u.id, u);
+          if (String(ev.kind).startsWith('ambulance')) readUnit(ev.unit_id, ev);
+          return;
         }
         u.position = { lat: ev.lat, lng: ev.lng, heading: ev.heading, speed_mps: ev.speed };
-        u.status = ev.status || u.status;
         u.seenMs = Date.now();
         drawUnits();
         drawBoard();
@@ -301,7 +339,10 @@
       }
       case 'unit_status': {
         const u = units.get(ev.unit_id);
-        if (!u) return;
+        if (!u) {
+          if (unitReads.has(ev.unit_id)) unitReads.get(ev.unit_id).push(ev);
+          return;
+        }
         u.status = ev.status;
         if (ev.status === 'available' || ev.status === 'off_duty') u.job = null;
         drawUnits();
