@@ -499,11 +499,27 @@ pub enum DispatchPolicy {
     OneShot,
 }
 
+/// Which calls may take a unit from a less urgent one (categories 3–4, before it reaches its patient).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PreemptionPolicy {
+    /// Never.
+    Off,
+    /// Category 1 calls.
+    C1,
+    /// Category 1 and 2 calls.
+    C1C2,
+}
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct DispatchConfig {
     /// `queue` (default) or `one_shot`.
     pub policy: DispatchPolicy,
+    /// `off`, `c1` (default) or `c1_c2`.
+    pub preemption: PreemptionPolicy,
+    /// Preemption is considered only when the best free unit is farther away than this, in seconds.
+    pub preempt_after_secs: u64,
     /// How long triggers (units freed, calls arriving) are gathered before the queue is re-solved, in
     /// milliseconds: triggers arriving together are solved as one batch.
     pub resolve_delay_ms: u64,
@@ -518,6 +534,8 @@ impl Default for DispatchConfig {
     fn default() -> Self {
         Self {
             policy: DispatchPolicy::Queue,
+            preemption: PreemptionPolicy::C1,
+            preempt_after_secs: 300,
             resolve_delay_ms: 25,
             queue_recheck_ms: 5000,
             batch_deadline_ms: 20,
@@ -534,6 +552,12 @@ impl DispatchConfig {
             resolve_delay: Duration::from_millis(self.resolve_delay_ms.min(10_000)),
             queue_recheck: Duration::from_millis(self.queue_recheck_ms.clamp(100, 600_000)),
             batch_deadline: Duration::from_millis(self.batch_deadline_ms.clamp(1, 1_000)),
+            preempt_up_to: match self.preemption {
+                PreemptionPolicy::Off => None,
+                PreemptionPolicy::C1 => Some(onemedi_actors::dispatch::Priority::Category1),
+                PreemptionPolicy::C1C2 => Some(onemedi_actors::dispatch::Priority::Category2),
+            },
+            preempt_after: Duration::from_secs(self.preempt_after_secs.min(3_600)),
             ..Default::default()
         }
     }

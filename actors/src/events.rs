@@ -117,6 +117,16 @@ pub enum DomainEvent {
         /// The widest radius searched, metres.
         radius_m: f64,
     },
+    /// A unit on its way to a less urgent job was taken for a more urgent one; the first job is back
+    /// in the queue. Sent to the crew (`unit:<id>`), both jobs and dispatchers.
+    Preempted {
+        /// The unit.
+        unit: UnitId,
+        /// The job it was taken from (re-queued with its original call time).
+        from: EntityKey,
+        /// The job it now serves.
+        to: EntityKey,
+    },
     /// A job needs a human dispatcher.
     Escalated {
         /// The job.
@@ -137,6 +147,7 @@ impl DomainEvent {
             Self::ClaimLost { .. } => "claim_lost",
             Self::UnitAssigned { .. } => "unit_assigned",
             Self::NoUnitAvailable { .. } => "no_unit_available",
+            Self::Preempted { .. } => "preempted",
             Self::Escalated { .. } => "escalated",
         }
     }

@@ -37,6 +37,16 @@ fn is_dispatcher(auth: &AuthUser) -> bool {
     matches!(auth.role, Role::Dispatcher | Role::Admin)
 }
 
+/// Whether calls of `category` may take a unit from a less urgent call under the configured policy.
+fn may_preempt(state: &AppState, category: i32) -> bool {
+    use crate::config::PreemptionPolicy;
+    match state.settings.dispatch.preemption {
+        PreemptionPolicy::Off => false,
+        PreemptionPolicy::C1 => category == 1,
+        PreemptionPolicy::C1C2 => category <= 2,
+    }
+}
+
 fn require_dispatcher(auth: &AuthUser) -> Result<(), ApiError> {
     if is_dispatcher(auth) {
         Ok(())
@@ -971,6 +981,22 @@ pub async fn assign_request(
     let command = format!("manual_assign:{}:{}", body.unit_id, current.version);
     let settled = emergency::assign_manually(&mut conn, current.id, body.unit_id, auth.id.0, &command).await;
     drop(conn);
+    // A unit on its way to a less urgent call may be taken for this one, as the policy allows.
+    if matches!(settled, Err(emergency::EmergencyError::UnitUnavailable))
+        && previous.is_none()
+        && may_preempt(&state, current.category)
+    {
+        let until = crate::db::now() + dispatch::lease::ROUTINE_LEASE;
+        let mut conn = state.db.write().await?;
+        let preempted =
+            emergency::preempt(&mut conn, current.id, body.unit_id, state.bus.node_id(), until).await;
+        drop(conn);
+        if let Ok(done) = preempted {
+            dispatch::preempt::announce(&state.bus, &done).await;
+            state.emergency.dispatch(&done.requeued);
+            return Ok(web::Json(request_view(&state, done.urgent, Vec::new()).await?));
+        }
+    }
     // The previous unit is given back only if the whole assignment committed.
     if let Some(previous) = previous
         && settled.is_ok()

@@ -20,7 +20,7 @@ use std::{
 
 use chrono::Utc;
 use onemedi_actors::{
-    dispatch::{CancelDispatch, OfferSettled},
+    dispatch::{CancelDispatch, OfferSettled, SupplyChanged},
     events::{DomainEvent, Topic},
     fleet::{Capabilities, FleetIndex, Unit, UnitStatus},
     ids::UnitId,
@@ -154,6 +154,12 @@ impl Local {
     /// events concerns the dispatcher or the lab desk (they follow the actors' domain events).
     fn deliver_own(&self, topics: &[String], event: &Event, text: &str) {
         feed_fleet_event(&self.fleet, event);
+        if let Event::UnitStatus { status, .. } = event
+            && status == "available"
+            && let Some(link) = self.dispatcher.get()
+        {
+            link.supply.do_send(SupplyChanged);
+        }
         self.fan_out(topics, "event", text);
     }
 
@@ -356,10 +362,27 @@ impl EventBus for Bus {
 fn feed_dispatcher(link: &DispatchLink, event: &Value) {
     let relevant = matches!(
         event["type"].as_str(),
-        Some("unit_assigned" | "offer_declined" | "claim_lost" | "state_changed")
+        Some(
+            "unit_assigned"
+                | "offer_declined"
+                | "offer_expired"
+                | "claim_lost"
+                | "state_changed"
+                | "unit_status"
+        )
     );
     if !relevant {
         return;
+    }
+    // A unit freed anywhere (back in service, on duty, released by a cancellation, or let go by a
+    // declined, lapsed or lost offer) may be what a waiting call needs.
+    let freed = match event["type"].as_str() {
+        Some("unit_status") => event["status"] == "available",
+        Some("offer_declined" | "offer_expired" | "claim_lost") => true,
+        _ => false,
+    };
+    if freed {
+        link.supply.do_send(SupplyChanged);
     }
     match DomainEvent::deserialize(event) {
         Ok(DomainEvent::UnitAssigned { request, unit }) => link.settled.do_send(OfferSettled {

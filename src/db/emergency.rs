@@ -987,6 +987,205 @@ pub async fn assign_manually(
     .await
 }
 
+/// Units that may be taken for a more urgent call: of one of `kinds`, on their way to (not yet with)
+/// a call of category `min_category` or less urgent. Returns (unit, its request, that request's
+/// category).
+pub async fn preemptable(
+    conn: &mut Conn,
+    kinds: &[&'static str],
+    min_category: i32,
+) -> QueryResult<Vec<(i64, i64, i32)>> {
+    let kinds = kinds.to_vec();
+    on_conn!(conn, c => units::table
+        .inner_join(ar::table.on(units::request_id.eq(ar::id.nullable())))
+        .filter(units::request_kind.eq(ENTITY))
+        .filter(units::kind.eq_any(kinds))
+        .filter(units::status.eq_any(["assigned", "en_route"]))
+        .filter(ar::status.eq_any(["assigned", "en_route"]))
+        .filter(ar::assigned_unit_id.eq(units::id.nullable()))
+        .filter(ar::category.ge(min_category))
+        .limit(500)
+        .select((units::id, ar::id, ar::category))
+        .load(c)
+        .await)
+}
+
+/// Calls of this category or less urgent may lose their unit to a more urgent call; never 1 or 2.
+pub const PREEMPTABLE_FROM_CATEGORY: i32 = 3;
+
+/// What a preemption changed.
+#[derive(Debug, Clone)]
+pub struct Preemption {
+    /// The urgent request, now assigned to the unit.
+    pub urgent: RequestRow,
+    /// The request the unit was taken from, back in the queue, leased to the preempting node.
+    pub requeued: RequestRow,
+    /// Its status before.
+    pub requeued_from: String,
+    /// The urgent request's status before.
+    pub urgent_from: String,
+    /// The unit, now assigned to the urgent request.
+    pub unit: UnitRow,
+}
+
+/// Takes `unit` from the less urgent request it is on its way to and gives it to `urgent`, in one
+/// transaction of conditional writes: the other request goes back to `queued` (its call time kept, its
+/// notified and en-route times cleared, leased to `node` which dispatches it again), the unit's claim
+/// moves, the urgent request is assigned, and both timelines record it. Refused — nothing written —
+/// when any of them moved meanwhile (the unit reached the patient, the urgent call was taken or
+/// cancelled), or when the machines forbid it.
+pub async fn preempt(
+    conn: &mut Conn,
+    urgent: i64,
+    unit: i64,
+    node: &str,
+    lease_until: NaiveDateTime,
+) -> Result<Preemption, EmergencyError> {
+    use onemedi_actors::{
+        ids::UnitId,
+        machines::{AmbulanceEvent, AmbulanceStatus},
+    };
+    let now = super::now();
+    let node = node.to_owned();
+    with_retries(conn, async |conn| {
+        let node = node.clone();
+        on_conn!(conn, c => c.transaction(async move |c| {
+            let high = ar::table
+                .find(urgent)
+                .select(RequestRow::as_select())
+                .first(c)
+                .await
+                .optional()?
+                .ok_or(EmergencyError::RequestNotFound)?;
+            let taken = units::table
+                .find(unit)
+                .select(UnitRow::as_select())
+                .first(c)
+                .await
+                .optional()?
+                .ok_or(EmergencyError::UnitNotFound)?;
+            let (Some(ENTITY), Some(low_id)) = (taken.request_kind.as_deref(), taken.request_id) else {
+                return Err(EmergencyError::UnitUnavailable);
+            };
+            let low = ar::table
+                .find(low_id)
+                .select(RequestRow::as_select())
+                .first(c)
+                .await
+                .optional()?
+                .ok_or(EmergencyError::UnitUnavailable)?;
+            if low.category <= high.category
+                || low.category < PREEMPTABLE_FROM_CATEGORY
+                || low.assigned_unit_id != Some(unit)
+            {
+                return Err(EmergencyError::UnitUnavailable);
+            }
+            let machine = |row: &RequestRow| {
+                super::entity_store::ambulance_status(&row.status, row.assigned_unit_id)
+                    .ok_or_else(|| EmergencyError::RequestState(row.status.clone()))
+            };
+            let (low_state, high_state) = (machine(&low)?, machine(&high)?);
+            if low_state.transition(&AmbulanceEvent::Preempt) != Ok(AmbulanceStatus::Queued) {
+                return Err(EmergencyError::UnitUnavailable);
+            }
+            if !matches!(high.status.as_str(), "requested" | "offered" | "queued" | "no_unit_available" | "escalated")
+                || high_state.transition(&AmbulanceEvent::Assign(UnitId(unit))).is_err()
+            {
+                return Err(EmergencyError::RequestState(high.status.clone()));
+            }
+            let requeued = diesel::update(ar::table.find(low.id).filter(ar::version.eq(low.version)))
+                .set((
+                    ar::status.eq("queued"),
+                    ar::assigned_unit_id.eq(None::<i64>),
+                    ar::notified_at.eq(None::<NaiveDateTime>),
+                    ar::en_route_at.eq(None::<NaiveDateTime>),
+                    ar::dispatch_node.eq(node.clone()),
+                    ar::dispatch_lease_until.eq(lease_until),
+                    ar::version.eq(ar::version + 1),
+                    ar::updated_at.eq(now),
+                ))
+                .returning(RequestRow::as_returning())
+                .get_result(c)
+                .await
+                .optional()?
+                .ok_or(EmergencyError::UnitUnavailable)?;
+            let moved = diesel::update(units::table.find(unit).filter(
+                units::request_kind
+                    .eq(ENTITY)
+                    .and(units::request_id.eq(low.id))
+                    .and(units::status.eq_any(["assigned", "en_route"])),
+            ))
+            .set((
+                units::status.eq("assigned"),
+                units::request_id.eq(high.id),
+                units::version.eq(units::version + 1),
+                units::updated_at.eq(now),
+            ))
+            .returning(UnitRow::as_returning())
+            .get_result(c)
+            .await
+            .optional()?
+            .ok_or(EmergencyError::UnitUnavailable)?;
+            let assigned = diesel::update(ar::table.find(high.id).filter(ar::version.eq(high.version)))
+                .set((
+                    ar::status.eq("assigned"),
+                    ar::assigned_unit_id.eq(unit),
+                    ar::notified_at.eq(now),
+                    ar::version.eq(ar::version + 1),
+                    ar::updated_at.eq(now),
+                ))
+                .returning(RequestRow::as_returning())
+                .get_result(c)
+                .await
+                .optional()?
+                .ok_or_else(|| EmergencyError::RequestState("changed meanwhile".to_owned()))?;
+            diesel::update(dispatch_offers::table.filter(
+                dispatch_offers::request_kind
+                    .eq(ENTITY)
+                    .and(dispatch_offers::request_id.eq(high.id))
+                    .and(dispatch_offers::status.eq("offered")),
+            ))
+            .set((dispatch_offers::status.eq("taken"), dispatch_offers::responded_at.eq(now)))
+            .execute(c)
+            .await?;
+            let to_low = format!("unit {} taken for category {} call {}", taken.call_sign, high.category, high.id);
+            let to_high = format!(
+                "preempted unit {} from category {} call {}",
+                taken.call_sign, low.category, low.id
+            );
+            for (row, from, to, event, reason) in [
+                (&low, low.status.as_str(), "queued", "preempt", to_low),
+                (&high, high.status.as_str(), "assigned", "assign", to_high),
+            ] {
+                diesel::insert_into(entity_transitions::table)
+                    .values(NewTransition {
+                        entity_type: ENTITY,
+                        entity_id: row.id,
+                        event,
+                        from_status: Some(from),
+                        to_status: to,
+                        actor_user_id: None,
+                        actor_unit_id: Some(unit),
+                        reason: Some(&reason),
+                        command_id: Some(&format!("preempt:{}:{}:{}", row.id, unit, row.version)),
+                        at: now,
+                        details: None,
+                    })
+                    .execute(c)
+                    .await?;
+            }
+            Ok(Preemption {
+                urgent: assigned,
+                requeued,
+                requeued_from: low.status,
+                urgent_from: high.status,
+                unit: moved,
+            })
+        }).await)
+    })
+    .await
+}
+
 /// The unit `user` crews (the lowest id if several).
 pub async fn unit_of_crew(conn: &mut Conn, user: i64) -> QueryResult<Option<i64>> {
     on_conn!(conn, c => unit_crew::table

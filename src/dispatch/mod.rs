@@ -13,6 +13,7 @@ pub mod fleet;
 pub mod lab;
 pub mod lab_route;
 pub mod lease;
+pub mod preempt;
 
 use std::sync::Arc;
 
@@ -59,19 +60,22 @@ impl Emergency {
     /// Starts the registry and the dispatcher on the current arbiter and attaches them to `bus`.
     pub fn start(db: Db, bus: &Bus, fleet: SharedFleet, settings: DispatchSettings) -> Self {
         let ports = Ports {
-            store: Arc::new(SqlStore::new(db)),
+            store: Arc::new(SqlStore::new(db.clone())),
             bus: Arc::new(bus.clone()),
             clock: Arc::new(SystemClock),
         };
         let registry = EntityRegistry::new(ports.clone(), EntitySettings::default()).start();
-        let search = fleet::FleetSearch::new(fleet).start();
+        let search = fleet::FleetSearch::new(fleet.clone()).start();
         let link = FleetLink {
             find: search.clone().recipient(),
             set_status: search.clone().recipient(),
             offerable: search.clone().recipient(),
             on_duty: search.recipient(),
         };
-        let dispatcher = Dispatcher::new(ports, link, Some(registry.clone().recipient()), settings).start();
+        let preemptor = preempt::Preemptor::new(db.clone(), bus.clone(), fleet.clone()).start();
+        let dispatcher = Dispatcher::new(ports, link, Some(registry.clone().recipient()), settings)
+            .with_preemptor(preemptor.recipient())
+            .start();
         bus.attach_dispatcher(DispatchLink {
             settled: dispatcher.clone().recipient(),
             cancel: dispatcher.clone().recipient(),
@@ -82,20 +86,9 @@ impl Emergency {
 
     /// Starts the offer cascade of a stored request.
     pub fn dispatch(&self, request: &RequestRow) {
-        let Ok(point) = Position::new(request.pickup_lat, request.pickup_lng) else {
-            tracing::error!(request = request.id, "request has an impossible pickup point");
-            return;
-        };
-        let (kind, fallback) = kinds_for(request.category);
-        self.dispatcher.do_send(Dispatch {
-            job: key(request.id),
-            kind,
-            point,
-            priority: priority_of(request.category),
-            required: Capabilities::NONE,
-            fallback: Some(fallback),
-            called_at: request.call_received_at.and_utc(),
-        });
+        if let Some(dispatch) = dispatch_of(request) {
+            self.dispatcher.do_send(dispatch);
+        }
     }
 
     /// Starts the offer cascade of a packed order's delivery: the nearest available riders to the
@@ -149,6 +142,24 @@ impl Emergency {
             }
         }
     }
+}
+
+/// What the dispatcher needs of a stored request: where, how urgent, which kinds, since when.
+pub fn dispatch_of(request: &RequestRow) -> Option<Dispatch> {
+    let Ok(point) = Position::new(request.pickup_lat, request.pickup_lng) else {
+        tracing::error!(request = request.id, "request has an impossible pickup point");
+        return None;
+    };
+    let (kind, fallback) = kinds_for(request.category);
+    Some(Dispatch {
+        job: key(request.id),
+        kind,
+        point,
+        priority: priority_of(request.category),
+        required: Capabilities::NONE,
+        fallback: Some(fallback),
+        called_at: request.call_received_at.and_utc(),
+    })
 }
 
 /// Which ambulance answers a category first, and which one next: life-threatening calls want an ALS

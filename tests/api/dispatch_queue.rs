@@ -219,3 +219,145 @@ async fn a_unit_that_fell_silent_after_the_search_is_never_offered() {
     };
     assert_eq!(offered_to_silent, 0);
 }
+
+/// Reads the crew's frames until an event of `kind` arrives.
+async fn next_event(crew: &mut Crew, kind: &str) -> Value {
+    loop {
+        let frame = crew.ws.next().await;
+        if frame["event"]["type"] == kind {
+            return frame["event"].clone();
+        }
+    }
+}
+
+async fn status_of(app: &TestApp, id: i64) -> (String, Option<i64>) {
+    use schema::ambulance_requests as ar;
+    let mut conn = app.app.db.read().await.unwrap();
+    on_conn!(&mut conn, c => ar::table
+        .find(id)
+        .select((ar::status, ar::assigned_unit_id))
+        .first::<(String, Option<i64>)>(c)
+        .await)
+    .unwrap()
+}
+
+/// Two category 1 calls arrive at once on two nodes next to an ambulance on its way to a category 4
+/// call, with the only free ambulance 12 km away: exactly one of them takes that ambulance, the
+/// category 4 call goes back to the queue (and is served next), and no unit is on two calls.
+#[actix_web::test]
+async fn two_urgent_calls_racing_across_nodes_preempt_one_unit_once_and_the_preempted_call_is_not_lost() {
+    let first = spawn_app().await;
+    let second = match crate::helpers::redis_url() {
+        Some(_) => Some(crate::helpers::spawn_second_node(&first).await),
+        None => None,
+    };
+    let nodes: Vec<&TestApp> = std::iter::once(&first).chain(second.as_ref()).collect();
+    let (dispatcher, _) = first.user_with_role(Role::Dispatcher).await;
+    let mut near = ambulance(&first, &dispatcher, "ALS-P1", "als", north(500.0)).await;
+    for node in &nodes {
+        indexed(node, near.unit).await;
+    }
+    let minor = post_call(&first, &dispatcher, &call_at(north(800.0), 4)).await;
+    assert_eq!(next_offer(&mut near.ws).await["request"]["id"], minor);
+    accept(&mut near, minor).await;
+    step(&first, &near, json!({"status": "en_route"})).await;
+    let mut far = ambulance(&first, &dispatcher, "ALS-P2", "als", north(12_000.0)).await;
+    for node in &nodes {
+        indexed(node, far.unit).await;
+    }
+
+    let calls = nodes.iter().map(|node| {
+        let dispatcher = dispatcher.clone();
+        async move { post_call(node, &dispatcher, &call_at(north(300.0), 1)).await }
+    });
+    let urgent: Vec<i64> = futures_util::future::join_all(calls).await;
+
+    let notice = next_event(&mut near, "preempted").await;
+    assert_eq!(notice["from"]["id"], minor, "{notice}");
+    let winner = notice["to"]["id"].as_i64().unwrap();
+    assert!(urgent.contains(&winner), "{notice}");
+    assert_eq!(
+        status_of(&first, winner).await,
+        ("assigned".to_owned(), Some(near.unit))
+    );
+    // The preempted call keeps its place: back in the queue, then served by the far unit (the other
+    // urgent call, if any, competes for it too, and goes first).
+    let minor_steps = timeline(&first, minor).await;
+    assert!(
+        minor_steps
+            .iter()
+            .any(|(to, reason)| to == "queued" && reason.as_deref().unwrap_or_default().contains("taken for")),
+        "{minor_steps:?}"
+    );
+    // The far unit is offered one of the calls still waiting (which one is the two nodes' race: each
+    // node orders its own queue).
+    let offered = next_offer(&mut far.ws).await["request"]["id"].as_i64().unwrap();
+    assert!(
+        offered != winner && (urgent.contains(&offered) || offered == minor),
+        "{offered}"
+    );
+
+    // No unit is on two live calls, and every call is still worked: assigned, offered or queued.
+    let mut live_units = Vec::new();
+    for id in urgent.iter().copied().chain([minor]) {
+        let (status, unit) = status_of(&first, id).await;
+        assert!(
+            ["assigned", "offered", "queued"].contains(&status.as_str()),
+            "call {id} is {status}"
+        );
+        if status == "assigned" {
+            live_units.push(unit.unwrap());
+        }
+    }
+    let distinct: std::collections::HashSet<_> = live_units.iter().collect();
+    assert_eq!(distinct.len(), live_units.len(), "{live_units:?}");
+}
+
+#[actix_web::test]
+async fn a_dispatcher_may_give_a_category_1_call_the_unit_on_its_way_to_a_category_4_call() {
+    let app = spawn_app().await;
+    let (dispatcher, _) = app.user_with_role(Role::Dispatcher).await;
+    let mut crew = ambulance(&app, &dispatcher, "ALS-M1", "als", north(500.0)).await;
+    indexed(&app, crew.unit).await;
+    let minor = post_call(&app, &dispatcher, &call_at(north(800.0), 4)).await;
+    assert_eq!(next_offer(&mut crew.ws).await["request"]["id"], minor);
+    accept(&mut crew, minor).await;
+    step(&app, &crew, json!({"status": "en_route"})).await;
+    // A free unit 1.5 km away (under 5 minutes) is offered the call by the engine; the dispatcher
+    // prefers the one passing by.
+    let mut free = ambulance(&app, &dispatcher, "ALS-M2", "als", north(1_800.0)).await;
+    indexed(&app, free.unit).await;
+    let urgent = post_call(&app, &dispatcher, &call_at(north(300.0), 1)).await;
+    assert_eq!(next_offer(&mut free.ws).await["request"]["id"], urgent);
+
+    let assigned = app
+        .post(
+            &format!("/api/v1/emergency/ambulance-requests/{urgent}/assign"),
+            &json!({"unit_id": crew.unit}),
+            Some(&dispatcher),
+        )
+        .await;
+    assert_eq!(assigned.status, StatusCode::OK, "{}", assigned.body);
+    assert_eq!(assigned.body["status"], "assigned");
+    assert_eq!(next_event(&mut crew, "preempted").await["to"]["id"], urgent);
+    // The preempted call is back with the engine (queued, or already offered to the free unit).
+    let (status, unit) = status_of(&app, minor).await;
+    assert!(["queued", "offered"].contains(&status.as_str()), "{status}");
+    assert_ne!(unit, Some(crew.unit));
+    let steps = timeline(&app, minor).await;
+    assert!(steps.iter().any(|(to, _)| to == "queued"), "{steps:?}");
+    // A category 3 call cannot take a unit that way.
+    let other = post_call(&app, &dispatcher, &call_at(north(100.0), 3)).await;
+    let refused = app
+        .post(
+            &format!("/api/v1/emergency/ambulance-requests/{other}/assign"),
+            &json!({"unit_id": crew.unit}),
+            Some(&dispatcher),
+        )
+        .await;
+    assert_eq!(refused.status, StatusCode::CONFLICT, "{}", refused.body);
+    assert_eq!(
+        status_of(&app, urgent).await,
+        ("assigned".to_owned(), Some(crew.unit))
+    );
+}

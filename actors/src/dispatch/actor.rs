@@ -22,9 +22,10 @@ use actix::{
 use chrono::TimeDelta;
 
 use super::{
-    ActiveJobs, AnswerOutcome, BATCH_DEADLINE, CANDIDATE_POOL, CancelDispatch, DONE_RETENTION, Dispatch,
-    DispatchError, DispatchOutcome, DispatchPhase, DispatchStatus, FALLBACK_PENALTY, OfferAnswer,
-    OfferSettled, QUEUE_RECHECK, RESOLVE_DELAY, SupplyChanged, WIDEN_FACTOR,
+    ActiveJobs, AnswerOutcome, BATCH_DEADLINE, CANDIDATE_POOL, CancelDispatch, ConsiderPreemption,
+    DONE_RETENTION, Dispatch, DispatchError, DispatchOutcome, DispatchPhase, DispatchStatus,
+    FALLBACK_PENALTY, OfferAnswer, OfferSettled, Preempted, Priority, QUEUE_RECHECK, RESOLVE_DELAY,
+    SupplyChanged, WIDEN_FACTOR,
     cascade::{Cascade, QueueMark},
     lifecycle::{assign_event, lapse_event, no_unit_event, offer_event, queue_event},
     messages::OfferExpired,
@@ -60,7 +61,17 @@ pub struct DispatchSettings {
     /// Keep a job nobody can take now in the queue (`true`, the engine), or give it up to a human after
     /// one cascade (`false`, the one-shot policy kept for comparison runs).
     pub queue: bool,
+    /// The least urgent priority that may take a unit from a less urgent job (`None`: preemption off;
+    /// category 1 only, or categories 1 and 2). Jobs below category 2 are never taken from.
+    pub preempt_up_to: Option<Priority>,
+    /// Preemption is considered only when the best free unit is farther than this (or there is none).
+    pub preempt_after: Duration,
 }
+
+/// After asking for a preemption, how long a job waits before being offered its far free unit.
+const PREEMPTION_WAIT: Duration = Duration::from_secs(1);
+/// A job asks for a preemption again only after this long (the fleet has moved on meanwhile).
+const PREEMPTION_RETRY: Duration = Duration::from_secs(30);
 
 impl Default for DispatchSettings {
     fn default() -> Self {
@@ -72,6 +83,8 @@ impl Default for DispatchSettings {
             queue_recheck: QUEUE_RECHECK,
             batch_deadline: BATCH_DEADLINE,
             queue: true,
+            preempt_up_to: None,
+            preempt_after: Duration::from_secs(300),
         }
     }
 }
@@ -86,6 +99,8 @@ pub struct Dispatcher {
     fleet: FleetLink,
     /// Where job state changes are recorded (the entity registry); `None` records nothing but claims.
     entities: Option<Recipient<Execute>>,
+    /// Who decides preemptions (atomically, in the store); `None`: never preempt.
+    preemptor: Option<Recipient<ConsiderPreemption>>,
     settings: DispatchSettings,
     cascades: HashMap<EntityKey, Cascade>,
     /// Units holding one of this dispatcher's offers, and for which job: never offered two jobs at once.
@@ -118,6 +133,7 @@ impl Dispatcher {
             ports,
             fleet: fleet.into(),
             entities,
+            preemptor: None,
             settings,
             cascades: HashMap::new(),
             offered: HashMap::new(),
@@ -128,6 +144,71 @@ impl Dispatcher {
             resolving: false,
             resolve_again: false,
         }
+    }
+
+    /// Lets urgent jobs take units from less urgent ones, decided by `preemptor` (see
+    /// [`ConsiderPreemption`]), under the settings' policy.
+    pub fn with_preemptor(mut self, preemptor: Recipient<ConsiderPreemption>) -> Self {
+        self.preemptor = Some(preemptor);
+        self
+    }
+
+    /// Whether `job` should ask for a preemption, its best free unit arriving in `best_eta`.
+    fn wants_preemption(&self, job: EntityKey, best_eta: Option<Duration>) -> bool {
+        let (Some(_), Some(up_to), Some(cascade)) = (
+            &self.preemptor,
+            self.settings.preempt_up_to,
+            self.cascades.get(&job),
+        ) else {
+            return false;
+        };
+        cascade.priority.rank() <= up_to.rank().min(Priority::Category2.rank())
+            && best_eta.is_none_or(|eta| eta > self.settings.preempt_after)
+            && cascade
+                .preemption_asked
+                .is_none_or(|asked| asked.elapsed() >= PREEMPTION_RETRY)
+    }
+
+    /// Asks whether a unit can be taken for `job`; if one was, the job is assigned and the job it
+    /// came from is dispatched again here.
+    fn ask_preemption(&mut self, job: EntityKey, best_eta: Option<Duration>, ctx: &mut Context<Self>) {
+        let Some(preemptor) = self.preemptor.clone() else {
+            return;
+        };
+        let Some(cascade) = self.cascades.get_mut(&job) else {
+            return;
+        };
+        cascade.preemption_asked = Some(tokio::time::Instant::now());
+        let ask = ConsiderPreemption {
+            job,
+            point: cascade.point,
+            priority: cascade.priority,
+            kinds: cascade.kinds(),
+            better_than: best_eta,
+        };
+        ctx.spawn(preemptor.send(ask).into_actor(self).map(move |answer, act, ctx| {
+            let Ok(Some(Preempted { unit, requeue })) = answer else {
+                // Nothing to take: the far free unit, if any, is offered at once.
+                act.request_resolve(act.settings.resolve_delay, ctx);
+                return;
+            };
+            tracing::info!(%job, %unit, from = %requeue.job, "unit preempted for a more urgent call");
+            if let Some(offered) = act.cascades.get(&job).and_then(Cascade::offered_unit) {
+                act.end_offer(job, offered);
+            }
+            act.fleet.set_status.do_send(SetUnitStatus {
+                unit,
+                status: UnitStatus::Assigned,
+            });
+            act.finish(job, DispatchOutcome::Assigned(unit), ctx);
+            let running = act
+                .cascades
+                .get(&requeue.job)
+                .is_some_and(|c| !matches!(c.phase, DispatchPhase::Done(_)));
+            if !running {
+                act.start(requeue, ctx);
+            }
+        }));
     }
 
     /// Adds a deadline and makes sure the actor timer fires by then.
@@ -286,7 +367,13 @@ impl Dispatcher {
             }
             return;
         }
+        let best_eta = found.first().map(|nearest| nearest.eta);
         cascade.pool = found.into();
+        if self.settings.queue && self.wants_preemption(job, best_eta) {
+            // Solved from the queue, where a preemption is asked for before the far unit is offered.
+            self.enqueue(job, ctx);
+            return;
+        }
         self.advance(job, ctx);
     }
 
@@ -610,6 +697,7 @@ impl Dispatcher {
         // Units this node offered meanwhile are not free.
         let mut taken: HashSet<UnitId> = self.offered.keys().copied().collect();
         let mut matched: Vec<(EntityKey, Nearby, String)> = Vec::new();
+        let mut asks: Vec<(EntityKey, Option<Duration>)> = Vec::new();
         let mut tier_start = 0;
         while tier_start < waiting.len() {
             let rank = self
@@ -644,6 +732,11 @@ impl Dispatcher {
                         .into_iter()
                         .flatten()
                         .find(|(candidate, _)| !taken.contains(&candidate.unit));
+                    let best_eta = best.map(|(candidate, _)| candidate.eta);
+                    if self.wants_preemption(*job, best_eta) {
+                        asks.push((*job, best_eta));
+                        continue;
+                    }
                     if let Some((candidate, _)) = best {
                         taken.insert(candidate.unit);
                         let note = format!(
@@ -658,6 +751,19 @@ impl Dispatcher {
             taken.extend(matched.iter().map(|(_, candidate, _)| candidate.unit));
         }
         let offered_jobs: HashSet<EntityKey> = matched.iter().map(|(job, ..)| *job).collect();
+        // Urgent calls a batch left without a unit may take one from less urgent work.
+        for job in &waiting {
+            if !offered_jobs.contains(job)
+                && !asks.iter().any(|(asked, _)| asked == job)
+                && self.wants_preemption(*job, None)
+            {
+                asks.push((*job, None));
+            }
+        }
+        let asked = !asks.is_empty();
+        for (job, best_eta) in asks {
+            self.ask_preemption(job, best_eta, ctx);
+        }
         for (job, candidate, note) in matched {
             if let Some(cascade) = self.cascades.get_mut(&job) {
                 cascade.phase = DispatchPhase::Searching;
@@ -676,6 +782,9 @@ impl Dispatcher {
         }
         if std::mem::take(&mut self.resolve_again) {
             self.request_resolve(self.settings.resolve_delay, ctx);
+        } else if asked {
+            // Offer the far free unit if no preemption comes of it.
+            self.request_resolve(PREEMPTION_WAIT, ctx);
         } else if self.has_queue() {
             self.request_resolve(self.settings.queue_recheck, ctx);
         }
@@ -852,6 +961,14 @@ impl Handler<Dispatch> for Dispatcher {
         {
             return Err(DispatchError::AlreadyDispatching(msg.job));
         }
+        self.start(msg, ctx);
+        Ok(())
+    }
+}
+
+impl Dispatcher {
+    /// Starts a job's cascade, or puts it in the queue when calls already wait for the same kinds.
+    fn start(&mut self, msg: Dispatch, ctx: &mut Context<Self>) {
         self.started += 1;
         let nonce = self.incarnation.wrapping_add(self.started);
         let mut cascade = Cascade::new(&msg, nonce);
@@ -870,7 +987,6 @@ impl Handler<Dispatch> for Dispatcher {
         } else {
             self.advance(msg.job, ctx);
         }
-        Ok(())
     }
 }
 

@@ -84,6 +84,8 @@ pub(crate) struct Cascade {
     pub(crate) queue_steps: u64,
     /// Why the next offer goes to its unit (a batch's method and time), for the timeline.
     pub(crate) note: Option<String>,
+    /// When a preemption was last asked for this job (asked again after `PREEMPTION_RETRY`).
+    pub(crate) preemption_asked: Option<tokio::time::Instant>,
     /// Unique per cascade; part of every command id it records.
     pub(crate) nonce: u64,
     /// Searched once `kind` is exhausted; taken (set to `None`) when the cascade switches to it.
@@ -115,6 +117,7 @@ impl Cascade {
             marking: false,
             queue_steps: 0,
             note: None,
+            preemption_asked: None,
             nonce,
             fallback: request.fallback.filter(|k| *k != request.kind),
             point: request.point,

@@ -81,6 +81,34 @@ pub struct OfferSettled {
 #[rtype(result = "bool")]
 pub struct CancelDispatch(pub EntityKey);
 
+/// An urgent job's best free unit is too far (or there is none): may a unit on its way to a less
+/// urgent job be taken? Answered by whoever can decide it atomically (the server: one transaction that
+/// moves the unit and re-queues the other job); `None` when nothing better could be taken.
+#[derive(Debug, Clone, Message)]
+#[rtype(result = "Option<Preempted>")]
+pub struct ConsiderPreemption {
+    /// The urgent job.
+    pub job: EntityKey,
+    /// Where it is.
+    pub point: Position,
+    /// Its priority.
+    pub priority: Priority,
+    /// Acceptable kinds of unit, the fallback flagged.
+    pub kinds: Vec<(UnitKind, bool)>,
+    /// Only a unit arriving sooner than this is worth taking (the best free unit's ETA, if any).
+    pub better_than: Option<std::time::Duration>,
+}
+
+/// A preemption that happened: `unit` now serves the urgent job; `requeue` dispatches the job it was
+/// taken from again, with its original call time.
+#[derive(Debug, Clone)]
+pub struct Preempted {
+    /// The unit taken.
+    pub unit: UnitId,
+    /// The preempted job, to be dispatched again (first in line among its priority).
+    pub requeue: Dispatch,
+}
+
 /// Supply changed somewhere (a unit came on duty or back in service, an offer was declined or lapsed
 /// on any node, a job was cancelled): the queue is re-solved shortly. Cheap to send often; triggers
 /// arriving together are solved in one batch.

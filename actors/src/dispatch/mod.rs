@@ -11,8 +11,8 @@ mod timers;
 pub use actor::{DispatchSettings, Dispatcher};
 pub use cascade::{DispatchOutcome, DispatchPhase};
 pub use messages::{
-    ActiveJobs, AnswerOutcome, CancelDispatch, Dispatch, DispatchError, DispatchStatus, OfferAnswer,
-    OfferSettled, SupplyChanged,
+    ActiveJobs, AnswerOutcome, CancelDispatch, ConsiderPreemption, Dispatch, DispatchError, DispatchStatus,
+    OfferAnswer, OfferSettled, Preempted, SupplyChanged,
 };
 pub use priority::{
     BATCH_DEADLINE, CANDIDATE_POOL, DONE_RETENTION, FALLBACK_PENALTY, OFFER_TIMEOUT_C1, OFFER_TIMEOUT_C2,

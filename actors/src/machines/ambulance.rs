@@ -8,6 +8,7 @@
 //! requested|offered|no_unit_available|escalated ─queue─▶ queued ─offer─▶ offered (the engine keeps working it)
 //! requested|offered|queued ─no_unit─▶ no_unit_available ─escalate─▶ escalated ─assign─▶ assigned
 //! queued|no_unit_available|escalated ─offer─▶ offered (re-dispatched when supply changes)
+//! assigned|en_route ─preempt─▶ queued (its unit taken for a more urgent call; keeps its call time)
 //! cancel: from requested, offered, queued, assigned, en_route, no_unit_available, escalated
 //! ```
 
@@ -60,6 +61,8 @@ pub enum AmbulanceEvent {
     OfferLapsed,
     /// Nobody feasible is free now: the call waits in the queue.
     Queue,
+    /// The unit was taken for a more urgent call before reaching the patient: back to the queue.
+    Preempt,
     /// The unit was claimed in the store.
     Assign(UnitId),
     /// The crew set off.
@@ -89,6 +92,7 @@ impl AmbulanceEvent {
             Self::Offer(_) => "offer",
             Self::OfferLapsed => "offer_lapsed",
             Self::Queue => "queue",
+            Self::Preempt => "preempt",
             Self::Assign(_) => "assign",
             Self::Depart => "depart",
             Self::Arrive => "arrive",
@@ -147,6 +151,7 @@ impl AmbulanceStatus {
             }
             (S::Offered(_), E::OfferLapsed) => S::Requested,
             (S::Requested | S::Offered(_) | S::NoUnitAvailable | S::Escalated, E::Queue) => S::Queued,
+            (S::Assigned(_) | S::EnRoute(_), E::Preempt) => S::Queued,
             (S::Requested | S::Offered(_) | S::Queued | S::NoUnitAvailable | S::Escalated, E::Assign(u)) => {
                 S::Assigned(u)
             }
@@ -264,6 +269,17 @@ mod tests {
             Ok(AmbulanceStatus::Cancelled)
         );
         assert!(queued.transition(&AmbulanceEvent::Queue).is_err());
+        // Only a unit that has not reached the patient can be taken for a more urgent call.
+        assert_eq!(
+            AmbulanceStatus::EnRoute(UNIT).transition(&AmbulanceEvent::Preempt),
+            Ok(AmbulanceStatus::Queued)
+        );
+        for busy in [
+            AmbulanceStatus::OnScene(UNIT),
+            AmbulanceStatus::Transporting(UNIT),
+        ] {
+            assert!(busy.transition(&AmbulanceEvent::Preempt).is_err());
+        }
         // A call nobody was on duty for is re-tried when a unit comes on duty.
         for waiting in [AmbulanceStatus::NoUnitAvailable, AmbulanceStatus::Escalated] {
             assert_eq!(
