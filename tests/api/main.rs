@@ -21,6 +21,7 @@ mod delivery;
 mod demo;
 mod dispatch_queue;
 mod emergency;
+mod failover;
 mod helpers;
 mod insurance;
 mod jwt;
