@@ -26,7 +26,7 @@ use futures_util::{StreamExt, stream};
 use onemedi::domain::Role;
 use serde_json::{Value, json};
 use support::{
-    Options, Server, location_at, quantile_ms, r2,
+    Options, Rng, Server, location_at, quantile_ms, r2,
     raw::{Incoming, RawSocket},
     unix_ms,
 };
@@ -42,25 +42,6 @@ const GAP: Duration = Duration::from_secs(2);
 /// City centre and half-width of the square the units and calls are spread over (≈ ±5.5 km).
 const CENTRE: (f64, f64) = (12.9716, 77.5946);
 const SPREAD_DEG: f64 = 0.05;
-
-/// A small deterministic generator (xorshift) so every run places units and calls the same way.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> f64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        (self.0 >> 11) as f64 / (1u64 << 53) as f64
-    }
-
-    fn point(&mut self) -> (f64, f64) {
-        (
-            CENTRE.0 + (self.next() * 2.0 - 1.0) * SPREAD_DEG,
-            CENTRE.1 + (self.next() * 2.0 - 1.0) * SPREAD_DEG,
-        )
-    }
-}
 
 fn main() -> anyhow::Result<()> {
     let options = Options::from_env();
@@ -161,7 +142,7 @@ async fn measure(
 ) -> anyhow::Result<(Vec<Step>, Vec<Step>)> {
     let server = Server::start_on(Some(url), Some(redis_url)).await?;
     let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
-    let homes: Vec<(f64, f64)> = (0..units).map(|_| rng.point()).collect();
+    let homes: Vec<(f64, f64)> = (0..units).map(|_| rng.point(CENTRE, SPREAD_DEG)).collect();
     let crews = server.users("bench-p6-crew", Role::Paramedic, units).await?;
     let unit_ids = server.ambulances(&crews, &homes).await?;
     let (_, dispatcher) = server
@@ -216,7 +197,7 @@ async fn measure(
             if at >= stop {
                 break;
             }
-            let pickup = rng.point();
+            let pickup = rng.point(CENTRE, SPREAD_DEG);
             let body = json!({"pickup": {"lat": pickup.0, "lng": pickup.1}, "category": 4});
             let request = client.post(&endpoint).bearer_auth(&dispatcher).json(&body);
             posts.push(tokio::spawn(async move {
@@ -400,7 +381,7 @@ async fn baseline(
             if tick.tick().await >= stop {
                 break;
             }
-            let pickup = rng.point();
+            let pickup = rng.point(CENTRE, SPREAD_DEG);
             let (mut conn, pool, key, channel) =
                 (redis_conn.clone(), pool.clone(), key.clone(), channel.clone());
             flows.push(tokio::spawn(async move {

@@ -1,5 +1,6 @@
 //! The queue: a call nobody can take now waits, is re-solved on every change of supply (in priority
-//! order, competing calls by the batch assignment), and candidates are re-checked at each offer.
+//! order, competing calls by the batch assignment), candidates are re-checked at each offer, and an
+//! urgent call with no near free unit asks for a preemption.
 
 #![expect(clippy::unwrap_used, reason = "the helpers fail the test loudly")]
 
@@ -9,7 +10,8 @@ use std::time::Duration;
 
 use onemedi_actors::{
     dispatch::{
-        AnswerOutcome, Dispatch, DispatchPhase, DispatchStatus, OfferAnswer, Priority, SupplyChanged,
+        AnswerOutcome, ConsiderPreemption, Dispatch, DispatchPhase, DispatchStatus, OfferAnswer, Preempted,
+        Priority, SupplyChanged,
     },
     fleet::{Capabilities, SetUnitStatus, UnitKind, UnitStatus, UpsertUnit},
     ids::{AmbulanceRequestId, UnitId},
@@ -273,4 +275,84 @@ async fn a_candidate_that_went_off_duty_after_the_search_is_skipped_at_the_momen
         offers(&world.bus.published()),
         vec![(job(1), UnitId(1)), (job(1), UnitId(3))]
     );
+}
+
+/// A preemptor that always gives `unit` and hands back `requeue` as the job it was taken from, and
+/// counts the questions.
+struct FakePreemptor {
+    unit: UnitId,
+    requeue: Dispatch,
+    asked: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl actix::Actor for FakePreemptor {
+    type Context = actix::Context<Self>;
+}
+
+impl actix::Handler<ConsiderPreemption> for FakePreemptor {
+    type Result = Option<Preempted>;
+
+    fn handle(&mut self, ask: ConsiderPreemption, _: &mut actix::Context<Self>) -> Option<Preempted> {
+        self.asked.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        assert_eq!(ask.priority, Priority::Category1);
+        Some(Preempted {
+            unit: self.unit,
+            requeue: self.requeue.clone(),
+        })
+    }
+}
+
+#[actix::test]
+async fn a_category_1_call_whose_only_free_unit_is_far_takes_a_preempted_unit_and_the_other_call_is_dispatched_again()
+ {
+    use actix::Actor;
+    use onemedi_actors::{
+        dispatch::{DispatchOutcome, DispatchSettings, Dispatcher},
+        entity::{EntityRegistry, EntitySettings},
+        fleet::{FleetActor, FleetIndex},
+    };
+    tokio::time::pause();
+    let world = World::new();
+    // The only free unit is 25 km away (well over 5 minutes).
+    let far = ambulance(1, north_of_centre(25_000.0), world.now());
+    let mut index = FleetIndex::new(h3o::Resolution::Nine, Duration::from_secs(24 * 3600));
+    index.upsert(far).unwrap();
+    let ports = world.ports();
+    let fleet = FleetActor::new(index, ports.clock.clone()).start();
+    let registry = EntityRegistry::new(ports.clone(), EntitySettings::default()).start();
+    open_request(&world, 1);
+    open_request(&world, 2);
+    let asked = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let preemptor = FakePreemptor {
+        unit: UnitId(9),
+        requeue: call(2, 3_000.0, Priority::Category4, -600),
+        asked: asked.clone(),
+    }
+    .start();
+    let settings = DispatchSettings {
+        preempt_up_to: Some(Priority::Category1),
+        preempt_after: Duration::from_secs(300),
+        ..Default::default()
+    };
+    let dispatcher = Dispatcher::new(ports, fleet, Some(registry.recipient()), settings)
+        .with_preemptor(preemptor.recipient())
+        .start();
+
+    dispatcher
+        .send(call(1, 0.0, Priority::Category1, 0))
+        .await
+        .unwrap()
+        .unwrap();
+    settle().await;
+    tokio::time::advance(Duration::from_millis(50)).await;
+    settle().await;
+    assert_eq!(asked.load(std::sync::atomic::Ordering::SeqCst), 1);
+    assert_eq!(
+        dispatcher.send(DispatchStatus(job(1))).await.unwrap(),
+        Some(DispatchPhase::Done(DispatchOutcome::Assigned(UnitId(9))))
+    );
+    // The call the unit was taken from is worked again here: offered the free (far) unit.
+    tokio::time::advance(Duration::from_millis(50)).await;
+    settle().await;
+    assert_eq!(offers(&world.bus.published()), vec![(job(2), UnitId(1))]);
 }

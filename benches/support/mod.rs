@@ -65,6 +65,32 @@ impl Options {
     }
 }
 
+/// A small deterministic generator (xorshift), so every run of a driver draws the same world.
+pub struct Rng(pub u64);
+
+impl Rng {
+    /// Uniform in [0, 1).
+    pub fn next(&mut self) -> f64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        (self.0 >> 11) as f64 / (1u64 << 53) as f64
+    }
+
+    /// Uniform in [low, high).
+    pub fn between(&mut self, low: f64, high: f64) -> f64 {
+        low + (high - low) * self.next()
+    }
+
+    /// A point in the square of half-width `spread_deg` around `centre` (lat, lng).
+    pub fn point(&mut self, centre: (f64, f64), spread_deg: f64) -> (f64, f64) {
+        (
+            centre.0 + (self.next() * 2.0 - 1.0) * spread_deg,
+            centre.1 + (self.next() * 2.0 - 1.0) * spread_deg,
+        )
+    }
+}
+
 /// A `onemedi serve` process on 127.0.0.1 with its own data dir; killed when dropped.
 pub struct Server {
     child: Child,
@@ -83,6 +109,15 @@ impl Server {
 
     /// Starts the server on `database_url` (PostgreSQL) and `redis_url` when given, as production runs.
     pub async fn start_on(database_url: Option<&str>, redis_url: Option<&str>) -> anyhow::Result<Self> {
+        Self::start_with(database_url, redis_url, &[]).await
+    }
+
+    /// [`Server::start_on`] with extra `ONEMEDI__…` settings in the server's environment.
+    pub async fn start_with(
+        database_url: Option<&str>,
+        redis_url: Option<&str>,
+        settings_env: &[(&str, &str)],
+    ) -> anyhow::Result<Self> {
         // With PostgreSQL the data folder holds only the mail outbox, written once per order. It goes on
         // tmpfs where there is one: creating each .eml file on this VM's ext4 cost a fifth of the
         // server's CPU (perf: ext4_create → find_inode_bit → recently_deleted), a cost production does
@@ -103,6 +138,9 @@ impl Server {
             .env("RUST_LOG", "warn")
             .env_remove("DATABASE_URL")
             .env_remove("REDIS_URL");
+        for (key, value) in settings_env {
+            command.env(key, value);
+        }
         if let Some(url) = database_url {
             command.env("DATABASE_URL", url);
         }

@@ -111,14 +111,11 @@ async fn renew(state: &AppState) {
 
 async fn adopt_lapsed(state: &AppState) {
     let now = crate::db::now();
-    let candidates = match state.db.read().await {
-        Ok(mut conn) => emergency::lease_lapsed(&mut conn, now, 200).await,
-        Err(error) => {
-            tracing::warn!(error = %error, "lease sweep skipped");
-            return;
-        }
+    let lapsed = async {
+        let mut conn = state.db.read().await?;
+        Ok::<_, crate::db::DbError>(emergency::lease_lapsed(&mut conn, now, 200).await?)
     };
-    let candidates = match candidates {
+    let candidates = match lapsed.await {
         Ok(rows) => rows,
         Err(error) => {
             tracing::warn!(error = %error, "lease sweep skipped");

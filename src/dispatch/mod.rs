@@ -365,14 +365,11 @@ pub async fn announce_rider(bus: &Bus, order: i64, unit: &emergency::UnitRow) {
 /// A node adopts an order by a conditional write on its lease, so exactly one node restarts each one.
 pub async fn retry_deliveries(state: &crate::state::AppState) {
     let before = crate::db::now() - state.settings.delivery.retry_after();
-    let candidates = match state.db.read().await {
-        Ok(mut conn) => crate::db::orders::awaiting_rider(&mut conn, before, 200).await,
-        Err(error) => {
-            tracing::warn!(error = %error, "delivery retry skipped");
-            return;
-        }
+    let awaiting = async {
+        let mut conn = state.db.read().await?;
+        Ok::<_, crate::db::DbError>(crate::db::orders::awaiting_rider(&mut conn, before, 200).await?)
     };
-    let candidates = match candidates {
+    let candidates = match awaiting.await {
         Ok(rows) => rows,
         Err(error) => {
             tracing::warn!(error = %error, "delivery retry skipped");

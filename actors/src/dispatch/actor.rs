@@ -193,14 +193,7 @@ impl Dispatcher {
                 return;
             };
             tracing::info!(%job, %unit, from = %requeue.job, "unit preempted for a more urgent call");
-            if let Some(offered) = act.cascades.get(&job).and_then(Cascade::offered_unit) {
-                act.end_offer(job, offered);
-            }
-            act.fleet.set_status.do_send(SetUnitStatus {
-                unit,
-                status: UnitStatus::Assigned,
-            });
-            act.finish(job, DispatchOutcome::Assigned(unit), ctx);
+            act.assigned_elsewhere(job, unit, ctx);
             let running = act
                 .cascades
                 .get(&requeue.job)
@@ -209,6 +202,19 @@ impl Dispatcher {
                 act.start(requeue, ctx);
             }
         }));
+    }
+
+    /// The job went to `unit` by a write made outside this cascade's own claim (an acceptance settled on
+    /// another node, a manual assignment, a preemption): close any open offer and finish.
+    fn assigned_elsewhere(&mut self, job: EntityKey, unit: UnitId, ctx: &mut Context<Self>) {
+        if let Some(offered) = self.cascades.get(&job).and_then(Cascade::offered_unit) {
+            self.end_offer(job, offered);
+        }
+        self.fleet.set_status.do_send(SetUnitStatus {
+            unit,
+            status: UnitStatus::Assigned,
+        });
+        self.finish(job, DispatchOutcome::Assigned(unit), ctx);
     }
 
     /// Adds a deadline and makes sure the actor timer fires by then.
@@ -1085,14 +1091,7 @@ impl Handler<OfferSettled> for Dispatcher {
             // This dispatcher's own claim of that unit is in flight and will finish the cascade.
             DispatchPhase::Claiming { unit: claiming } if accepted && claiming == unit => false,
             _ if accepted => {
-                if let Some(offered) = self.cascades.get(&job).and_then(Cascade::offered_unit) {
-                    self.end_offer(job, offered);
-                }
-                self.fleet.set_status.do_send(SetUnitStatus {
-                    unit,
-                    status: UnitStatus::Assigned,
-                });
-                self.finish(job, DispatchOutcome::Assigned(unit), ctx);
+                self.assigned_elsewhere(job, unit, ctx);
                 true
             }
             DispatchPhase::Offering { unit: offered } | DispatchPhase::Recording { unit: offered }
