@@ -20,7 +20,7 @@ use std::{
 
 use chrono::Utc;
 use onemedi_actors::{
-    dispatch::{CancelDispatch, OfferSettled, SupplyChanged},
+    dispatch::{CancelDispatch, OfferSettled, OfferedElsewhere, SupplyChanged},
     events::{DomainEvent, Topic},
     fleet::{Capabilities, FleetIndex, Unit, UnitStatus},
     ids::UnitId,
@@ -364,6 +364,7 @@ fn feed_dispatcher(link: &DispatchLink, event: &Value) {
         event["type"].as_str(),
         Some(
             "unit_assigned"
+                | "offer_made"
                 | "offer_declined"
                 | "offer_expired"
                 | "claim_lost"
@@ -385,6 +386,16 @@ fn feed_dispatcher(link: &DispatchLink, event: &Value) {
         link.supply.do_send(SupplyChanged);
     }
     match DomainEvent::deserialize(event) {
+        Ok(DomainEvent::OfferMade {
+            request,
+            unit,
+            expires_at,
+            ..
+        }) => link.offered.do_send(OfferedElsewhere {
+            job: request,
+            unit,
+            expires_at,
+        }),
         Ok(DomainEvent::UnitAssigned { request, unit }) => link.settled.do_send(OfferSettled {
             job: request,
             unit,

@@ -87,11 +87,14 @@ fn unavailable(error: impl std::fmt::Display) -> StoreError {
 }
 
 #[derive(Debug, thiserror::Error)]
-enum AppendError {
+pub(crate) enum AppendError {
     #[error("duplicate command")]
     Duplicate,
     #[error("stale version")]
     Stale,
+    /// The unit holds another job's open offer (maybe made by another node): nothing was written.
+    #[error("unit {0} holds another open offer")]
+    UnitBusy(i64),
     #[error(transparent)]
     Db(#[from] diesel::result::Error),
 }
@@ -291,6 +294,7 @@ impl SqlStore {
             }),
             Err(AppendError::Duplicate) => Ok(AppendOutcome::Duplicate),
             Err(AppendError::Stale) => Ok(AppendOutcome::Stale),
+            Err(AppendError::UnitBusy(unit)) => Ok(AppendOutcome::UnitBusy { unit: UnitId(unit) }),
             Err(AppendError::Db(error)) => Err(unavailable(error)),
         }
     }
@@ -349,6 +353,7 @@ impl SqlStore {
             }),
             Err(AppendError::Duplicate) => Ok(AppendOutcome::Duplicate),
             Err(AppendError::Stale) => Ok(AppendOutcome::Stale),
+            Err(AppendError::UnitBusy(unit)) => Ok(AppendOutcome::UnitBusy { unit: UnitId(unit) }),
             Err(AppendError::Db(error)) => Err(unavailable(error)),
         }
     }
@@ -572,8 +577,26 @@ async fn append_order_once(conn: &mut Conn, input: OrderAppend) -> Result<i64, A
 /// The open offers of a job (any kind) to units: one `offered` row at a time.
 pub(crate) struct OfferRows;
 
+/// The jobs whose offers hold their unit exclusively (the partial unique index
+/// `dispatch_offers_one_open_per_unit`); a lab collector takes several collections per window.
+const EXCLUSIVE_OFFER_KINDS: [&str; 2] = ["ambulance_request", "order"];
+const ONE_OPEN_OFFER_INDEX: &str = "dispatch_offers_one_open_per_unit";
+
+/// True when `error` is a violation of that index: PostgreSQL names the index, SQLite names the one
+/// column (the table's other unique key names three).
+fn is_one_open_offer_violation(error: &diesel::result::Error) -> bool {
+    matches!(
+        error,
+        diesel::result::Error::DatabaseError(diesel::result::DatabaseErrorKind::UniqueViolation, info)
+            if info.constraint_name() == Some(ONE_OPEN_OFFER_INDEX)
+                || info.message().ends_with(": dispatch_offers.unit_id")
+    )
+}
+
 pub(crate) trait OfferRowQueries<C> {
-    /// Opens (or re-opens) the offer of job `(kind, job)` to `unit`, closing any other open one.
+    /// Opens (or re-opens) the offer of job `(kind, job)` to `unit`, closing the job's other open one.
+    /// [`AppendError::UnitBusy`] when the unit holds another job's unexpired offer: a unit has one open
+    /// offer at a time, across nodes (a partial unique index settles a race between two nodes).
     fn open(
         c: &mut C,
         kind: &'static str,
@@ -581,7 +604,7 @@ pub(crate) trait OfferRowQueries<C> {
         unit: i64,
         at: NaiveDateTime,
         expires: NaiveDateTime,
-    ) -> impl Future<Output = Result<(), diesel::result::Error>> + Send;
+    ) -> impl Future<Output = Result<(), AppendError>> + Send;
 
     /// Closes every open offer of the job (it lapsed, or the job moved on).
     fn close_all(
@@ -602,7 +625,42 @@ macro_rules! offer_row_queries {
                 unit: i64,
                 at: NaiveDateTime,
                 expires: NaiveDateTime,
-            ) -> Result<(), diesel::result::Error> {
+            ) -> Result<(), AppendError> {
+                // An offer to this unit that lapsed unanswered (its node may have died) is over.
+                diesel::update(
+                    dispatch_offers::table.filter(
+                        dispatch_offers::unit_id
+                            .eq(unit)
+                            .and(dispatch_offers::status.eq("offered"))
+                            .and(dispatch_offers::request_kind.eq_any(EXCLUSIVE_OFFER_KINDS))
+                            .and(dispatch_offers::expires_at.le(at)),
+                    ),
+                )
+                .set((
+                    dispatch_offers::status.eq("expired"),
+                    dispatch_offers::responded_at.eq(at),
+                ))
+                .prepared()
+                .execute(c)
+                .await?;
+                let elsewhere: i64 = dispatch_offers::table
+                    .filter(
+                        dispatch_offers::unit_id
+                            .eq(unit)
+                            .and(dispatch_offers::status.eq("offered"))
+                            .and(dispatch_offers::request_kind.eq_any(EXCLUSIVE_OFFER_KINDS))
+                            .and(
+                                dispatch_offers::request_kind
+                                    .ne(kind)
+                                    .or(dispatch_offers::request_id.ne(job)),
+                            ),
+                    )
+                    .count()
+                    .get_result(c)
+                    .await?;
+                if elsewhere > 0 {
+                    return Err(AppendError::UnitBusy(unit));
+                }
                 // An earlier offer of this job to another unit is over (declined or lapsed).
                 diesel::update(
                     dispatch_offers::table.filter(
@@ -644,7 +702,15 @@ macro_rules! offer_row_queries {
                     ))
                     .prepared()
                     .execute(c)
-                    .await?;
+                    .await
+                    .map_err(|error| {
+                        // Another node opened an offer to the unit since the count above.
+                        if is_one_open_offer_violation(&error) {
+                            AppendError::UnitBusy(unit)
+                        } else {
+                            AppendError::Db(error)
+                        }
+                    })?;
                 Ok(())
             }
 

@@ -20,7 +20,9 @@ use std::sync::Arc;
 use actix::{Actor, Addr};
 use chrono::Utc;
 use onemedi_actors::{
-    dispatch::{CancelDispatch, Dispatch, DispatchSettings, Dispatcher, OfferSettled, SupplyChanged},
+    dispatch::{
+        CancelDispatch, Dispatch, DispatchSettings, Dispatcher, OfferSettled, OfferedElsewhere, SupplyChanged,
+    },
     entity::{Command, EntityError, EntityRegistry, EntitySettings, Execute, Executed},
     events::{DomainEvent, Topic},
     fleet::{Capabilities, FleetLink, UnitKind},
@@ -54,6 +56,8 @@ pub struct DispatchLink {
     pub cancel: actix::Recipient<CancelDispatch>,
     /// Told when a unit becomes free anywhere, so the queue is re-solved.
     pub supply: actix::Recipient<SupplyChanged>,
+    /// Told of every offer made (on any node), so a unit holding one is not offered another.
+    pub offered: actix::Recipient<OfferedElsewhere>,
 }
 
 impl Emergency {
@@ -80,6 +84,7 @@ impl Emergency {
             settled: dispatcher.clone().recipient(),
             cancel: dispatcher.clone().recipient(),
             supply: dispatcher.clone().recipient(),
+            offered: dispatcher.clone().recipient(),
         });
         Self { registry, dispatcher }
     }
@@ -195,6 +200,10 @@ pub fn entity_error(error: EntityError) -> ApiError {
         EntityError::Conflict(_) => ApiError::new(
             ErrorCode::Conflict,
             "the request changed meanwhile; reload and retry",
+        ),
+        EntityError::UnitBusy(_, unit) => ApiError::new(
+            ErrorCode::UnitUnavailable,
+            format!("unit {} holds another open offer", unit.0),
         ),
         other => ApiError::unavailable(anyhow::anyhow!("{other}")),
     }

@@ -1,6 +1,7 @@
 //! Two real `onemedi serve` processes on one database (and, with TEST_REDIS_URL, one Redis): the node
 //! that owns a waiting emergency call is killed with SIGKILL, and the other adopts the call when its
-//! lease lapses and offers it to the crew connected there.
+//! lease lapses and offers it to the crew connected there; and two nodes racing two calls for one
+//! unit never hold two open offers to it.
 
 use std::{
     io::{BufRead, BufReader},
@@ -258,4 +259,127 @@ async fn a_waiting_category_1_call_of_a_node_killed_with_sigkill_is_adopted_and_
         .command(json!({"type": "accept", "request_id": call}), "ok")
         .await;
     assert_eq!(accepted["type"], "ack", "{accepted}");
+}
+
+/// Open offers to `unit`: (request id, status) of every offer row not yet answered or lapsed.
+async fn open_offers(db: &onemedi::db::Db, unit: i64) -> Vec<i64> {
+    use schema::dispatch_offers as o;
+    let mut conn = db.read().await.unwrap();
+    on_conn!(&mut conn, c => o::table
+        .filter(o::unit_id.eq(unit).and(o::status.eq("offered")))
+        .select(o::request_id)
+        .load::<i64>(c)
+        .await)
+    .unwrap()
+}
+
+#[actix_web::test]
+async fn two_nodes_racing_two_calls_for_one_unit_never_offer_it_both() {
+    let cluster = Cluster::new().await;
+    cluster.run(&["migrate"]);
+    for (email, role) in [("dispatch@race.in", "dispatcher"), ("crew@race.in", "paramedic")] {
+        cluster.run(&[
+            "user",
+            "create",
+            "--email",
+            email,
+            "--password",
+            "long enough",
+            "--role",
+            role,
+        ]);
+    }
+    let a = cluster.serve();
+    let b = cluster.serve();
+    let client = reqwest::Client::new();
+    let (dispatcher, _) = login(&client, &a, "dispatch@race.in").await;
+    let (crew_token, crew_user) = login(&client, &a, "crew@race.in").await;
+    let created = client
+        .post(url(&a, "/api/v1/emergency/units"))
+        .bearer_auth(&dispatcher)
+        .json(&json!({
+            "call_sign": "ALS-R1", "kind": "als", "home": {"lat": 12.9760, "lng": 77.6040},
+            "crew": [{"user_id": crew_user, "lead": true}],
+        }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status(), StatusCode::CREATED);
+    let unit = created.json::<Value>().await.unwrap()["id"].as_i64().unwrap();
+
+    // The crew goes on duty, then is heard on both nodes (a session on each, which reads the unit's
+    // status as it opens), so both dispatchers see it free and near — with or without Redis between.
+    let mut sessions = Vec::new();
+    for node in [&a, &b] {
+        let mut crew = crew_session(node, &crew_token).await;
+        assert_eq!(crew.subscribe(&format!("unit:{unit}")).await["type"], "ack");
+        if sessions.is_empty() {
+            let on_duty = crew
+                .command(json!({"type": "status", "status": "available"}), "a")
+                .await;
+            assert_eq!(on_duty["type"], "ack", "{on_duty}");
+        }
+        let ping = json!({"type": "location", "lat": 12.9760, "lng": 77.6040, "heading": 0, "speed": 0});
+        assert_eq!(crew.command(ping, "l").await["type"], "ack");
+        sessions.push(crew);
+    }
+
+    // Two calls at once, one on each node, both nearest to the one unit.
+    let post = |node: &Node, lng: f64| {
+        client
+            .post(url(node, "/api/v1/emergency/ambulance-requests"))
+            .bearer_auth(&dispatcher)
+            .json(&json!({"pickup": {"lat": 12.9750, "lng": lng}, "category": 2}))
+            .send()
+    };
+    let (first, second) = tokio::join!(post(&a, 77.6050), post(&b, 77.6051));
+    let mut calls = Vec::new();
+    for reply in [first.unwrap(), second.unwrap()] {
+        assert_eq!(reply.status(), StatusCode::CREATED);
+        calls.push(reply.json::<Value>().await.unwrap()["id"].as_i64().unwrap());
+    }
+
+    // The first offer reaches the crew; the crew does not answer for a while, so had the other node
+    // offered the unit too, both offers would be open now.
+    let offer = loop {
+        let frame = sessions[0].next().await;
+        if frame["type"] == "offer" {
+            break frame["event"].clone();
+        }
+    };
+    let offered = offer["request"]["id"].as_i64().unwrap();
+    assert!(calls.contains(&offered), "{offer}");
+    let db = cluster.db().await;
+    for _ in 0..10 {
+        let open = open_offers(&db, unit).await;
+        assert_eq!(open, vec![offered], "the unit holds exactly one open offer");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    // The crew takes it; the other call waits for a unit rather than being offered this one.
+    let accepted = sessions[0]
+        .command(json!({"type": "accept", "request_id": offered}), "ok")
+        .await;
+    assert_eq!(accepted["type"], "ack", "{accepted}");
+    let other = *calls.iter().find(|call| **call != offered).unwrap();
+    let status = async || {
+        use schema::ambulance_requests as ar;
+        let mut conn = db.read().await.unwrap();
+        on_conn!(&mut conn, c => ar::table
+            .find(other)
+            .select(ar::status)
+            .first::<String>(c)
+            .await)
+        .unwrap()
+    };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let now = status().await;
+        if now == "queued" {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the other call ended {now}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(open_offers(&db, unit).await.is_empty());
 }

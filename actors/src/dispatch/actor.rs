@@ -24,8 +24,8 @@ use chrono::TimeDelta;
 use super::{
     ActiveJobs, AnswerOutcome, BATCH_DEADLINE, CANDIDATE_POOL, CancelDispatch, ConsiderPreemption,
     DONE_RETENTION, Dispatch, DispatchError, DispatchOutcome, DispatchPhase, DispatchStatus,
-    FALLBACK_PENALTY, OfferAnswer, OfferSettled, Preempted, Priority, QUEUE_RECHECK, RESOLVE_DELAY,
-    SupplyChanged, WIDEN_FACTOR,
+    FALLBACK_PENALTY, OfferAnswer, OfferSettled, OfferedElsewhere, Preempted, Priority, QUEUE_RECHECK,
+    RESOLVE_DELAY, SupplyChanged, WIDEN_FACTOR,
     cascade::{Cascade, QueueMark},
     lifecycle::{assign_event, lapse_event, no_unit_event, offer_event, queue_event},
     messages::OfferExpired,
@@ -68,6 +68,10 @@ pub struct DispatchSettings {
     pub preempt_after: Duration,
 }
 
+/// A unit the store found holding another job's offer is left alone this long (the bus usually says
+/// exactly how long first), and no hold lasts longer than the longest offer.
+const BUSY_ELSEWHERE_HOLD: Duration = Duration::from_secs(15);
+const MAX_HOLD_ELSEWHERE: Duration = Duration::from_secs(120);
 /// After asking for a preemption, how long a job waits before being offered its far free unit.
 const PREEMPTION_WAIT: Duration = Duration::from_secs(1);
 /// A job asks for a preemption again only after this long (the fleet has moved on meanwhile).
@@ -105,6 +109,9 @@ pub struct Dispatcher {
     cascades: HashMap<EntityKey, Cascade>,
     /// Units holding one of this dispatcher's offers, and for which job: never offered two jobs at once.
     offered: HashMap<UnitId, EntityKey>,
+    /// Units holding another dispatcher's open offer (heard on the bus, or refused by the store), and
+    /// until when: left out of every search meanwhile.
+    held_elsewhere: HashMap<UnitId, tokio::time::Instant>,
     /// Distinguishes this dispatcher's cascades from every other's (other nodes, earlier lives of this
     /// node) in the timeline's command ids, so a cascade restarted after a crash records its own steps
     /// instead of being taken for a replay of the dead one's.
@@ -137,6 +144,7 @@ impl Dispatcher {
             settings,
             cascades: HashMap::new(),
             offered: HashMap::new(),
+            held_elsewhere: HashMap::new(),
             incarnation: incarnation(),
             started: 0,
             timers: Timers::default(),
@@ -311,6 +319,7 @@ impl Dispatcher {
 
     /// Takes the next step of a searching cascade: offer the best untried candidate, or refill the pool.
     fn advance(&mut self, job: EntityKey, ctx: &mut Context<Self>) {
+        let busy = self.busy_units();
         let Some(cascade) = self.cascades.get_mut(&job) else {
             return;
         };
@@ -318,13 +327,13 @@ impl Dispatcher {
             return;
         }
         while let Some(candidate) = cascade.pool.pop_front() {
-            if !cascade.tried.contains(&candidate.unit) && !self.offered.contains_key(&candidate.unit) {
+            if !cascade.tried.contains(&candidate.unit) && !busy.contains(&candidate.unit) {
                 self.offer(job, candidate, ctx);
                 return;
             }
         }
         let mut exclude: Vec<UnitId> = cascade.tried.iter().copied().collect();
-        exclude.extend(self.offered.keys().copied());
+        exclude.extend(busy);
         let query = FindNearest {
             kind: cascade.kind,
             point: cascade.point,
@@ -429,6 +438,17 @@ impl Dispatcher {
                 return;
             };
             if cascade.phase != (DispatchPhase::Recording { unit }) || cascade.offer_seq != seq {
+                return;
+            }
+            if let Err(EntityError::UnitBusy(_, busy)) = recorded {
+                // Another node offered the unit first: not tried, only held until that offer ends.
+                tracing::debug!(%job, unit = %busy, "candidate holds another open offer; skipped");
+                cascade.tried.remove(&unit);
+                cascade.note = None;
+                cascade.phase = DispatchPhase::Searching;
+                act.offered.remove(&unit);
+                act.hold_elsewhere(unit, BUSY_ELSEWHERE_HOLD);
+                act.advance(job, ctx);
                 return;
             }
             if let Err(err) = recorded {
@@ -599,6 +619,25 @@ impl Dispatcher {
         self.cascades.values().any(|c| c.phase == DispatchPhase::Queued)
     }
 
+    /// Units not to offer now: those holding this dispatcher's offers and those held elsewhere (the
+    /// lapsed holds are forgotten here).
+    fn busy_units(&mut self) -> Vec<UnitId> {
+        let now = tokio::time::Instant::now();
+        self.held_elsewhere.retain(|_, until| *until > now);
+        self.offered
+            .keys()
+            .chain(self.held_elsewhere.keys())
+            .copied()
+            .collect()
+    }
+
+    /// Leaves `unit` out of every search for `hold` (or longer, if held longer already).
+    fn hold_elsewhere(&mut self, unit: UnitId, hold: Duration) {
+        let until = tokio::time::Instant::now() + hold.min(MAX_HOLD_ELSEWHERE);
+        let entry = self.held_elsewhere.entry(unit).or_insert(until);
+        *entry = (*entry).max(until);
+    }
+
     /// Makes sure the queue is re-solved within `after` (an earlier pending re-solve stands).
     fn request_resolve(&mut self, after: Duration, ctx: &mut Context<Self>) {
         if self.resolving {
@@ -634,7 +673,7 @@ impl Dispatcher {
         }
         waiting.sort_by_key(|w| (w.0, w.1, w.2));
         let order: Vec<EntityKey> = waiting.into_iter().map(|w| w.3).collect();
-        let offered: Vec<UnitId> = self.offered.keys().copied().collect();
+        let offered: Vec<UnitId> = self.busy_units();
         let mut queries = Vec::new();
         for job in &order {
             let Some(cascade) = self.cascades.get(job) else {
@@ -701,7 +740,7 @@ impl Dispatcher {
             .filter(|job| self.cascades.get(job).is_some_and(Cascade::is_waiting))
             .collect();
         // Units this node offered meanwhile are not free.
-        let mut taken: HashSet<UnitId> = self.offered.keys().copied().collect();
+        let mut taken: HashSet<UnitId> = self.busy_units().into_iter().collect();
         let mut matched: Vec<(EntityKey, Nearby, String)> = Vec::new();
         let mut asks: Vec<(EntityKey, Option<Duration>)> = Vec::new();
         let mut tier_start = 0;
@@ -1078,11 +1117,29 @@ impl Handler<OfferExpired> for Dispatcher {
     }
 }
 
+impl Handler<OfferedElsewhere> for Dispatcher {
+    type Result = ();
+
+    fn handle(&mut self, msg: OfferedElsewhere, _: &mut Context<Self>) {
+        if self.cascades.contains_key(&msg.job) {
+            return;
+        }
+        let left = (msg.expires_at - self.ports.clock.now())
+            .to_std()
+            .unwrap_or_default();
+        if !left.is_zero() {
+            self.hold_elsewhere(msg.unit, left);
+        }
+    }
+}
+
 impl Handler<OfferSettled> for Dispatcher {
     type Result = bool;
 
     fn handle(&mut self, msg: OfferSettled, ctx: &mut Context<Self>) -> bool {
         let OfferSettled { job, unit, accepted } = msg;
+        // Whatever the job, the unit's offer is over.
+        self.held_elsewhere.remove(&unit);
         let Some(phase) = self.cascades.get(&job).map(|c| c.phase) else {
             return false;
         };

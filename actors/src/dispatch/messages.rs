@@ -109,6 +109,19 @@ pub struct Preempted {
     pub requeue: Dispatch,
 }
 
+/// Another dispatcher (another node's) offered `unit` a job until `expires_at`: the unit is not offered
+/// anything else meanwhile. The store refuses a second open offer anyway; this saves the round trip.
+#[derive(Debug, Clone, Copy, Message)]
+#[rtype(result = "()")]
+pub struct OfferedElsewhere {
+    /// The job offered (ignored when it is one of this dispatcher's own).
+    pub job: EntityKey,
+    /// The unit holding the offer.
+    pub unit: UnitId,
+    /// When the offer lapses if unanswered.
+    pub expires_at: chrono::DateTime<chrono::Utc>,
+}
+
 /// Supply changed somewhere (a unit came on duty or back in service, an offer was declined or lapsed
 /// on any node, a job was cancelled): the queue is re-solved shortly. Cheap to send often; triggers
 /// arriving together are solved in one batch.

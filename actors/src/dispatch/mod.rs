@@ -12,7 +12,7 @@ pub use actor::{DispatchSettings, Dispatcher};
 pub use cascade::{DispatchOutcome, DispatchPhase};
 pub use messages::{
     ActiveJobs, AnswerOutcome, CancelDispatch, ConsiderPreemption, Dispatch, DispatchError, DispatchStatus,
-    OfferAnswer, OfferSettled, Preempted, SupplyChanged,
+    OfferAnswer, OfferSettled, OfferedElsewhere, Preempted, SupplyChanged,
 };
 pub use priority::{
     BATCH_DEADLINE, CANDIDATE_POOL, DONE_RETENTION, FALLBACK_PENALTY, OFFER_TIMEOUT_C1, OFFER_TIMEOUT_C2,

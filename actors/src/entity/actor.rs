@@ -317,6 +317,9 @@ impl EntityActor {
                             let key = act.key;
                             Box::pin(act.reload().map(move |(), _, _| Err(EntityError::Conflict(key))))
                         }
+                        Ok(Ok(AppendOutcome::UnitBusy { unit })) => {
+                            Box::pin(fut::ready(Err(EntityError::UnitBusy(act.key, unit))))
+                        }
                     }
                 }),
         )

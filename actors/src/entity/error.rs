@@ -1,6 +1,7 @@
 //! [`EntityError`]: why a command to a live entity did not produce a new state.
 
 use crate::{
+    ids::UnitId,
     machines::{EntityKey, TransitionError},
     ports::StoreError,
 };
@@ -18,6 +19,9 @@ pub enum EntityError {
     /// Retry the command with the same id.
     #[error("{0} was changed concurrently; retry")]
     Conflict(EntityKey),
+    /// The command would offer a unit that holds another job's open offer; nothing was written.
+    #[error("{1} holds another open offer; {0} was not offered it")]
+    UnitBusy(EntityKey, UnitId),
     /// The store failed; retry later with the same command id.
     #[error(transparent)]
     Store(#[from] StoreError),

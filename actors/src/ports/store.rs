@@ -59,6 +59,12 @@ pub enum AppendOutcome {
     /// The entity's version is no longer `expected_version` (another writer, maybe on another node,
     /// won); nothing was written. The caller reloads and decides again.
     Stale,
+    /// The transition offers a unit that holds another job's open offer (made by any node): a unit
+    /// has one open offer at a time. Nothing was written.
+    UnitBusy {
+        /// The unit offered elsewhere.
+        unit: UnitId,
+    },
 }
 
 /// Infrastructure failures of a store. Races are not errors: they are [`AppendOutcome`] values and

@@ -1,0 +1,1 @@
+DROP INDEX dispatch_offers_one_open_per_unit;
