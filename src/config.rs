@@ -45,6 +45,9 @@ pub struct Settings {
     /// The dispatch engine; every key has a default, so the section is optional.
     #[serde(default)]
     pub dispatch: DispatchConfig,
+    /// The pages' map; every key has a default (no tile server), so the section is optional.
+    #[serde(default)]
+    pub maps: MapsSettings,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -475,6 +478,18 @@ impl SimulateSettings {
             1.0
         }
     }
+}
+
+/// The map the pages draw (console, tracking).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MapsSettings {
+    /// A raster tile URL template with `{z}`, `{x}` and `{y}` (and optionally `{s}` for subdomains),
+    /// e.g. an OpenStreetMap-compatible server. Empty (the offline default): the pages draw the H3
+    /// cell grid as the map's base instead of tiles.
+    pub tile_url: String,
+    /// Credit shown in the map's corner for the tiles (plain text), e.g. `© OpenStreetMap contributors`.
+    pub tile_attribution: String,
 }
 
 /// Rider delivery of packed orders. Tests shorten the retry instead of sleeping for long.

@@ -386,6 +386,7 @@ pub async fn build_state(settings: Settings) -> anyhow::Result<AppState> {
 
 fn serve(listener: TcpListener, state: web::Data<AppState>) -> anyhow::Result<Server> {
     let shutdown_secs = state.settings.server.shutdown_timeout_secs;
+    let policy = pages::Policy::new(&state.settings.maps).context("maps.tile_url")?;
     let server = HttpServer::new(move || {
         let settings = &state.settings.server;
         let (app, openapi) = App::new()
@@ -403,7 +404,7 @@ fn serve(listener: TcpListener, state: web::Data<AppState>) -> anyhow::Result<Se
             .configure(api::configure)
             .split_for_parts();
         app.service(ws::connect)
-            .configure(pages::configure)
+            .configure(|config| pages::configure(config, policy.clone()))
             .service(SwaggerUi::new("/docs/{_:.*}").url("/api-docs/openapi.json", openapi))
             .route("/docs", web::get().to(|| async { redirect("/docs/") }))
             .default_service(web::to(fallback))

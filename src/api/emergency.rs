@@ -1,6 +1,7 @@
 //! `/emergency`: ambulance units and crews, ambulance requests (create, read, cancel, assign, the crew's
-//! answers and progress), the dispatcher board and response-time statistics. Anyone who may not see a
-//! request gets 404, as if it did not exist.
+//! answers and progress), the dispatcher board and response-time statistics, and the console's own
+//! tools (notes on a call, a unit's availability set by hand with an audited reason, the units to
+//! recommend for a call). Anyone who may not see a request gets 404, as if it did not exist.
 
 use std::collections::HashMap;
 
@@ -15,11 +16,14 @@ use onemedi_actors::{
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::{Page, PageQuery, Problems, ReasonBody};
+use super::{Page, PageQuery, Problems, ReasonBody, audit_entry};
 use crate::{
     auth::AuthUser,
     bus::lock_fleet,
-    db::emergency::{self, CrewMember, NewRequest, NewUnit, RequestRow, TimelineEntry, UnitRow},
+    db::{
+        console::{self, Override},
+        emergency::{self, CrewMember, NewRequest, NewUnit, RequestRow, TimelineEntry, UnitRow},
+    },
     dispatch::{self, breach},
     domain::{PersonName, Phone, Role},
     error::{ApiError, ErrorBody, ErrorCode},
@@ -32,6 +36,11 @@ const MAX_TEXT_CHARS: usize = 500;
 const MAX_CREW: usize = 6;
 /// Hospitals considered for a destination: within this many degrees (≈ 33 km) of the patient.
 const DESTINATION_BOX_DEG: f64 = 0.3;
+/// Units recommended to a dispatcher for a call.
+const RECOMMENDED_UNITS: usize = 5;
+/// How far a dispatcher's recommendation looks, metres: wider than the engine's own search, since a
+/// dispatcher may want to see who is nearest even when nobody is close.
+const RECOMMEND_RADIUS_M: f64 = 60_000.0;
 
 fn is_dispatcher(auth: &AuthUser) -> bool {
     matches!(auth.role, Role::Dispatcher | Role::Admin)
@@ -700,7 +709,9 @@ async fn request_view(
 }
 
 /// The request if `auth` may see it: its requester, dispatchers and administrators, and the crew of
-/// the unit working it. Anyone else gets 404.
+/// the unit working it — or offered it: while a request is `offered`, `assigned_unit_id` names the unit
+/// it is offered to, so that crew reads the category, complaint and address to decide. Anyone else
+/// gets 404.
 async fn visible_request(state: &AppState, auth: &AuthUser, id: i64) -> Result<RequestRow, ApiError> {
     let mut conn = state.db.read().await?;
     let row = emergency::find_request(&mut conn, id)
@@ -1091,6 +1102,221 @@ pub async fn decline_offer(
     )
     .await?;
     Ok(HttpResponse::NoContent().finish())
+}
+
+// ------------------------------------------------------------------------------------ console tools
+
+/// A dispatcher's note on a call.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NoteBody {
+    /// 1–500 characters, no control characters.
+    pub text: String,
+}
+
+/// Adds a dispatcher's note to a call's timeline (event `note`, the text in `reason`, the status
+/// unchanged), announced as `request_note` on the call's topic and `dispatch`.
+#[utoipa::path(
+    tag = "emergency",
+    params(("id" = i64, Path, description = "Request id")),
+    request_body = NoteBody,
+    responses(
+        (status = 201, body = TimelineEntry),
+        (status = 400, description = "validation_failed", body = ErrorBody),
+        (status = 403, description = "forbidden (not a dispatcher)", body = ErrorBody),
+        (status = 404, description = "not_found", body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+#[post("/emergency/ambulance-requests/{id}/notes")]
+pub async fn add_note(
+    state: web::Data<AppState>,
+    auth: AuthUser,
+    id: web::Path<i64>,
+    body: web::Json<NoteBody>,
+) -> Result<HttpResponse, ApiError> {
+    require_dispatcher(&auth)?;
+    let mut p = Problems::default();
+    let text = p.text("text", &body.text, MAX_TEXT_CHARS);
+    p.finish()?;
+    let Some(text) = text else {
+        return Err(ApiError::internal(anyhow::anyhow!("validated note missing")));
+    };
+    let mut conn = state.db.write().await?;
+    let entry = console::add_note(&mut conn, *id, auth.id.0, &text)
+        .await?
+        .ok_or_else(|| ApiError::not_found("ambulance request"))?;
+    drop(conn);
+    let event = serde_json::json!({
+        "type": "request_note",
+        "v": crate::bus::EVENT_VERSION,
+        "request_id": *id,
+        "by_user_id": auth.id.0,
+        "at": Utc::now(),
+    });
+    state.bus.publish(&dispatch::request_topics(*id), event).await;
+    Ok(HttpResponse::Created().json(entry))
+}
+
+/// A unit's availability set by a dispatcher, with the reason.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct StatusOverrideBody {
+    /// `available`, `busy` or `off_duty`.
+    pub status: String,
+    /// Why (1–500 characters); kept in the audit log.
+    pub reason: String,
+}
+
+/// A dispatcher sets a unit's availability by hand (the crew's radio says it broke down, went home,
+/// is free again): one conditional write, audited (`unit_status_override`, `{from, to, reason}`) in the
+/// same transaction, then announced as `unit_status`. A unit on a job follows its job: move the job on,
+/// reassign or cancel it instead.
+#[utoipa::path(
+    tag = "emergency",
+    params(("id" = i64, Path, description = "Unit id")),
+    request_body = StatusOverrideBody,
+    responses(
+        (status = 200, body = UnitView),
+        (status = 400, description = "validation_failed", body = ErrorBody),
+        (status = 403, description = "forbidden (not a dispatcher)", body = ErrorBody),
+        (status = 404, description = "not_found", body = ErrorBody),
+        (status = 409, description = "invalid_transition (the unit is on a job)", body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+#[post("/emergency/units/{id}/status-override")]
+pub async fn override_unit_status(
+    req: actix_web::HttpRequest,
+    state: web::Data<AppState>,
+    auth: AuthUser,
+    id: web::Path<i64>,
+    body: web::Json<StatusOverrideBody>,
+) -> Result<web::Json<UnitView>, ApiError> {
+    require_dispatcher(&auth)?;
+    let mut p = Problems::default();
+    if !console::OVERRIDE_STATUSES.contains(&body.status.as_str()) {
+        p.add("status", "one of available, busy, off_duty");
+    }
+    let reason = p.text("reason", &body.reason, MAX_TEXT_CHARS);
+    p.finish()?;
+    let Some(reason) = reason else {
+        return Err(ApiError::internal(anyhow::anyhow!("validated reason missing")));
+    };
+    // Only ambulances are on the console's board.
+    visible_unit(&state, &auth, *id).await?;
+    let entry = audit_entry(
+        &req,
+        Some(auth.id.0),
+        "unit_status_override",
+        ("unit", Some(id.to_string())),
+    );
+    let mut conn = state.db.write().await?;
+    let done = console::override_unit_status(&mut conn, *id, &body.status, &reason, &entry).await?;
+    drop(conn);
+    let row = match done {
+        Override::Done { unit, .. } => *unit,
+        Override::NotFound => return Err(ApiError::not_found("unit")),
+        Override::OnJob(status) => {
+            return Err(ApiError::new(
+                ErrorCode::InvalidTransition,
+                format!("the unit is {status}: it follows its job; move the job on, reassign or cancel it"),
+            ));
+        }
+    };
+    dispatch::announce_unit_status(&state.bus, row.id, &row.status).await;
+    let view = unit_views(&state, vec![row]).await?.pop();
+    view.map(web::Json).ok_or_else(|| ApiError::not_found("unit"))
+}
+
+/// A unit recommended for a call.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RecommendedUnit {
+    pub unit_id: i64,
+    pub call_sign: String,
+    /// `als` or `bls`.
+    pub kind: String,
+    pub lat: f64,
+    pub lng: f64,
+    /// Great-circle distance to the patient, metres.
+    pub distance_m: f64,
+    /// Estimated seconds to the patient from the kind's speed profile.
+    pub eta_s: f64,
+    /// Seconds the speed profile takes per kilometre of great circle: a client recomputes the ETA from
+    /// each new position as `distance_km × eta_per_km_s`.
+    pub eta_per_km_s: f64,
+}
+
+/// The units a dispatcher would send to a call: available, fresh (heard from within the stale limit)
+/// ambulances of the kinds the call's category takes, nearest first by ETA, from this node's fleet index.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RecommendedUnits {
+    pub request_id: i64,
+    /// At most five, best first.
+    pub units: Vec<RecommendedUnit>,
+}
+
+/// The five units to send to a call, by ETA, from the live fleet index (dispatchers).
+#[utoipa::path(
+    tag = "emergency",
+    params(("id" = i64, Path, description = "Request id")),
+    responses(
+        (status = 200, body = RecommendedUnits),
+        (status = 403, description = "forbidden (not a dispatcher)", body = ErrorBody),
+        (status = 404, description = "not_found", body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+#[get("/emergency/ambulance-requests/{id}/recommended-units")]
+pub async fn recommended_units(
+    state: web::Data<AppState>,
+    auth: AuthUser,
+    id: web::Path<i64>,
+) -> Result<web::Json<RecommendedUnits>, ApiError> {
+    require_dispatcher(&auth)?;
+    let row = visible_request(&state, &auth, *id).await?;
+    let pickup = Position::new(row.pickup_lat, row.pickup_lng)
+        .map_err(|e| ApiError::internal(anyhow::anyhow!("stored pickup is impossible: {e}")))?;
+    let (primary, fallback) = dispatch::kinds_for(row.category);
+    let mut nearby = if emergency::FINAL_STATUSES.contains(&row.status.as_str()) {
+        Vec::new()
+    } else {
+        let index = lock_fleet(&state.fleet);
+        let filter = onemedi_actors::fleet::SearchFilter::default();
+        let now = Utc::now();
+        [primary, fallback]
+            .into_iter()
+            .flat_map(|kind| {
+                index
+                    .nearest_available(kind, pickup, RECOMMENDED_UNITS, RECOMMEND_RADIUS_M, &filter, now)
+                    .into_iter()
+                    .map(move |n| (kind, n))
+            })
+            .collect::<Vec<_>>()
+    };
+    nearby.sort_by_key(|(_, n)| n.eta);
+    nearby.truncate(RECOMMENDED_UNITS);
+    let mut conn = state.db.read().await?;
+    let mut units = Vec::with_capacity(nearby.len());
+    for (kind, n) in nearby {
+        let Some(unit) = emergency::find_unit(&mut conn, n.unit.0).await? else {
+            continue;
+        };
+        units.push(RecommendedUnit {
+            unit_id: unit.id,
+            call_sign: unit.call_sign,
+            kind: unit.kind,
+            lat: n.position.lat(),
+            lng: n.position.lng(),
+            distance_m: n.distance_m,
+            eta_s: n.eta.as_secs_f64(),
+            eta_per_km_s: eta_for(kind, 1000.0).as_secs_f64(),
+        });
+    }
+    Ok(web::Json(RecommendedUnits {
+        request_id: row.id,
+        units,
+    }))
 }
 
 // ------------------------------------------------------------------------------------- board and stats

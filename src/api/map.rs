@@ -1,5 +1,6 @@
 //! `/map`: the basemap the pages draw without a tile server — the outlines of the H3 cells around a
-//! point, computed with h3o. Pure geometry, the same for everyone, so public and cacheable.
+//! point, computed with h3o. Pure geometry, the same for everyone, so public and cacheable. And the
+//! map's settings the pages read (a tile server, or none).
 
 use actix_web::{HttpResponse, get, http::header, web};
 use h3o::{LatLng, Resolution};
@@ -120,4 +121,28 @@ pub async fn cells(query: web::Query<CellsQuery>) -> Result<HttpResponse, ApiErr
             rings,
             cells,
         }))
+}
+
+/// How the pages draw their map.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct MapConfig {
+    /// Raster tile URL template (`{z}`, `{x}`, `{y}`, optionally `{s}`), or `null`: no tile server, the
+    /// base is the H3 cell grid from `GET /map/cells`.
+    pub tile_url: Option<String>,
+    /// The tiles' credit to show on the map (plain text), if any.
+    pub tile_attribution: Option<String>,
+}
+
+/// The map's settings (`maps.tile_url`, `maps.tile_attribution`): public, the same for everyone.
+#[utoipa::path(tag = "map", responses((status = 200, body = MapConfig)))]
+#[get("/map/config")]
+pub async fn config(state: web::Data<crate::state::AppState>) -> HttpResponse {
+    let maps = &state.settings.maps;
+    let some = |text: &str| Some(text.trim().to_owned()).filter(|t| !t.is_empty());
+    HttpResponse::Ok()
+        .insert_header((header::CACHE_CONTROL, "no-cache"))
+        .json(MapConfig {
+            tile_url: some(&maps.tile_url),
+            tile_attribution: some(&maps.tile_attribution),
+        })
 }

@@ -12,6 +12,7 @@ pub mod blood;
 pub mod blood_banks;
 pub mod cart;
 pub mod catalog;
+pub mod console;
 pub mod coupons;
 pub mod demo;
 pub mod doctors;

@@ -15,6 +15,7 @@ mod care;
 mod cart;
 mod catalog;
 mod cli;
+mod console;
 mod conventions;
 mod coupons;
 mod delivery;
