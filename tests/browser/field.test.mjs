@@ -1,6 +1,7 @@
 // Browser tests of /field for riders and phlebotomists against a real server (see harness.mjs): offers
 // with a countdown that survive a reload, a delivery handed over with the customer's code, and a
-// phlebotomist's day route refreshed by the websocket.
+// phlebotomist's day route refreshed by the websocket, and an ambulance crew that sees what a call is
+// about before accepting it and is sent to the hospital while transporting.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { login } from './server.mjs';
@@ -180,6 +181,59 @@ test('a phlebotomist accepts collection offers (one again after a reload) and se
     await shot(field, 'field-phlebotomist');
     const current = Number(await field.getAttribute('#job-text', 'data-id'));
     assert.equal((await api(`/api/v1/lab-collections/${current}`, { token: customer })).status, 'en_route');
+    assert.deepEqual(errors, [], 'no script errors on /field');
+  });
+});
+
+test('an ambulance crew sees the category, complaint, address and distance of an offer, and is navigated to the hospital while transporting', async () => {
+  await withServer(async ({ server, browser, api }) => {
+    const dispatcher = await login(api, 'dispatcher');
+    const crewToken = await login(api, 'paramedic7');
+    const unit = await api('/api/v1/emergency/my-unit', { token: crewToken });
+    const at = unit.position ? { lat: unit.position.lat, lng: unit.position.lng } : unit.home;
+    const street = await phone(browser, server, at);
+    const field = await street.newPage();
+    const errors = pageErrors(field);
+    await signIn(field, '/field', 'paramedic7');
+    await field.waitForFunction(() => document.getElementById('unit-status').dataset.status === 'available', null, WAIT);
+    await shareLocation(field);
+
+    // A call 700 m north of the unit: its crew is offered it first.
+    const pickup = { lat: at.lat + 700 / 111195, lng: at.lng };
+    const call = await api('/api/v1/emergency/ambulance-requests', {
+      method: 'POST', token: dispatcher,
+      body: { pickup: { ...pickup, address: '18 Residency Road' }, category: 1, patient: { condition: 'not breathing' } },
+    });
+    await field.waitForSelector(`#offer:not([hidden])[data-id="${call.id}"]`, WAIT);
+    await field.waitForFunction((id) => document.getElementById('offer-details').dataset.loaded === String(id), call.id, WAIT);
+    assert.equal(await field.textContent('#offer-category'), 'C1 · life-threatening');
+    assert.equal(await field.textContent('#offer-complaint'), 'not breathing');
+    assert.equal(await field.textContent('#offer-address'), '18 Residency Road');
+    const km = Number((await field.textContent('#offer-distance')).replace(' km', ''));
+    assert.ok(Math.abs(km - 0.7) <= 0.1, `the distance to the patient: ${km} km`);
+    assert.match(await field.textContent('#offer-text'), new RegExp(`#${call.id} · C1 · 0\\.7 km away · ETA`));
+    await shot(field, 'field-offer');
+
+    await field.click('#offer-accept');
+    await field.waitForSelector('#job:not([hidden]) button[data-step="en_route"]', WAIT);
+    // On the way to the patient, the map link goes to the incident.
+    assert.equal(await field.getAttribute('#job-map', 'data-target'), 'incident');
+    assert.match(await field.getAttribute('#job-map', 'href'), new RegExp(`^geo:${pickup.lat},${pickup.lng}\\?`));
+    await field.click('button[data-step="en_route"]');
+    await field.waitForSelector('button[data-step="on_scene"]', WAIT);
+    await field.click('button[data-step="on_scene"]');
+    await field.waitForSelector('#hospital-pick:not([hidden]) #hospital option', { ...WAIT, state: 'attached' });
+    const hospitalId = Number(await field.inputValue('#hospital'));
+    const hospital = await api(`/api/v1/hospitals/${hospitalId}`);
+    await field.click('button[data-step="transporting"]');
+    await field.waitForFunction(() => document.getElementById('job-text').dataset.status === 'transporting', null, WAIT);
+    // While transporting, it goes to the destination hospital.
+    await field.waitForFunction(() => document.getElementById('job-map')?.dataset.target === 'hospital', null, WAIT);
+    assert.match(await field.getAttribute('#job-map', 'href'), new RegExp(`^geo:${hospital.lat},${hospital.lng}\\?`));
+    assert.match(await field.textContent('#job-destination'), new RegExp(hospital.name.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')));
+    const transporting = await api(`/api/v1/emergency/ambulance-requests/${call.id}`, { token: dispatcher });
+    assert.equal(transporting.status, 'transporting');
+    assert.equal(transporting.destination_hospital_id, hospitalId);
     assert.deepEqual(errors, [], 'no script errors on /field');
   });
 });

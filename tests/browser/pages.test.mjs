@@ -99,7 +99,7 @@ test('a dispatcher signs in, sees a unit move on the map when its crew reports a
       method: 'POST', token: dispatcherToken,
       body: { pickup: { ...pickup, address: '12 MG Road' }, category: 3, patient: { name: 'Test Patient', age: 40, condition: 'fall' } },
     });
-    const item = `#requests li[data-request-id="${request.id}"]`;
+    const item = `#requests tr[data-request-id="${request.id}"]`;
     await console_.waitForSelector(item, WAIT);
     const board = await api('/api/v1/emergency/board', { token: dispatcherToken });
     const far = board.units
@@ -124,7 +124,7 @@ test('a dispatcher signs in, sees a unit move on the map when its crew reports a
       body: { pickup: { lat: home.lat + 1.5, lng: home.lng + 1.5, address: 'Far away' }, category: 1 },
     });
     await console_.waitForSelector(`#alerts .alert[data-request-id="${remote.id}"]`, { timeout: 30000 });
-    await console_.waitForSelector(`#requests li.breach[data-request-id="${remote.id}"]`, WAIT);
+    await console_.waitForSelector(`#requests tr.breach[data-request-id="${remote.id}"]`, WAIT);
     assert.match(await console_.textContent(`#alerts .alert[data-request-id="${remote.id}"]`), /C1/);
     assert.ok(await console_.isVisible('#detail'), 'the assigned call stays selected');
     await shot(console_, 'console');

@@ -1,8 +1,10 @@
 // The field view for crews, riders and phlebotomists (phone-sized): availability and location over the
 // websocket, offers with a countdown, accept/decline, and the job's steps over REST. An ambulance crew
 // works an ambulance request, a rider an order's delivery (hand-over with the customer's code), a
-// phlebotomist home collections plus the day's planned route. After a reload the open offer and the
-// current job come back from GET /api/v1/emergency/my-unit.
+// phlebotomist home collections plus the day's planned route. An ambulance offer shows the call's
+// category, complaint, address and distance (the call is read over REST: a crew may read a call offered
+// to it); while transporting, the map link goes to the destination hospital. After a reload the open
+// offer and the current job come back from GET /api/v1/emergency/my-unit.
 'use strict';
 (function () {
   const M = window.OneMedi;
@@ -45,6 +47,9 @@
     disconnected: 'Not connected; try again in a moment',
   };
   const KIND_WORD = { ambulance_request: 'Request', order: 'Order', lab_collection: 'Collection' };
+  const CATEGORY_WORD = { 1: 'C1 · life-threatening', 2: 'C2 · emergency', 3: 'C3 · urgent', 4: 'C4 · less urgent' };
+  // Statuses in which the crew drives to the hospital rather than to the patient.
+  const TO_HOSPITAL = new Set(['transporting']);
   const LOCATION_MIN_INTERVAL_MS = 2000;
   // Remembers for this tab that the crew shares its location, so a reload carries on sharing.
   const SHARING_KEY = 'onemedi.field.sharing';
@@ -82,6 +87,13 @@
 
   function km(m) {
     return (m / 1000).toFixed(1) + ' km';
+  }
+
+  function distanceM(a, b) {
+    const rad = Math.PI / 180;
+    const dLat = (b[0] - a[0]) * rad, dLng = (b[1] - a[1]) * rad;
+    const h = Math.sin(dLat / 2) ** 2 + Math.cos(a[0] * rad) * Math.cos(b[0] * rad) * Math.sin(dLng / 2) ** 2;
+    return 2 * 6371008.8 * Math.asin(Math.min(1, Math.sqrt(h)));
   }
 
   function istTime(text) {
@@ -209,8 +221,10 @@
       eta_s: ev.eta_s,
       deadline,
       order_number: ev.order_number || (offer && !fresh ? offer.order_number : null),
+      call: offer && !fresh ? offer.call : null,
     };
     renderOffer();
+    if (fresh && ev.request.kind === 'ambulance_request') loadOfferedCall(ev.request.id);
     $('offer').hidden = false;
     $('offer').dataset.kind = ev.request.kind;
     $('offer').dataset.id = ev.request.id;
@@ -227,9 +241,42 @@
     if (fresh && touched && navigator.vibrate) navigator.vibrate([200, 100, 200]);
   }
 
+  // The offered call's category, complaint and address, to decide on.
+  async function loadOfferedCall(id) {
+    try {
+      const call = await M.api('/api/v1/emergency/ambulance-requests/' + id);
+      if (offer && offer.request.kind === 'ambulance_request' && offer.request.id === id) {
+        offer.call = call;
+        renderOffer();
+      }
+    } catch (e) {
+      if (offer && offer.request.id === id) message('Call details not loaded: ' + words(e), true);
+    }
+  }
+
+  // The offer's distance: the event's, or else from the unit's last position to the patient.
+  function offerDistance() {
+    if (offer.distance_m !== null && offer.distance_m !== undefined) return offer.distance_m;
+    const c = offer.call;
+    if (c && unit && unit.position) return distanceM([unit.position.lat, unit.position.lng], [c.pickup.lat, c.pickup.lng]);
+    return null;
+  }
+
   function renderOffer() {
     const r = offer.request;
     const parts = [(KIND_WORD[r.kind] || 'Job') + ' #' + r.id + (offer.order_number ? ' (' + offer.order_number + ')' : '')];
+    const details = $('offer-details');
+    details.hidden = r.kind !== 'ambulance_request';
+    if (r.kind === 'ambulance_request') {
+      const c = offer.call;
+      const distance = offerDistance();
+      $('offer-category').textContent = c ? CATEGORY_WORD[c.category] || 'C' + c.category : '…';
+      $('offer-complaint').textContent = c ? c.patient_condition || 'not given' : '…';
+      $('offer-address').textContent = c ? c.pickup_address || c.pickup.lat.toFixed(5) + ', ' + c.pickup.lng.toFixed(5) : '…';
+      $('offer-distance').textContent = distance === null ? '—' : km(distance);
+      details.dataset.loaded = c ? String(c.id) : '';
+      if (c) parts.push('C' + c.category);
+    }
     if (offer.distance_m !== null && offer.distance_m !== undefined) {
       const to = r.kind === 'order' ? ' to the customer' : r.kind === 'lab_collection' ? ' to the patient' : ' away';
       parts.push(km(offer.distance_m) + to);
@@ -336,12 +383,29 @@
     $('job-steps').append(M.el('button', { type: 'button', class: 'primary big', 'data-step': status, onclick: action }, label));
   }
 
+  // The destination hospitals read so far, by id (for the navigation link while transporting).
+  const hospitals = new Map();
+
   function showAmbulance(r) {
     $('job-title').textContent = 'Current job';
     $('job-text').textContent = '#' + r.id + ' · C' + r.category + ' · ' + r.status.replace(/_/g, ' ') + ' · '
       + (r.pickup_address || r.pickup.lat.toFixed(5) + ', ' + r.pickup.lng.toFixed(5))
       + (r.patient_condition ? ' · ' + r.patient_condition : '');
-    $('job-details').append(mapLink(r.pickup.lat, r.pickup.lng, r.pickup_address || 'Pickup'));
+    const toHospital = TO_HOSPITAL.has(r.status) && r.destination_hospital_id;
+    const h = toHospital ? hospitals.get(r.destination_hospital_id) : null;
+    if (h) {
+      $('job-details').append(M.el('div', { id: 'job-destination' }, [M.el('b', {}, 'To ' + h.name), ' · ', h.address]), mapLink(h.lat, h.lng, h.name));
+      $('job-map').dataset.target = 'hospital';
+    } else {
+      $('job-details').append(mapLink(r.pickup.lat, r.pickup.lng, r.pickup_address || 'Pickup'));
+      $('job-map').dataset.target = 'incident';
+      if (toHospital) {
+        M.api('/api/v1/hospitals/' + r.destination_hospital_id).then((got) => {
+          hospitals.set(got.id, got);
+          if (job && job.kind === 'ambulance_request' && job.id === r.id) showJob();
+        }, (e) => message('Destination not loaded: ' + words(e), true));
+      }
+    }
     const next = AMBULANCE_NEXT[r.status];
     if (next && next[0] === 'transporting') {
       const select = $('hospital');

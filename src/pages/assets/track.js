@@ -2,12 +2,12 @@
 // (`/track/ambulance/{id}`, its requester) or an order behind a share link (`/track/{token}`, no login,
 // read-only: never the address or the delivery code). State is read over REST once per (re)connection,
 // then follows the websocket topic `order:{id}` / `ambulance_request:{id}`; a share link's token opens a
-// read-only session on its order's topic. The map is H3 cells from /api/v1/map/cells, like the console.
+// read-only session on its order's topic. The map is the console's (map.js): Leaflet on tiles, or on the
+// H3 cell grid when no tile server is configured.
 'use strict';
 (function () {
   const M = window.OneMedi;
   const $ = (id) => document.getElementById(id);
-  const W = 600;
   const FINAL = new Set(['delivered', 'cancelled', 'closed', 'no_unit_available']);
 
   const path = location.pathname;
@@ -27,8 +27,8 @@
     destination: null, // [lat, lng] (not for share links)
     timeline: [],
   };
-  let projection = null;
-  let bounds = null;
+  let map = null;
+  let starting = null;
   let live = null;
 
   function label(status) {
@@ -51,86 +51,58 @@
 
   // ------------------------------------------------------------------------------------------- map
 
-  function project(lat, lng) {
-    if (!projection) return null;
-    const p = projection;
-    return [(lng - p.minLng) * p.k * p.scale, (p.maxLat - lat) * p.scale];
+  function points() {
+    return [view.unit && view.unit.lat !== undefined ? [view.unit.lat, view.unit.lng] : null, view.destination].filter(Boolean);
   }
 
-  function inside(lat, lng) {
-    return bounds && lat > bounds.minLat && lat < bounds.maxLat && lng > bounds.minLng && lng < bounds.maxLng;
-  }
-
-  function distanceKm(a, b) {
-    const k = Math.cos(((a[0] + b[0]) / 2) * Math.PI / 180);
-    return Math.hypot(a[0] - b[0], (a[1] - b[1]) * k) * 111.2;
-  }
-
-  // Draws cells around the points that matter (rider, destination), once and again when one leaves.
-  let drawing = null;
+  // Opens the map on the points that matter (rider, destination) once there is one, and fits them again
+  // when one leaves the view.
   async function basemap() {
-    const pts = [view.unit && view.unit.lat !== undefined ? [view.unit.lat, view.unit.lng] : null, view.destination].filter(Boolean);
+    const pts = points();
     if (!pts.length) return;
-    if (pts.every((p) => inside(p[0], p[1]))) return;
-    if (drawing) return;
-    const center = [pts.reduce((s, p) => s + p[0], 0) / pts.length, pts.reduce((s, p) => s + p[1], 0) / pts.length];
-    const span = pts.length > 1 ? distanceKm(pts[0], pts[1]) : 0;
-    const radius = Math.min(30, Math.max(2.5, span * 0.7 + 1.5));
-    const resolution = radius <= 3 ? 9 : radius <= 8 ? 8 : 7;
-    drawing = M.api('/api/v1/map/cells?near=' + center[0].toFixed(4) + ',' + center[1].toFixed(4)
-      + '&radius_km=' + radius.toFixed(1) + '&resolution=' + resolution);
-    let cells;
-    try { cells = await drawing; } finally { drawing = null; }
-    let minLat = 90, maxLat = -90, minLng = 180, maxLng = -180;
-    for (const c of cells.cells) for (const [la, ln] of c.boundary) {
-      minLat = Math.min(minLat, la); maxLat = Math.max(maxLat, la);
-      minLng = Math.min(minLng, ln); maxLng = Math.max(maxLng, ln);
+    if (!map) {
+      if (!starting) {
+        $('map').parentElement.hidden = false;
+        starting = M.createMap($('map'), { layers: ['marks'], view: { bounds: pts, center: pts[0], zoom: 15, maxZoom: 15 } });
+      }
+      map = await starting;
+    } else if (!pts.every((p) => map.contains(p[0], p[1]))) {
+      map.setView({ bounds: pts, center: pts[0], zoom: 15, maxZoom: 15 });
     }
-    const k = Math.cos(((minLat + maxLat) / 2) * Math.PI / 180);
-    const scale = W / ((maxLng - minLng) * k);
-    projection = { minLng, maxLat, k, scale };
-    // A point counts as on the map a little inside the outermost cells.
-    const padLat = (maxLat - minLat) * 0.08, padLng = (maxLng - minLng) * 0.08;
-    bounds = { minLat: minLat + padLat, maxLat: maxLat - padLat, minLng: minLng + padLng, maxLng: maxLng - padLng };
-    $('map').setAttribute('viewBox', '0 0 ' + W + ' ' + Math.round((maxLat - minLat) * scale));
-    const g = $('map-cells');
-    g.textContent = '';
-    for (const c of cells.cells) {
-      const points = c.boundary.map(([la, ln]) => project(la, ln).map((v) => v.toFixed(1)).join(',')).join(' ');
-      g.append(M.svg('polygon', { points, class: 'cell' }));
-    }
-    $('map').parentElement.hidden = false;
     drawMarks();
   }
 
+  let destMark = null;
+  let unitMark = null;
   function drawMarks() {
-    const g = $('map-marks');
-    g.textContent = '';
-    if (!projection) return;
+    if (!map) return;
+    const g = map.layer('marks');
     if (view.destination) {
-      const xy = project(view.destination[0], view.destination[1]);
-      const home = M.svg('g', { class: 'dest-marker', transform: 'translate(' + xy[0].toFixed(1) + ',' + xy[1].toFixed(1) + ')' });
-      const title = M.svg('title', {});
-      title.textContent = mode === 'ambulance' ? 'Pickup' : 'Delivery address';
-      home.append(title, M.svg('path', { d: 'M0,-12 L10,-3 L7,-3 L7,9 L-7,9 L-7,-3 L-10,-3 Z' }));
-      g.append(home);
+      const [lat, lng] = view.destination;
+      if (!destMark) {
+        destMark = map.mark({ class: 'dest-marker' }, M.svg('path', { d: 'M0,-12 L10,-3 L7,-3 L7,9 L-7,9 L-7,-3 L-10,-3 Z' }), null,
+          mode === 'ambulance' ? 'Pickup' : 'Delivery address', lat, lng, null);
+        g.prepend(destMark);
+      } else {
+        map.place(destMark, lat, lng);
+      }
     }
     const u = view.unit;
     if (u && u.lat !== undefined) {
-      const xy = project(u.lat, u.lng);
-      const marker = M.svg('g', {
-        id: 'unit-marker', class: 'unit-marker st-' + (u.status || 'assigned'),
-        transform: 'translate(' + xy[0].toFixed(1) + ',' + xy[1].toFixed(1) + ')',
-        'data-lat': u.lat, 'data-lng': u.lng,
-      });
-      const title = M.svg('title', {});
-      title.textContent = u.call_sign;
-      marker.append(title, M.svg('circle', { r: 9 }));
-      const text = M.svg('text', { x: 12, y: 4 });
-      text.textContent = u.call_sign;
-      marker.append(text);
-      g.append(marker);
+      if (!unitMark) {
+        unitMark = map.mark({ id: 'unit-marker' }, M.svg('circle', { r: 9 }), u.call_sign, u.call_sign, u.lat, u.lng, null);
+        g.append(unitMark);
+      } else {
+        map.place(unitMark, u.lat, u.lng);
+        unitMark.querySelector('title').textContent = u.call_sign;
+        unitMark.querySelector('text.label').textContent = u.call_sign;
+      }
+      unitMark.setAttribute('class', 'mark unit-marker st-' + (u.status || 'assigned'));
+    } else if (unitMark) {
+      unitMark.remove();
+      unitMark = null;
     }
+    map.declutter();
   }
 
   // ---------------------------------------------------------------------------------------- facts
@@ -192,10 +164,9 @@
     $('gone').hidden = true;
     $('tracking').hidden = false;
     drawFacts();
+    // Nothing to place yet (a share link before a rider has a position): no empty map.
     await basemap().catch(failed);
     drawMarks();
-    // Nothing to place yet (a share link before a rider has a position): no empty map.
-    $('map').parentElement.hidden = !projection;
   }
 
   // ----------------------------------------------------------------------------------- by source
