@@ -543,6 +543,11 @@ pub struct DispatchConfig {
     pub queue_recheck_ms: u64,
     /// Time budget of one batch assignment, in milliseconds; past it cheaper methods are used.
     pub batch_deadline_ms: u64,
+    /// Units a category 2 call leaves free for category 1 calls: it waits queued while no more than
+    /// this many are free within its reach (0, the default: no reserve).
+    pub reserve_c1: u32,
+    /// Units a category 3 or 4 call leaves free for category 1 and 2 calls, likewise (0: no reserve).
+    pub reserve_c1_c2: u32,
 }
 
 impl Default for DispatchConfig {
@@ -554,6 +559,8 @@ impl Default for DispatchConfig {
             resolve_delay_ms: 25,
             queue_recheck_ms: 5000,
             batch_deadline_ms: 20,
+            reserve_c1: 0,
+            reserve_c1_c2: 0,
         }
     }
 }
@@ -573,6 +580,8 @@ impl DispatchConfig {
                 PreemptionPolicy::C1C2 => Some(onemedi_actors::dispatch::Priority::Category2),
             },
             preempt_after: Duration::from_secs(self.preempt_after_secs.min(3_600)),
+            reserve_c1: self.reserve_c1.min(1_000) as usize,
+            reserve_c1_c2: self.reserve_c1_c2.min(1_000) as usize,
             ..Default::default()
         }
     }

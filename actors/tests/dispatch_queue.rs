@@ -356,3 +356,66 @@ async fn a_category_1_call_whose_only_free_unit_is_far_takes_a_preempted_unit_an
     settle().await;
     assert_eq!(offers(&world.bus.published()), vec![(job(2), UnitId(1))]);
 }
+
+#[actix::test]
+async fn lower_categories_leave_the_reserve_free_for_more_urgent_calls_and_wait_queued() {
+    tokio::time::pause();
+    let world = World::new();
+    let units: Vec<_> = [500.0, 1_000.0, 1_500.0]
+        .iter()
+        .enumerate()
+        .map(|(i, &d)| ambulance(i as i64 + 1, north_of_centre(d), world.now()))
+        .collect();
+    let settings = onemedi_actors::dispatch::DispatchSettings {
+        reserve_c1: 1,
+        reserve_c1_c2: 2,
+        ..Default::default()
+    };
+    let node = Node::start_with(&world.ports(), &units, settings);
+    for id in 1..=4 {
+        open_request(&world, id);
+    }
+    // Three units free: a category 4 call may take one (three > a reserve of two), the next must wait.
+    node.dispatcher
+        .send(call(1, 0.0, Priority::Category4, 0))
+        .await
+        .unwrap()
+        .unwrap();
+    settle().await;
+    assert_eq!(offers(&world.bus.published()), vec![(job(1), UnitId(1))]);
+    node.dispatcher
+        .send(call(2, 0.0, Priority::Category3, 10))
+        .await
+        .unwrap()
+        .unwrap();
+    settle().await;
+    resolve_now(&node).await;
+    assert_eq!(offers(&world.bus.published()).len(), 1);
+    assert_eq!(
+        stored(&world, 2),
+        EntityState::AmbulanceRequest(AmbulanceStatus::Queued)
+    );
+    // A category 2 call takes one of the two left (two > a reserve of one); a category 1 call the last.
+    node.dispatcher
+        .send(call(3, 0.0, Priority::Category2, 20))
+        .await
+        .unwrap()
+        .unwrap();
+    settle().await;
+    resolve_now(&node).await;
+    node.dispatcher
+        .send(call(4, 0.0, Priority::Category1, 30))
+        .await
+        .unwrap()
+        .unwrap();
+    settle().await;
+    resolve_now(&node).await;
+    let mut made = offers(&world.bus.published());
+    made.sort_by_key(|(j, _)| j.raw_id());
+    let jobs: Vec<i64> = made.iter().map(|(j, _)| j.raw_id()).collect();
+    assert_eq!(jobs, vec![1, 3, 4], "{made:?}");
+    assert_eq!(
+        stored(&world, 2),
+        EntityState::AmbulanceRequest(AmbulanceStatus::Queued)
+    );
+}

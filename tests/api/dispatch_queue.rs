@@ -361,3 +361,27 @@ async fn a_dispatcher_may_give_a_category_1_call_the_unit_on_its_way_to_a_catego
         ("assigned".to_owned(), Some(crew.unit))
     );
 }
+
+#[actix_web::test]
+async fn a_category_1_call_with_no_unit_free_at_all_takes_the_one_on_its_way_to_a_category_4_call() {
+    let app = spawn_app().await;
+    let (dispatcher, _) = app.user_with_role(Role::Dispatcher).await;
+    let mut crew = ambulance(&app, &dispatcher, "ALS-N1", "als", north(500.0)).await;
+    indexed(&app, crew.unit).await;
+    let minor = post_call(&app, &dispatcher, &call_at(north(2_000.0), 4)).await;
+    assert_eq!(next_offer(&mut crew.ws).await["request"]["id"], minor);
+    accept(&mut crew, minor).await;
+    step(&app, &crew, json!({"status": "en_route"})).await;
+
+    // Nobody else is on duty: the urgent call waits for no one but takes the unit passing by.
+    let urgent = post_call(&app, &dispatcher, &call_at(north(300.0), 1)).await;
+    let notice = next_event(&mut crew, "preempted").await;
+    assert_eq!(notice["from"]["id"], minor, "{notice}");
+    assert_eq!(notice["to"]["id"], urgent, "{notice}");
+    assert_eq!(
+        status_of(&app, urgent).await,
+        ("assigned".to_owned(), Some(crew.unit))
+    );
+    let (status, unit) = status_of(&app, minor).await;
+    assert_eq!((status.as_str(), unit), ("queued", None));
+}

@@ -66,6 +66,30 @@ pub struct DispatchSettings {
     pub preempt_up_to: Option<Priority>,
     /// Preemption is considered only when the best free unit is farther than this (or there is none).
     pub preempt_after: Duration,
+    /// Units a category 2 job leaves free for category 1 calls: it is offered a unit only while more
+    /// than this many are free within its reach, and otherwise waits queued (0: no reserve).
+    pub reserve_c1: usize,
+    /// Units a category 3 or 4 job leaves free for category 1 and 2 calls, likewise.
+    pub reserve_c1_c2: usize,
+}
+
+impl DispatchSettings {
+    /// How many free units a job of `priority` must leave to more urgent calls (the queue only).
+    fn reserve_for(&self, priority: Priority) -> usize {
+        if !self.queue {
+            return 0;
+        }
+        match priority {
+            Priority::Category2 => self.reserve_c1,
+            Priority::Category3 | Priority::Category4 => self.reserve_c1_c2,
+            Priority::Category1 | Priority::Routine => 0,
+        }
+    }
+
+    /// Candidates to fetch for a job of `priority`: enough to tell whether its reserve is free.
+    fn pool_for(&self, priority: Priority) -> usize {
+        self.candidate_pool.max(self.reserve_for(priority) + 1)
+    }
 }
 
 /// A unit the store found holding another job's offer is left alone this long (the bus usually says
@@ -89,6 +113,8 @@ impl Default for DispatchSettings {
             queue: true,
             preempt_up_to: None,
             preempt_after: Duration::from_secs(300),
+            reserve_c1: 0,
+            reserve_c1_c2: 0,
         }
     }
 }
@@ -337,7 +363,7 @@ impl Dispatcher {
         let query = FindNearest {
             kind: cascade.kind,
             point: cascade.point,
-            k: self.settings.candidate_pool,
+            k: self.settings.pool_for(cascade.priority),
             max_radius_m: cascade.radius_m,
             filter: SearchFilter {
                 required: cascade.required,
@@ -383,7 +409,13 @@ impl Dispatcher {
             return;
         }
         let best_eta = found.first().map(|nearest| nearest.eta);
+        let held_back = found.len() <= self.settings.reserve_for(cascade.priority);
         cascade.pool = found.into();
+        if held_back {
+            // Too few units free near it: they are left to more urgent calls while it waits queued.
+            self.enqueue(job, ctx);
+            return;
+        }
         if self.settings.queue && self.wants_preemption(job, best_eta) {
             // Solved from the queue, where a preemption is asked for before the far unit is offered.
             self.enqueue(job, ctx);
@@ -686,7 +718,7 @@ impl Dispatcher {
                 let query = FindNearest {
                     kind,
                     point: cascade.point,
-                    k: self.settings.candidate_pool,
+                    k: self.settings.pool_for(cascade.priority),
                     max_radius_m: radius_m,
                     filter: SearchFilter {
                         required: cascade.required,
@@ -753,7 +785,30 @@ impl Dispatcher {
                 .iter()
                 .position(|job| self.cascades.get(job).map_or(u8::MAX, |c| c.priority.rank()) != rank)
                 .map_or(waiting.len(), |n| tier_start + n);
-            let tier = &waiting[tier_start..tier_end];
+            // A tier that must leave a reserve free to more urgent calls takes at most the free units
+            // beyond it, oldest calls first; the others wait queued.
+            let mut tier: Vec<EntityKey> = waiting[tier_start..tier_end].to_vec();
+            let reserve = self
+                .cascades
+                .get(&waiting[tier_start])
+                .map_or(0, |c| self.settings.reserve_for(c.priority));
+            if reserve > 0 {
+                let free: HashSet<UnitId> = tier
+                    .iter()
+                    .filter_map(|job| found.get(job))
+                    .flatten()
+                    .map(|(candidate, _)| candidate.unit)
+                    .filter(|unit| !taken.contains(unit))
+                    .collect();
+                let mut allowed = free.len().saturating_sub(reserve);
+                tier.retain(|job| {
+                    let feasible = found.get(job).is_some_and(|c| !c.is_empty());
+                    let keep = feasible && allowed > 0;
+                    allowed -= usize::from(keep);
+                    keep
+                });
+            }
+            let tier = tier.as_slice();
             tier_start = tier_end;
             let mut units: Vec<UnitId> = Vec::new();
             for job in tier {

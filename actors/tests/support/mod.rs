@@ -134,6 +134,11 @@ pub mod dispatch {
 
     impl Node {
         pub fn start(ports: &Ports, units: &[Unit]) -> Self {
+            Self::start_with(ports, units, DispatchSettings::default())
+        }
+
+        /// Starts a node whose dispatcher has `settings` (finished cascades kept for the test's length).
+        pub fn start_with(ports: &Ports, units: &[Unit], settings: DispatchSettings) -> Self {
             let mut index = FleetIndex::new(Resolution::Nine, Duration::from_secs(24 * 3600));
             for unit in units {
                 index.upsert(*unit).unwrap();
@@ -142,7 +147,7 @@ pub mod dispatch {
             let registry = EntityRegistry::new(ports.clone(), EntitySettings::default()).start();
             let settings = DispatchSettings {
                 done_retention: Duration::from_secs(7 * 24 * 3600),
-                ..Default::default()
+                ..settings
             };
             let dispatcher = Dispatcher::new(
                 ports.clone(),
