@@ -151,14 +151,18 @@ async fn crew_session(node: &Node, token: &str) -> Client {
     Client::connect(request).await.unwrap()
 }
 
-#[actix_web::test]
-async fn a_waiting_category_1_call_of_a_node_killed_with_sigkill_is_adopted_and_offered_by_the_other() {
-    let cluster = Cluster::new().await;
-    cluster.run(&["migrate"]);
-    for (email, role) in [
-        ("dispatch@failover.in", "dispatcher"),
-        ("crew@failover.in", "paramedic"),
-    ] {
+/// Tokens and the unit of a cluster's dispatcher and its one crewed ALS ambulance (created through
+/// `node`), the users made with the CLI on the shared database.
+struct Fleet {
+    dispatcher: String,
+    crew_token: String,
+    unit: i64,
+}
+
+async fn one_ambulance(cluster: &Cluster, node: &Node, client: &reqwest::Client, call_sign: &str) -> Fleet {
+    let dispatcher_email = format!("dispatch@{call_sign}.in").to_lowercase();
+    let crew_email = format!("crew@{call_sign}.in").to_lowercase();
+    for (email, role) in [(&dispatcher_email, "dispatcher"), (&crew_email, "paramedic")] {
         cluster.run(&[
             "user",
             "create",
@@ -170,16 +174,13 @@ async fn a_waiting_category_1_call_of_a_node_killed_with_sigkill_is_adopted_and_
             role,
         ]);
     }
-    let owner = cluster.serve();
-    let survivor = cluster.serve();
-    let client = reqwest::Client::new();
-    let (dispatcher, _) = login(&client, &survivor, "dispatch@failover.in").await;
-    let (crew_token, crew_user) = login(&client, &survivor, "crew@failover.in").await;
+    let (dispatcher, _) = login(client, node, &dispatcher_email).await;
+    let (crew_token, crew_user) = login(client, node, &crew_email).await;
     let created = client
-        .post(url(&survivor, "/api/v1/emergency/units"))
+        .post(url(node, "/api/v1/emergency/units"))
         .bearer_auth(&dispatcher)
         .json(&json!({
-            "call_sign": "ALS-K1", "kind": "als", "home": {"lat": 12.9760, "lng": 77.6040},
+            "call_sign": call_sign, "kind": "als", "home": {"lat": 12.9760, "lng": 77.6040},
             "crew": [{"user_id": crew_user, "lead": true}],
         }))
         .send()
@@ -187,6 +188,25 @@ async fn a_waiting_category_1_call_of_a_node_killed_with_sigkill_is_adopted_and_
         .unwrap();
     assert_eq!(created.status(), StatusCode::CREATED);
     let unit = created.json::<Value>().await.unwrap()["id"].as_i64().unwrap();
+    Fleet {
+        dispatcher,
+        crew_token,
+        unit,
+    }
+}
+
+#[actix_web::test]
+async fn a_waiting_category_1_call_of_a_node_killed_with_sigkill_is_adopted_and_offered_by_the_other() {
+    let cluster = Cluster::new().await;
+    cluster.run(&["migrate"]);
+    let owner = cluster.serve();
+    let survivor = cluster.serve();
+    let client = reqwest::Client::new();
+    let Fleet {
+        dispatcher,
+        crew_token,
+        unit,
+    } = one_ambulance(&cluster, &survivor, &client, "ALS-K1").await;
 
     // The crew is on the surviving node, on duty but busy: nobody can take a call now.
     let mut crew = crew_session(&survivor, &crew_token).await;
@@ -277,35 +297,14 @@ async fn open_offers(db: &onemedi::db::Db, unit: i64) -> Vec<i64> {
 async fn two_nodes_racing_two_calls_for_one_unit_never_offer_it_both() {
     let cluster = Cluster::new().await;
     cluster.run(&["migrate"]);
-    for (email, role) in [("dispatch@race.in", "dispatcher"), ("crew@race.in", "paramedic")] {
-        cluster.run(&[
-            "user",
-            "create",
-            "--email",
-            email,
-            "--password",
-            "long enough",
-            "--role",
-            role,
-        ]);
-    }
     let a = cluster.serve();
     let b = cluster.serve();
     let client = reqwest::Client::new();
-    let (dispatcher, _) = login(&client, &a, "dispatch@race.in").await;
-    let (crew_token, crew_user) = login(&client, &a, "crew@race.in").await;
-    let created = client
-        .post(url(&a, "/api/v1/emergency/units"))
-        .bearer_auth(&dispatcher)
-        .json(&json!({
-            "call_sign": "ALS-R1", "kind": "als", "home": {"lat": 12.9760, "lng": 77.6040},
-            "crew": [{"user_id": crew_user, "lead": true}],
-        }))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(created.status(), StatusCode::CREATED);
-    let unit = created.json::<Value>().await.unwrap()["id"].as_i64().unwrap();
+    let Fleet {
+        dispatcher,
+        crew_token,
+        unit,
+    } = one_ambulance(&cluster, &a, &client, "ALS-R1").await;
 
     // The crew goes on duty, then is heard on both nodes (a session on each, which reads the unit's
     // status as it opens), so both dispatchers see it free and near — with or without Redis between.
