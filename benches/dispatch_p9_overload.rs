@@ -627,7 +627,10 @@ fn categories(run: &Run) -> Vec<Value> {
         .collect()
 }
 
-#[expect(clippy::too_many_arguments, reason = "each is one line of the report's header")]
+#[expect(
+    clippy::too_many_arguments,
+    reason = "each is one line of the report's header"
+)]
 fn report(
     scenario: &Scenario,
     units: usize,

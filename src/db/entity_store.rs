@@ -596,7 +596,8 @@ fn is_one_open_offer_violation(error: &diesel::result::Error) -> bool {
 pub(crate) trait OfferRowQueries<C> {
     /// Opens (or re-opens) the offer of job `(kind, job)` to `unit`, closing the job's other open one.
     /// [`AppendError::UnitBusy`] when the unit holds another job's unexpired offer: a unit has one open
-    /// offer at a time, across nodes (a partial unique index settles a race between two nodes).
+    /// offer at a time, across nodes (the partial unique index refuses the second; its error aborts the
+    /// transaction, which writes nothing then).
     fn open(
         c: &mut C,
         kind: &'static str,
@@ -643,24 +644,6 @@ macro_rules! offer_row_queries {
                 .prepared()
                 .execute(c)
                 .await?;
-                let elsewhere: i64 = dispatch_offers::table
-                    .filter(
-                        dispatch_offers::unit_id
-                            .eq(unit)
-                            .and(dispatch_offers::status.eq("offered"))
-                            .and(dispatch_offers::request_kind.eq_any(EXCLUSIVE_OFFER_KINDS))
-                            .and(
-                                dispatch_offers::request_kind
-                                    .ne(kind)
-                                    .or(dispatch_offers::request_id.ne(job)),
-                            ),
-                    )
-                    .count()
-                    .get_result(c)
-                    .await?;
-                if elsewhere > 0 {
-                    return Err(AppendError::UnitBusy(unit));
-                }
                 // An earlier offer of this job to another unit is over (declined or lapsed).
                 diesel::update(
                     dispatch_offers::table.filter(
@@ -704,7 +687,7 @@ macro_rules! offer_row_queries {
                     .execute(c)
                     .await
                     .map_err(|error| {
-                        // Another node opened an offer to the unit since the count above.
+                        // The unit holds another job's open offer (this node's or another's).
                         if is_one_open_offer_violation(&error) {
                             AppendError::UnitBusy(unit)
                         } else {
