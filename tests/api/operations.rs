@@ -154,7 +154,10 @@ async fn the_openapi_document_covers_every_route() {
         ("/api/v1/emergency/ambulance-requests/{id}/cancel", "post"),
         ("/api/v1/emergency/ambulance-requests/{id}/assign", "post"),
         ("/api/v1/emergency/ambulance-requests/{id}/notes", "post"),
-        ("/api/v1/emergency/ambulance-requests/{id}/recommended-units", "get"),
+        (
+            "/api/v1/emergency/ambulance-requests/{id}/recommended-units",
+            "get",
+        ),
         ("/api/v1/emergency/units/{id}/status-override", "post"),
         ("/api/v1/emergency/ambulance-requests/{id}/accept", "post"),
         ("/api/v1/emergency/ambulance-requests/{id}/decline", "post"),
