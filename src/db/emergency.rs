@@ -953,7 +953,7 @@ pub async fn assign_manually(
                 .get_result(c)
                 .await
                 .optional()?
-                .ok_or_else(|| EmergencyError::RequestState("changed meanwhile".to_owned()))?;
+                .ok_or_else(|| EmergencyError::RequestState(CHANGED_MEANWHILE.to_owned()))?;
             diesel::update(dispatch_offers::table.filter(
                 dispatch_offers::request_kind
                     .eq(ENTITY)
@@ -1041,6 +1041,31 @@ pub async fn preempt(
     node: &str,
     lease_until: NaiveDateTime,
 ) -> Result<Preemption, EmergencyError> {
+    // A row read here may be written by another transaction before this one's conditional writes (the
+    // dispatcher recording the urgent call's wait, the crew setting off): that is no reason to give up,
+    // so the transaction is run again on fresh rows, a few times.
+    let mut attempts = 0;
+    loop {
+        attempts += 1;
+        match preempt_once(conn, urgent, unit, node, lease_until).await {
+            Err(EmergencyError::RequestState(state)) if state == CHANGED_MEANWHILE && attempts < 4 => {
+                tokio::task::yield_now().await;
+            }
+            other => return other,
+        }
+    }
+}
+
+/// What [`preempt`] reports when a row it read was written meanwhile.
+const CHANGED_MEANWHILE: &str = "changed meanwhile";
+
+async fn preempt_once(
+    conn: &mut Conn,
+    urgent: i64,
+    unit: i64,
+    node: &str,
+    lease_until: NaiveDateTime,
+) -> Result<Preemption, EmergencyError> {
     use onemedi_actors::{
         ids::UnitId,
         machines::{AmbulanceEvent, AmbulanceStatus},
@@ -1108,7 +1133,7 @@ pub async fn preempt(
                 .get_result(c)
                 .await
                 .optional()?
-                .ok_or(EmergencyError::UnitUnavailable)?;
+                .ok_or_else(|| EmergencyError::RequestState(CHANGED_MEANWHILE.to_owned()))?;
             let moved = diesel::update(units::table.find(unit).filter(
                 units::request_kind
                     .eq(ENTITY)
@@ -1138,7 +1163,7 @@ pub async fn preempt(
                 .get_result(c)
                 .await
                 .optional()?
-                .ok_or_else(|| EmergencyError::RequestState("changed meanwhile".to_owned()))?;
+                .ok_or_else(|| EmergencyError::RequestState(CHANGED_MEANWHILE.to_owned()))?;
             diesel::update(dispatch_offers::table.filter(
                 dispatch_offers::request_kind
                     .eq(ENTITY)

@@ -83,9 +83,11 @@ async fn preempt_for(
         let mut conn = db.read().await?;
         emergency::preemptable(&mut conn, &kinds, emergency::PREEMPTABLE_FROM_CATEGORY).await?
     };
-    // Nearest first by live position; only units heard from recently, arriving sooner than the best
-    // free unit would.
-    let mut ranked: Vec<(std::time::Duration, i64)> = {
+    let stored = candidates.len();
+    // Only units heard from recently; a less urgent caller (category 2) leaves `ask.leave` of them to
+    // category 1 calls. Then nearest first by live position, arriving sooner than the best free unit
+    // would.
+    let fresh: Vec<(std::time::Duration, i64)> = {
         let index = lock_fleet(fleet);
         let now = Utc::now();
         let stale_ms = i64::try_from(DEFAULT_STALE_AFTER.as_millis()).unwrap_or(i64::MAX);
@@ -103,9 +105,22 @@ async fn preempt_for(
                 }
                 Some((eta, unit))
             })
-            .filter(|(eta, _)| ask.better_than.is_none_or(|best| *eta < best))
             .collect()
     };
+    tracing::debug!(
+        job = %ask.job,
+        stored,
+        on_the_way = fresh.len(),
+        leave = ask.leave,
+        "preemption considered"
+    );
+    if fresh.len() <= ask.leave {
+        return Ok(None);
+    }
+    let mut ranked: Vec<(std::time::Duration, i64)> = fresh
+        .into_iter()
+        .filter(|(eta, _)| ask.better_than.is_none_or(|best| *eta < best))
+        .collect();
     ranked.sort();
     let until = crate::db::now() + super::lease::ROUTINE_LEASE;
     for (_, unit) in ranked.into_iter().take(ATTEMPTS) {
@@ -117,10 +132,17 @@ async fn preempt_for(
             Ok(done) => done,
             Err(emergency::EmergencyError::Db(error)) => return Err(error.into()),
             // This unit reached its patient or was taken meanwhile; the urgent call may have moved on.
-            Err(emergency::EmergencyError::RequestState(_) | emergency::EmergencyError::RequestNotFound) => {
+            Err(
+                error @ (emergency::EmergencyError::RequestState(_)
+                | emergency::EmergencyError::RequestNotFound),
+            ) => {
+                tracing::debug!(job = %ask.job, unit, error = %error, "preemption refused");
                 return Ok(None);
             }
-            Err(_) => continue,
+            Err(error) => {
+                tracing::debug!(job = %ask.job, unit, error = %error, "unit not taken");
+                continue;
+            }
         };
         announce(bus, &done).await;
         let Some(requeue) = super::dispatch_of(&done.requeued) else {

@@ -39,7 +39,7 @@ use crate::{
         CountOnDuty, FindNearest, FleetLink, IsOfferable, Nearby, SearchFilter, SetUnitStatus, UnitStatus,
     },
     ids::{CommandId, UnitId},
-    machines::{Agent, EntityEvent, EntityKey},
+    machines::{Agent, EntityEvent, EntityKey, TransitionError},
     ports::Ports,
 };
 
@@ -98,8 +98,9 @@ const BUSY_ELSEWHERE_HOLD: Duration = Duration::from_secs(15);
 const MAX_HOLD_ELSEWHERE: Duration = Duration::from_secs(120);
 /// After asking for a preemption, how long a job waits before being offered its far free unit.
 const PREEMPTION_WAIT: Duration = Duration::from_secs(1);
-/// A job asks for a preemption again only after this long (the fleet has moved on meanwhile).
-const PREEMPTION_RETRY: Duration = Duration::from_secs(30);
+/// A job asks for a preemption again only after this long (the fleet has moved on meanwhile). One ask
+/// costs one indexed read; a category 1 call should not wait half a minute for a second look.
+const PREEMPTION_RETRY: Duration = Duration::from_secs(10);
 
 impl Default for DispatchSettings {
     fn default() -> Self {
@@ -219,6 +220,7 @@ impl Dispatcher {
             priority: cascade.priority,
             kinds: cascade.kinds(),
             better_than: best_eta,
+            leave: self.settings.reserve_for(cascade.priority),
         };
         ctx.spawn(preemptor.send(ask).into_actor(self).map(move |answer, act, ctx| {
             let Ok(Some(Preempted { unit, requeue })) = answer else {
@@ -586,6 +588,13 @@ impl Dispatcher {
                 cascade.marking = false;
                 match recorded {
                     Ok(()) => cascade.queue_mark = mark,
+                    // Already recorded: a call a preemption sent back to the queue is stored `queued`
+                    // before its cascade starts again here.
+                    Err(EntityError::Rejected(TransitionError::Illegal { state, .. }))
+                        if Some(state) == mark.status() =>
+                    {
+                        cascade.queue_mark = mark;
+                    }
                     Err(err) => {
                         tracing::warn!(%job, error = %err, "recording the wait in the queue failed");
                         act.request_resolve(act.settings.resolve_delay, ctx);

@@ -65,6 +65,17 @@ pub(crate) enum QueueMark {
     NoUnit,
 }
 
+impl QueueMark {
+    /// The stored status this mark records.
+    pub(crate) fn status(self) -> Option<&'static str> {
+        match self {
+            Self::Unrecorded => None,
+            Self::Queued => Some("queued"),
+            Self::NoUnit => Some("no_unit_available"),
+        }
+    }
+}
+
 /// One job's cascade.
 #[derive(Debug)]
 pub(crate) struct Cascade {

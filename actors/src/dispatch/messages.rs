@@ -97,6 +97,10 @@ pub struct ConsiderPreemption {
     pub kinds: Vec<(UnitKind, bool)>,
     /// Only a unit arriving sooner than this is worth taking (the best free unit's ETA, if any).
     pub better_than: Option<std::time::Duration>,
+    /// How many takeable units must be left to more urgent calls: nothing is taken unless more than
+    /// this many units are on their way to less urgent calls (a category 2 call leaves
+    /// `reserve_c1` to category 1 calls; a category 1 call leaves none).
+    pub leave: usize,
 }
 
 /// A preemption that happened: `unit` now serves the urgent job; `requeue` dispatches the job it was
