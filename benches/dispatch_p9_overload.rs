@@ -12,7 +12,8 @@
 //! on scene; *dropped* when the engine gave it up (`no_unit_available` or `escalated` at the end).
 //!
 //! `cargo bench --bench dispatch_p9_overload -- [--units 24] [--calls-per-min 4] [--minutes 10]
-//! [--speedup 60] [--horizon-min 150] [--seed 9] [--reserve-c1 2] [--reserve-c1-c2 6]` (PostgreSQL at `P9_DATABASE_URL`, default
+//! [--speedup 60] [--horizon-min 150] [--seed 9] [--reserve-c1 2] [--reserve-c1-c2 6]
+//! [--reserve-preemption c1_c2] [--policies one_shot,queue,queue_reserve]` (PostgreSQL at `P9_DATABASE_URL`, default
 //! postgres://postgres@127.0.0.1:5432/test; Redis at `P9_REDIS_URL`, default redis://127.0.0.1:6379; a
 //! scratch database is created and dropped per run).
 
@@ -135,9 +136,12 @@ fn main() -> anyhow::Result<()> {
         .build()?;
     let reserve_c1 = options.number("reserve-c1", 2)?.to_string();
     let reserve_c1_c2 = options.number("reserve-c1-c2", 6)?.to_string();
+    // The reserve run lets category 2 calls preempt too (`c1_c2`), leaving `reserve_c1` takeable units to
+    // category 1 calls; `--reserve-preemption c1` keeps the default policy.
+    let reserve_preemption = options.word("reserve-preemption", "c1_c2");
     // One-shot, the engine as configured by default, and the engine keeping units in reserve for the
     // more urgent calls (`dispatch.reserve_c1`, `dispatch.reserve_c1_c2`).
-    let policies: [(&str, Vec<(&str, &str)>); 3] = [
+    let all: [(&str, Vec<(&str, &str)>); 3] = [
         ("one_shot", vec![("ONEMEDI__DISPATCH__POLICY", "one_shot")]),
         ("queue", vec![("ONEMEDI__DISPATCH__POLICY", "queue")]),
         (
@@ -146,16 +150,25 @@ fn main() -> anyhow::Result<()> {
                 ("ONEMEDI__DISPATCH__POLICY", "queue"),
                 ("ONEMEDI__DISPATCH__RESERVE_C1", &reserve_c1),
                 ("ONEMEDI__DISPATCH__RESERVE_C1_C2", &reserve_c1_c2),
+                ("ONEMEDI__DISPATCH__PREEMPTION", &reserve_preemption),
             ],
         ),
     ];
+    // `--policies queue,queue_reserve` runs only those (the report compares what ran).
+    let chosen = options.word("policies", "one_shot,queue,queue_reserve");
+    let chosen: Vec<&str> = chosen.split(',').map(str::trim).collect();
+    if let Some(unknown) = chosen.iter().find(|c| !all.iter().any(|(p, _)| p == *c)) {
+        anyhow::bail!("--policies: unknown policy {unknown} (one_shot, queue, queue_reserve)");
+    }
     let mut runs = Vec::new();
-    for (policy, env) in &policies {
+    for (policy, env) in all.iter().filter(|(p, _)| chosen.contains(p)) {
         eprintln!("p9: {policy}: {} calls, {units} ambulances", scenario.calls.len());
         let run = runtime.block_on(run(policy, env, &scenario, speedup, horizon_min))?;
         runs.push((*policy, run));
     }
-    let reserve = format!(" --reserve-c1 {reserve_c1} --reserve-c1-c2 {reserve_c1_c2}");
+    let reserve = format!(
+        " --reserve-c1 {reserve_c1} --reserve-c1-c2 {reserve_c1_c2} --reserve-preemption {reserve_preemption}"
+    );
     report(
         &scenario,
         units,
@@ -171,7 +184,12 @@ fn main() -> anyhow::Result<()> {
 /// The stored outcome of one call, at the end of a run.
 #[derive(Debug, Clone)]
 struct Outcome {
+    id: i64,
+    /// Scenario minutes after the first call.
+    called_min: f64,
     category: i32,
+    /// Times its unit was taken for a more urgent call.
+    preempted: i64,
     status: String,
     /// Call received → crew on scene, scenario minutes.
     response_min: Option<f64>,
@@ -355,8 +373,9 @@ async fn simulate(
     let rows = {
         use schema::ambulance_requests as ar;
         on_conn!(&mut conn, c => ar::table
-            .select((ar::category, ar::status, ar::call_received_at, ar::on_scene_at))
-            .load::<(i32, String, chrono::NaiveDateTime, Option<chrono::NaiveDateTime>)>(c)
+            .order(ar::id)
+            .select((ar::id, ar::category, ar::status, ar::call_received_at, ar::on_scene_at))
+            .load::<(i64, i32, String, chrono::NaiveDateTime, Option<chrono::NaiveDateTime>)>(c)
             .await)?
     };
     let reasons = {
@@ -364,8 +383,8 @@ async fn simulate(
         on_conn!(&mut conn, c => t::table
             .filter(t::entity_type.eq("ambulance_request"))
             .filter(t::to_status.eq("offered").or(t::event.eq("preempt")))
-            .select((t::event, t::reason))
-            .load::<(String, Option<String>)>(c)
+            .select((t::entity_id, t::event, t::reason))
+            .load::<(i64, String, Option<String>)>(c)
             .await)?
     };
     drop(conn);
@@ -373,9 +392,11 @@ async fn simulate(
         wall_s,
         ..Run::default()
     };
-    for (event, reason) in reasons {
+    let mut preempted: HashMap<i64, i64> = HashMap::new();
+    for (request, event, reason) in reasons {
         if event == "preempt" {
             run.preemptions += 1;
+            *preempted.entry(request).or_default() += 1;
             continue;
         }
         let method = match reason.as_deref() {
@@ -387,10 +408,14 @@ async fn simulate(
         };
         *run.methods.entry(method.to_owned()).or_default() += 1;
     }
+    let first = rows.iter().map(|row| row.3).min();
     run.outcomes = rows
         .into_iter()
-        .map(|(category, status, received, on_scene)| Outcome {
+        .map(|(id, category, status, received, on_scene)| Outcome {
+            id,
+            called_min: first.map_or(0.0, |first| (received - first).as_seconds_f64() * speedup / 60.0),
             category,
+            preempted: preempted.get(&id).copied().unwrap_or(0),
             status,
             response_min: on_scene.map(|at| (at - received).as_seconds_f64() * speedup / 60.0),
         })
@@ -691,6 +716,16 @@ fn report(
                 "categories": rows,
                 "preemptions": run.preemptions,
                 "offers_by_method": run.methods,
+                // Every call: when it came (scenario minutes after the first), its category, how it
+                // ended, its response and how often its unit was taken for a more urgent call.
+                "calls": run.outcomes.iter().map(|o| json!({
+                    "id": o.id,
+                    "called_min": r1(o.called_min),
+                    "category": o.category,
+                    "status": o.status,
+                    "response_min": o.response_min.map(r1),
+                    "preempted": o.preempted,
+                })).collect::<Vec<_>>(),
             }),
         );
     }

@@ -135,7 +135,10 @@ impl Server {
             .env("ONEMEDI_CONFIG_DIR", data_dir.path().join("no-config"))
             .env("ONEMEDI__AUTH__JWT_SECRET", SECRET)
             .env("ONEMEDI__RATE_LIMIT__ENABLED", "false")
-            .env("RUST_LOG", "warn")
+            .env(
+                "RUST_LOG",
+                std::env::var("BENCH_SERVER_RUST_LOG").unwrap_or_else(|_| "warn".to_owned()),
+            )
             .env_remove("DATABASE_URL")
             .env_remove("REDIS_URL");
         for (key, value) in settings_env {
@@ -150,9 +153,20 @@ impl Server {
                 format!("bench-{}", std::process::id()),
             );
         }
+        // `BENCH_SERVER_LOG=<file>` keeps the server's log (appended) for looking into a run.
+        let stderr = match std::env::var_os("BENCH_SERVER_LOG") {
+            Some(path) => Stdio::from(
+                std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(&path)
+                    .with_context(|| format!("opening {}", path.to_string_lossy()))?,
+            ),
+            None => Stdio::null(),
+        };
         let mut child = command
             .stdout(Stdio::piped())
-            .stderr(Stdio::null())
+            .stderr(stderr)
             .spawn()
             .context("starting onemedi serve")?;
         let stdout = child.stdout.take().context("server stdout")?;
