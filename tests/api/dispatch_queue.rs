@@ -385,3 +385,59 @@ async fn a_category_1_call_with_no_unit_free_at_all_takes_the_one_on_its_way_to_
     let (status, unit) = status_of(&app, minor).await;
     assert_eq!((status.as_str(), unit), ("queued", None));
 }
+
+#[actix_web::test]
+async fn a_category_2_call_takes_a_unit_from_lesser_work_only_while_one_is_left_for_category_1() {
+    let app = spawn_app_with(|s| {
+        s.dispatch.preemption = onemedi::config::PreemptionPolicy::C1C2;
+        s.dispatch.reserve_c1 = 1;
+    })
+    .await;
+    let (dispatcher, _) = app.user_with_role(Role::Dispatcher).await;
+    // Two units, each on its way to a category 4 call, nobody else on duty.
+    let mut east = ambulance(&app, &dispatcher, "ALS-E1", "als", north(400.0)).await;
+    indexed(&app, east.unit).await;
+    let minor_east = post_call(&app, &dispatcher, &call_at(north(2_000.0), 4)).await;
+    assert_eq!(next_offer(&mut east.ws).await["request"]["id"], minor_east);
+    accept(&mut east, minor_east).await;
+    step(&app, &east, json!({"status": "en_route"})).await;
+    let mut west = ambulance(&app, &dispatcher, "ALS-W1", "als", north(600.0)).await;
+    indexed(&app, west.unit).await;
+    let minor_west = post_call(&app, &dispatcher, &call_at(north(-2_000.0), 4)).await;
+    assert_eq!(next_offer(&mut west.ws).await["request"]["id"], minor_west);
+    accept(&mut west, minor_west).await;
+    step(&app, &west, json!({"status": "en_route"})).await;
+
+    // Two takeable units, one more than the category 1 reserve: a category 2 call takes one.
+    let serious = post_call(&app, &dispatcher, &call_at(north(500.0), 2)).await;
+    eventually(async || status_of(&app, serious).await.0 == "assigned").await;
+    let (_, taken) = status_of(&app, serious).await;
+    let (mut kept, kept_from) = if taken == Some(east.unit) {
+        (west, minor_west)
+    } else {
+        assert_eq!(taken, Some(west.unit));
+        (east, minor_east)
+    };
+
+    // One takeable unit left, the reserve: a second category 2 call waits queued and leaves it alone…
+    let second = post_call(&app, &dispatcher, &call_at(north(500.0), 2)).await;
+    reaches(&app, &dispatcher, second, "queued").await;
+    // (a preemption is asked for within the first re-solve; give it several)
+    tokio::time::sleep(std::time::Duration::from_millis(1_500)).await;
+    assert_eq!(
+        status_of(&app, kept_from).await,
+        ("en_route".to_owned(), Some(kept.unit)),
+        "a category 2 call took the unit kept for category 1"
+    );
+    assert_eq!(status_of(&app, second).await, ("queued".to_owned(), None));
+
+    // …which a category 1 call then takes.
+    let urgent = post_call(&app, &dispatcher, &call_at(north(500.0), 1)).await;
+    let notice = next_event(&mut kept, "preempted").await;
+    assert_eq!(notice["from"]["id"], kept_from, "{notice}");
+    assert_eq!(notice["to"]["id"], urgent, "{notice}");
+    assert_eq!(
+        status_of(&app, urgent).await,
+        ("assigned".to_owned(), Some(kept.unit))
+    );
+}
