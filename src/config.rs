@@ -85,6 +85,32 @@ pub struct RedisSettings {
     pub url: SecretString,
     /// Prefix of every key and channel, so several deployments (or tests) share one Redis.
     pub key_prefix: String,
+    /// Longest a request waits on one Redis command before Redis is taken as down (circuit open), ms.
+    #[serde(default = "RedisSettings::default_command_timeout_ms")]
+    pub command_timeout_ms: u64,
+    /// Longest one connection attempt to Redis may take, ms.
+    #[serde(default = "RedisSettings::default_connect_timeout_ms")]
+    pub connect_timeout_ms: u64,
+}
+
+impl RedisSettings {
+    fn default_command_timeout_ms() -> u64 {
+        50
+    }
+
+    fn default_connect_timeout_ms() -> u64 {
+        250
+    }
+
+    /// The link's timeouts, bounded to sane values.
+    pub fn timeouts(&self) -> crate::redis_link::LinkTimeouts {
+        use std::time::Duration;
+        crate::redis_link::LinkTimeouts {
+            command: Duration::from_millis(self.command_timeout_ms.clamp(5, 10_000)),
+            connect: Duration::from_millis(self.connect_timeout_ms.clamp(10, 30_000)),
+            ..Default::default()
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -16,6 +16,7 @@ pub mod middleware;
 pub mod notify;
 pub mod pages;
 pub mod ratelimit;
+pub mod redis_link;
 pub mod refunds;
 pub mod simulate;
 pub mod state;
@@ -300,39 +301,43 @@ pub async fn build_state(settings: Settings) -> anyhow::Result<AppState> {
     let redis = match settings.redis.url() {
         Some(url) => {
             let client = redis::Client::open(url).context("parsing REDIS_URL")?;
-            let conn = tokio::time::timeout(Duration::from_secs(5), client.get_connection_manager())
-                .await
-                .context("connecting to Redis timed out")?
-                .context("connecting to Redis")?;
-            Some((client, conn))
+            let link = redis_link::RedisLink::connect(client.clone(), settings.redis.timeouts()).await?;
+            // The bus relay has its own connection: it publishes from a background task, in batches
+            // that may take longer than a request's budget, and must not open the requests' circuit.
+            let relay = redis::aio::ConnectionManager::new_lazy_with_config(
+                client.clone(),
+                redis::aio::ConnectionManagerConfig::new()
+                    .set_connection_timeout(Some(Duration::from_secs(1)))
+                    .set_response_timeout(Some(Duration::from_secs(2)))
+                    .set_number_of_retries(0),
+            )
+            .context("configuring the Redis relay connection")?;
+            Some((client, link, relay))
         }
         None => None,
     };
     let hub = Arc::new(ws::Hub::default());
     let fleet = Arc::new(Mutex::new(onemedi_actors::fleet::FleetIndex::default()));
     let bus = match &redis {
-        Some((client, conn)) => Bus::with_redis(
+        Some((client, _, relay)) => Bus::with_redis(
             hub.clone(),
             fleet.clone(),
             client.clone(),
-            conn.clone(),
+            relay.clone(),
             &settings.redis.key_prefix,
         )
         .await
         .context("subscribing to the event channel")?,
         None => Bus::local(hub.clone(), fleet.clone()),
     };
-    let redis = redis.map(|(_, conn)| conn);
+    let redis = redis.map(|(_, link, _)| link);
     seed_fleet(&db, &fleet).await;
     let emergency =
         dispatch::Emergency::start(db.clone(), &bus, fleet.clone(), settings.dispatch.dispatcher());
     let lab = Arc::new(dispatch::lab::LabDesk::default());
     bus.attach_lab(lab.clone());
     let limiter = match &redis {
-        Some(conn) => RateLimiter::Redis {
-            conn: conn.clone(),
-            prefix: settings.redis.key_prefix.clone(),
-        },
+        Some(link) => RateLimiter::shared(link.clone(), settings.redis.key_prefix.clone()),
         None => RateLimiter::local(),
     };
     let jwt = JwtKeys::from_settings(&settings.auth, &data_dir)?;
@@ -377,7 +382,7 @@ pub async fn build_state(settings: Settings) -> anyhow::Result<AppState> {
             cache::CATALOG_MAX_ENTRIES,
             redis
                 .clone()
-                .map(|conn| (conn, settings.redis.key_prefix.clone())),
+                .map(|link| (link, settings.redis.key_prefix.clone())),
         ),
         redis,
         settings,

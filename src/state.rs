@@ -2,7 +2,6 @@
 
 use std::{path::PathBuf, sync::Arc};
 
-use redis::aio::ConnectionManager;
 use tokio::sync::watch;
 
 use crate::{
@@ -16,14 +15,15 @@ use crate::{
     metrics::Metrics,
     notify::Notifier,
     ratelimit::RateLimiter,
+    redis_link::RedisLink,
     ws::{Hub, positions::PositionBuffer},
 };
 
 pub struct AppState {
     pub settings: Settings,
     pub db: Db,
-    /// Present when REDIS_URL is configured; reconnects by itself.
-    pub redis: Option<ConnectionManager>,
+    /// Present when REDIS_URL is configured: bounded commands behind a circuit breaker.
+    pub redis: Option<RedisLink>,
     pub jwt: JwtKeys,
     pub limiter: RateLimiter,
     pub sms: Arc<dyn SmsSender>,

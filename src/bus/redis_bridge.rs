@@ -17,8 +17,8 @@ use super::{Envelope, Local};
 /// How long to wait before resubscribing after the pub/sub connection dropped.
 const RESUBSCRIBE_BACKOFF: Duration = Duration::from_secs(1);
 
-/// How long the first subscription may take at start before the server refuses to start.
-const SUBSCRIBE_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long one subscription attempt may take (a hung Redis accepts the connection and never answers).
+const SUBSCRIBE_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// Events waiting for the relay task. A healthy Redis drains it far faster than a node publishes; while
 /// Redis is unreachable it fills, and further events are dropped (counted and logged) rather than making
@@ -83,20 +83,25 @@ async fn relay(
 }
 
 /// Subscribes to `channel` and spawns the task that delivers other nodes' events to `local`. Returns
-/// once the first subscription is confirmed.
+/// once the first subscription is confirmed, or — Redis being unreachable at start — once it failed:
+/// the node then starts on its own and the task keeps subscribing until Redis answers.
 pub(super) async fn subscribe(
     client: redis::Client,
     channel: String,
     local: Arc<Local>,
 ) -> anyhow::Result<()> {
-    let pubsub = tokio::time::timeout(SUBSCRIBE_TIMEOUT, open(&client, &channel))
-        .await
-        .map_err(|_| anyhow::anyhow!("subscribing to the event channel timed out"))??;
+    let pubsub = match open(&client, &channel).await {
+        Ok(pubsub) => Some(pubsub),
+        Err(error) => {
+            tracing::error!(error = %error, channel, "event channel unavailable at start; other nodes' events arrive once it is");
+            None
+        }
+    };
     // This node's own messages come back too. Both ways of writing an envelope put the node id first,
     // so they are recognised by their first bytes and skipped without parsing the event.
     let own = own_prefix(&local.node_id);
     actix_web::rt::spawn(async move {
-        let mut pubsub = Some(pubsub);
+        let mut pubsub = pubsub;
         loop {
             let current = match pubsub.take() {
                 Some(current) => current,
@@ -133,10 +138,16 @@ fn own_prefix(node_id: &str) -> String {
     format!(r#"{{"node":{}"#, serde_json::Value::from(node_id))
 }
 
-async fn open(client: &redis::Client, channel: &str) -> redis::RedisResult<redis::aio::PubSub> {
-    let mut pubsub = client.get_async_pubsub().await?;
-    pubsub.subscribe(channel).await?;
-    Ok(pubsub)
+/// One subscription attempt, bounded by [`SUBSCRIBE_TIMEOUT`].
+async fn open(client: &redis::Client, channel: &str) -> anyhow::Result<redis::aio::PubSub> {
+    let attempt = async {
+        let mut pubsub = client.get_async_pubsub().await?;
+        pubsub.subscribe(channel).await?;
+        Ok::<_, redis::RedisError>(pubsub)
+    };
+    Ok(tokio::time::timeout(SUBSCRIBE_TIMEOUT, attempt)
+        .await
+        .map_err(|_| anyhow::anyhow!("subscribing to the event channel timed out"))??)
 }
 
 /// Delivers a relayed message unless this node published it.
