@@ -343,6 +343,7 @@ impl From<crate::db::DbError> for ApiError {
     fn from(error: crate::db::DbError) -> Self {
         match error {
             crate::db::DbError::Unavailable(cause) => Self::unavailable(cause),
+            crate::db::DbError::Query(error) if crate::db::is_unavailable(&error) => Self::unavailable(error),
             other => Self::internal(other),
         }
     }

@@ -319,6 +319,52 @@ impl Db {
         on_conn!(&mut conn, c => c.batch_execute("SELECT 1").await)?;
         Ok(())
     }
+
+    /// Whether the database would take a write now: a PostgreSQL primary not set read-only, an SQLite
+    /// file this process may write (the write lock taken and given back). For readiness.
+    pub async fn check_writable(&self) -> Result<(), DbError> {
+        let mut conn = self.write().await?;
+        match &mut conn {
+            Conn::Pg(c) => {
+                c.batch_execute(
+                    "DO $$ BEGIN \
+                       IF pg_is_in_recovery() OR current_setting('transaction_read_only') = 'on' THEN \
+                         RAISE EXCEPTION 'the database is read-only'; \
+                       END IF; \
+                     END $$",
+                )
+                .await?
+            }
+            Conn::Sqlite(c) => c.batch_execute("BEGIN IMMEDIATE; ROLLBACK;").await?,
+        }
+        Ok(())
+    }
+}
+
+/// Whether `error` means the database cannot serve right now — the connection was lost, the server is
+/// shutting down or starting up, or it is read-only — rather than a bug: answered 503 with
+/// `Retry-After`, never 500.
+pub fn is_unavailable(error: &diesel::result::Error) -> bool {
+    use diesel::result::{DatabaseErrorKind as Kind, Error};
+    match error {
+        Error::DatabaseError(
+            Kind::ClosedConnection | Kind::UnableToSendCommand | Kind::ReadOnlyTransaction,
+            _,
+        ) => true,
+        Error::DatabaseError(_, info) => {
+            let message = info.message();
+            // PostgreSQL 57P01-57P03 (admin or crash shutdown, cannot connect now), 25006 (read-only,
+            // also raised by `check_writable`); SQLite read-only, busy past its timeout, I/O failure.
+            message.starts_with("terminating connection")
+                || message.starts_with("the database system is")
+                || message.contains("read-only")
+                || message.contains("readonly database")
+                || message.contains("database is locked")
+                || message.contains("disk I/O error")
+        }
+        Error::BrokenTransactionManager => true,
+        _ => false,
+    }
 }
 
 fn pool_error(error: deadpool::managed::PoolError<diesel_async::pooled_connection::PoolError>) -> DbError {
@@ -417,6 +463,45 @@ where
                 tokio::time::sleep(RETRY_BACKOFF * tries).await;
             }
             other => return other,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use diesel::result::{DatabaseErrorKind, Error};
+
+    use super::is_unavailable;
+
+    fn database_error(kind: DatabaseErrorKind, message: &str) -> Error {
+        Error::DatabaseError(kind, Box::new(message.to_owned()))
+    }
+
+    #[test]
+    fn lost_connections_shutdowns_and_read_only_databases_are_unavailability_not_bugs() {
+        for error in [
+            database_error(DatabaseErrorKind::ClosedConnection, "connection closed"),
+            database_error(DatabaseErrorKind::UnableToSendCommand, "connection closed"),
+            database_error(
+                DatabaseErrorKind::ReadOnlyTransaction,
+                "cannot execute INSERT in a read-only transaction",
+            ),
+            database_error(
+                DatabaseErrorKind::Unknown,
+                "terminating connection due to administrator command",
+            ),
+            database_error(DatabaseErrorKind::Unknown, "the database system is shutting down"),
+            database_error(DatabaseErrorKind::Unknown, "attempt to write a readonly database"),
+            database_error(DatabaseErrorKind::Unknown, "database is locked"),
+        ] {
+            assert!(is_unavailable(&error), "{error}");
+        }
+        for error in [
+            Error::NotFound,
+            database_error(DatabaseErrorKind::UniqueViolation, "duplicate key value"),
+            database_error(DatabaseErrorKind::Unknown, "syntax error at or near \"SELEC\""),
+        ] {
+            assert!(!is_unavailable(&error), "{error}");
         }
     }
 }
