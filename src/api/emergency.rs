@@ -597,6 +597,14 @@ pub struct RequestView {
     pub timeline: Vec<TimelineEntry>,
 }
 
+/// What a request's view reads besides the request row.
+#[derive(Default)]
+struct ViewContext {
+    unit: Option<emergency::UnitRow>,
+    destinations: Vec<emergency::HospitalCapacity>,
+    queue: Option<QueueView>,
+}
+
 async fn request_view(
     state: &AppState,
     row: RequestRow,
@@ -607,7 +615,6 @@ async fn request_view(
         Some(id) => emergency::find_unit(&mut conn, id).await?,
         None => None,
     };
-    let working = emergency::ACTIVE_STATUSES.contains(&row.status.as_str()) || row.status == "offered";
     let destinations = if matches!(row.status.as_str(), "on_scene") {
         emergency::hospitals_near(&mut conn, row.pickup_lat, row.pickup_lng, DESTINATION_BOX_DEG).await?
     } else {
@@ -624,6 +631,27 @@ async fn request_view(
         None
     };
     drop(conn);
+    let context = ViewContext {
+        unit,
+        destinations,
+        queue,
+    };
+    Ok(build_view(state, row, timeline, context))
+}
+
+/// A request's view from its row and what was read with it (no database access).
+fn build_view(
+    state: &AppState,
+    row: RequestRow,
+    timeline: Vec<TimelineEntry>,
+    context: ViewContext,
+) -> RequestView {
+    let ViewContext {
+        unit,
+        destinations,
+        queue,
+    } = context;
+    let working = emergency::ACTIVE_STATUSES.contains(&row.status.as_str()) || row.status == "offered";
     let pickup = Position::new(row.pickup_lat, row.pickup_lng).ok();
     let clock = {
         let index = lock_fleet(&state.fleet);
@@ -670,7 +698,7 @@ async fn request_view(
     };
     recommended.sort_by(|a, b| a.eta_s.total_cmp(&b.eta_s));
     recommended.truncate(5);
-    Ok(RequestView {
+    RequestView {
         id: row.id,
         status: row.status,
         category: row.category,
@@ -705,7 +733,7 @@ async fn request_view(
         clock,
         recommended_destinations: recommended,
         timeline,
-    })
+    }
 }
 
 /// The request if `auth` may see it: its requester, dispatchers and administrators, and the crew of
@@ -826,7 +854,10 @@ pub async fn create_request(
         .bus
         .publish(&dispatch::request_topics(row.id), created)
         .await;
-    let view = request_view(&state, row, Vec::new()).await?;
+    // Answered from what the transaction returned: a read after the commit could fail, and a caller told
+    // that a committed emergency call failed would post it again. A new request has no unit, no
+    // destinations and no place in the queue yet.
+    let view = build_view(&state, row, Vec::new(), ViewContext::default());
     Ok(HttpResponse::Created().json(view))
 }
 
