@@ -32,8 +32,17 @@ pub fn hmac_sha256(key: &[u8], message: &[u8]) -> [u8; 32] {
 }
 
 /// True when `signature_hex` is the hex HMAC-SHA256 of `message` under `key`, compared in constant time.
+/// Only the exact form Razorpay sends is taken, as its SDKs compare: 64 lowercase hex digits, nothing
+/// around them.
 pub fn verify_hex(key: &[u8], message: &[u8], signature_hex: &str) -> bool {
-    let Ok(signature) = hex::decode(signature_hex.trim()) else {
+    let exact = signature_hex.len() == 64
+        && signature_hex
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+    if !exact {
+        return false;
+    }
+    let Ok(signature) = hex::decode(signature_hex) else {
         return false;
     };
     let Ok(mut mac) = HmacSha256::new_from_slice(key) else {
@@ -400,6 +409,24 @@ The key needs to be hashed before being used by the HMAC algorithm."
         }
         assert!(!verify_hex(b"k", b"m", "not hex"));
         assert!(!verify_hex(b"k", b"m", ""));
+    }
+
+    #[test]
+    fn only_the_exact_lowercase_hex_form_of_a_valid_signature_is_taken() {
+        let secret = SecretString::from("s3cret".to_owned());
+        let signature = checkout_signature(&secret, "order_A", "pay_B");
+        assert!(verify_checkout_signature(&secret, "order_A", "pay_B", &signature));
+        for altered in [
+            signature.to_uppercase(),
+            format!(" {signature}"),
+            format!("{signature}\n"),
+            format!("{signature}00"),
+        ] {
+            assert!(
+                !verify_checkout_signature(&secret, "order_A", "pay_B", &altered),
+                "{altered:?}"
+            );
+        }
     }
 
     #[test]
