@@ -349,6 +349,20 @@ impl From<crate::db::DbError> for ApiError {
     }
 }
 
+impl From<crate::auth::password::PasswordError> for ApiError {
+    fn from(error: crate::auth::password::PasswordError) -> Self {
+        use crate::auth::password::PasswordError;
+        match error {
+            PasswordError::Busy => Self::new(
+                ErrorCode::ServiceUnavailable,
+                "too many sign-ins at once; retry in a moment",
+            )
+            .with_retry_after(1),
+            PasswordError::Failed(cause) => Self::internal(cause),
+        }
+    }
+}
+
 impl From<diesel::result::Error> for ApiError {
     fn from(error: diesel::result::Error) -> Self {
         match error {

@@ -100,9 +100,7 @@ pub async fn register(
         return Err(ApiError::internal(anyhow::anyhow!("validated fields missing")));
     };
 
-    let hash = password::hash(password.expose().to_owned())
-        .await
-        .map_err(ApiError::internal)?;
+    let hash = password::hash(password.expose().to_owned()).await?;
     let now = db::now();
     let name = name.into_inner();
     let new = users::NewUser {
@@ -158,9 +156,7 @@ pub async fn login(
     };
     // The hash check runs whether or not the account exists, so both failures take the same time.
     let stored = user.as_ref().and_then(|u| u.password_hash.clone());
-    let matches = password::verify(body.password, stored)
-        .await
-        .map_err(ApiError::internal)?;
+    let matches = password::verify(body.password, stored).await?;
     match user {
         Some(user) if matches && user.is_active => Ok(web::Json(session(&state, user)?)),
         _ => Err(ApiError::new(

@@ -278,3 +278,41 @@ async fn only_the_newest_otp_works() {
         .await;
     assert_eq!(fresh.status, StatusCode::OK, "{}", fresh.body);
 }
+
+#[actix_web::test]
+async fn a_burst_of_logins_is_bounded_and_the_overflow_is_told_to_retry_not_failed() {
+    let app = spawn_app_with(|s| s.rate_limit.enabled = false).await;
+    app.register_customer("burst@example.in").await;
+    let bodies: Vec<_> = (0..60)
+        .map(|i| json!({"email": format!("burst-{i}@example.in"), "password": "not it at all"}))
+        .collect();
+    let attempts = bodies
+        .iter()
+        .map(|body| app.post("/api/v1/auth/login", body, None));
+    let replies = futures_util::future::join_all(attempts).await;
+    let mut turned_away = 0;
+    for reply in &replies {
+        match reply.status {
+            StatusCode::UNAUTHORIZED => assert_eq!(reply.code(), "invalid_credentials"),
+            StatusCode::SERVICE_UNAVAILABLE => {
+                turned_away += 1;
+                assert_eq!(reply.code(), "service_unavailable", "{}", reply.body);
+                assert_eq!(reply.headers["retry-after"], "1");
+            }
+            other => panic!("{other}: {}", reply.body),
+        }
+    }
+    // At most one hash per core runs and a few per core wait: sixty at once cannot all be in line.
+    assert!(
+        turned_away > 0,
+        "every one of 60 concurrent logins was hashed at once"
+    );
+    let reply = app
+        .post(
+            "/api/v1/auth/login",
+            &json!({"email": "burst@example.in", "password": "correct horse battery"}),
+            None,
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+}
