@@ -416,6 +416,12 @@ fn serve(listener: TcpListener, state: web::Data<AppState>) -> anyhow::Result<Se
             .wrap(from_fn(middleware::idempotency::handle))
             .wrap(from_fn(middleware::rate_limit::limit))
             .wrap(from_fn(middleware::metrics::record))
+            // Every answer: never sniffed into another type, never framed (pages and /docs alike).
+            .wrap(
+                actix_web::middleware::DefaultHeaders::new()
+                    .add((header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
+                    .add((header::X_FRAME_OPTIONS, "DENY")),
+            )
             .wrap(cors(&settings.cors_origins))
             .wrap(TracingLogger::<telemetry::RedactingRootSpan>::new())
     })

@@ -572,7 +572,8 @@ pub async fn send_campaign(
                 "at most {CAMPAIGN_SENDS_PER_MINUTE} campaign sends a minute; retry in {} s",
                 decision.reset_secs
             ),
-        ));
+        )
+        .with_retry_after(decision.reset_secs));
     }
     let mut conn = state.db.write().await?;
     let draft = marketing::find_campaign(&mut conn, *id)

@@ -7,7 +7,7 @@ use crate::helpers::{into_reply, spawn_app, spawn_app_with};
 
 /// Rate-limit windows are fixed wall-clock minutes: a test that counts requests against one waits out
 /// the last seconds of a minute first, so that its requests all fall in one window.
-async fn start_of_a_rate_limit_window() {
+pub async fn start_of_a_rate_limit_window() {
     let into_minute = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
@@ -18,6 +18,28 @@ async fn start_of_a_rate_limit_window() {
             (60_000 - into_minute) as u64 + 50,
         ))
         .await;
+    }
+}
+
+#[actix_web::test]
+async fn every_answer_is_never_sniffed_nor_framed_json_pages_and_the_api_docs_alike() {
+    let app = spawn_app().await;
+    for path in [
+        "/api/v1/medicines",
+        "/api/v1/no-such-route",
+        "/health",
+        "/docs/",
+        "/",
+    ] {
+        let reply = app
+            .client
+            .get(format!("{}{path}", app.address))
+            .send()
+            .await
+            .unwrap();
+        let headers = reply.headers();
+        assert_eq!(headers["x-content-type-options"], "nosniff", "{path}");
+        assert_eq!(headers["x-frame-options"], "DENY", "{path}");
     }
 }
 

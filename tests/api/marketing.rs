@@ -390,6 +390,8 @@ async fn campaign_sends_are_rate_limited_and_bad_campaigns_are_refused() {
         (reply.status, reply.code()),
         (StatusCode::TOO_MANY_REQUESTS, "rate_limited")
     );
+    let retry_after: u64 = reply.headers["retry-after"].to_str().unwrap().parse().unwrap();
+    assert!((1..=60).contains(&retry_after), "{retry_after}");
     let list = app.get("/api/v1/admin/campaigns", Some(&staff)).await;
     let fourth = list.body["items"]
         .as_array()

@@ -199,6 +199,7 @@ async fn works_without_redis(app: &TestApp, medicine_path: &str) {
     assert!(slowest < STALL, "a request waited {slowest:?} on redis");
 
     // Rate limits are counted on this node meanwhile: the fourth failed login in a minute is refused.
+    crate::conventions::start_of_a_rate_limit_window().await;
     let started = Instant::now();
     for _ in 0..3 {
         assert_eq!(failed_login(app).await, StatusCode::UNAUTHORIZED);
