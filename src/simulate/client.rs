@@ -60,7 +60,8 @@ pub struct Api {
 }
 
 impl Api {
-    /// Signs in with e-mail and password; a 429 from the login limiter is waited out (`Retry-After`).
+    /// Signs in with e-mail and password; a 429 from the login limiter or a 503 from a full password
+    /// line is waited out (`Retry-After`).
     pub async fn login(base: &str, email: &str, password: &str) -> anyhow::Result<Self> {
         let http = reqwest::Client::builder()
             .timeout(REQUEST_TIMEOUT)
@@ -74,7 +75,10 @@ impl Api {
                 .send()
                 .await
                 .with_context(|| format!("signing in {email}"))?;
-            if response.status() == StatusCode::TOO_MANY_REQUESTS {
+            if matches!(
+                response.status(),
+                StatusCode::TOO_MANY_REQUESTS | StatusCode::SERVICE_UNAVAILABLE
+            ) {
                 let wait = response
                     .headers()
                     .get("retry-after")
@@ -83,7 +87,7 @@ impl Api {
                     .unwrap_or(10)
                     .clamp(1, 60);
                 if started.elapsed() > LOGIN_PATIENCE {
-                    bail!("signing in {email}: still rate limited after {LOGIN_PATIENCE:?}");
+                    bail!("signing in {email}: still turned away after {LOGIN_PATIENCE:?}");
                 }
                 tracing::debug!(email, wait, "login rate limited; waiting");
                 tokio::time::sleep(Duration::from_secs(wait)).await;

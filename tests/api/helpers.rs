@@ -213,14 +213,14 @@ impl TestApp {
     }
 
     /// Registers a customer through the API; returns (token, user id).
+    /// Like a real client, it waits out a 503 from a full password line (`Retry-After`).
     pub async fn register_customer(&self, email: &str) -> (String, i64) {
-        let reply = self
-            .post(
-                "/api/v1/auth/register",
-                &json!({"name": "Test Customer", "email": email, "password": "correct horse battery"}),
-                None,
-            )
-            .await;
+        let body = json!({"name": "Test Customer", "email": email, "password": "correct horse battery"});
+        let mut reply = self.post("/api/v1/auth/register", &body, None).await;
+        while reply.status == StatusCode::SERVICE_UNAVAILABLE {
+            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+            reply = self.post("/api/v1/auth/register", &body, None).await;
+        }
         assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.body);
         (
             reply.body["token"].as_str().unwrap().to_owned(),
@@ -231,9 +231,17 @@ impl TestApp {
     /// Creates a user with `role` directly (as an operator would) and logs in; returns (token, id).
     pub async fn user_with_role(&self, role: Role) -> (String, i64) {
         let email = format!("{}-{}@example.in", role.as_str(), uuid::Uuid::new_v4().simple());
-        let hash = onemedi::auth::password::hash("correct horse battery".into())
+        // One hash for every such user of a test: they share the password, and hashing each in a race of
+        // many users would only wait in the password line.
+        static HASH: tokio::sync::OnceCell<String> = tokio::sync::OnceCell::const_new();
+        let hash = HASH
+            .get_or_init(async || {
+                onemedi::auth::password::hash("correct horse battery".into())
+                    .await
+                    .unwrap()
+            })
             .await
-            .unwrap();
+            .clone();
         let now = db::now();
         let mut conn = self.app.db.write().await.unwrap();
         let user = users::insert(
@@ -251,13 +259,13 @@ impl TestApp {
         .await
         .unwrap();
         drop(conn);
-        let reply = self
-            .post(
-                "/api/v1/auth/login",
-                &json!({"email": email, "password": "correct horse battery"}),
-                None,
-            )
-            .await;
+        let body = json!({"email": email, "password": "correct horse battery"});
+        let mut reply = self.post("/api/v1/auth/login", &body, None).await;
+        // A full password line answers 503 with Retry-After: waited out, as a client would.
+        while reply.status == StatusCode::SERVICE_UNAVAILABLE {
+            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+            reply = self.post("/api/v1/auth/login", &body, None).await;
+        }
         assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
         (reply.body["token"].as_str().unwrap().to_owned(), user.id)
     }

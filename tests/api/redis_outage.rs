@@ -157,6 +157,15 @@ async fn app_on(redis: &PrivateRedis) -> TestApp {
     app
 }
 
+/// A medicine in the catalog: its public path.
+async fn medicine_path(app: &TestApp) -> String {
+    let (staff, pain) = shop(app).await;
+    let id = medicine(app, &staff, pain, json!({})).await["id"]
+        .as_i64()
+        .unwrap();
+    format!("/api/v1/medicines/{id}")
+}
+
 /// GET `path`; returns the reply's status, body and how long it took.
 async fn timed_get(app: &TestApp, path: &str) -> (StatusCode, serde_json::Value, Duration) {
     let started = Instant::now();
@@ -226,11 +235,7 @@ async fn with_redis_hung_requests_stay_fast_health_names_it_and_everything_resum
         return;
     };
     let app = app_on(&redis).await;
-    let (staff, pain) = shop(&app).await;
-    let id = medicine(&app, &staff, pain, json!({})).await["id"]
-        .as_i64()
-        .unwrap();
-    let path = format!("/api/v1/medicines/{id}");
+    let path = medicine_path(&app).await;
     eventually(async || app.get("/health", None).await.body["redis"] == "ok").await;
 
     redis.hang();
@@ -257,11 +262,7 @@ async fn with_redis_killed_requests_stay_fast_and_a_restarted_redis_is_used_agai
         return;
     };
     let app = app_on(&redis).await;
-    let (staff, pain) = shop(&app).await;
-    let id = medicine(&app, &staff, pain, json!({})).await["id"]
-        .as_i64()
-        .unwrap();
-    let path = format!("/api/v1/medicines/{id}");
+    let path = medicine_path(&app).await;
 
     redis.kill();
     works_without_redis(&app, &path).await;
