@@ -24,13 +24,13 @@ async fn until(what: &str, mut check: impl AsyncFnMut() -> bool) {
 }
 
 async fn login(app: &TestApp, local: &str) -> String {
-    let reply = app
-        .post(
-            "/api/v1/auth/login",
-            &json!({"email": format!("{local}@{}", demo::DEMO_DOMAIN), "password": demo::DEMO_PASSWORD}),
-            None,
-        )
-        .await;
+    let body = json!({"email": format!("{local}@{}", demo::DEMO_DOMAIN), "password": demo::DEMO_PASSWORD});
+    let mut reply = app.post("/api/v1/auth/login", &body, None).await;
+    // The simulator's clients sign in at the same moment: a full password line is waited out.
+    while reply.status == reqwest::StatusCode::SERVICE_UNAVAILABLE {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        reply = app.post("/api/v1/auth/login", &body, None).await;
+    }
     reply.body["token"].as_str().unwrap().to_owned()
 }
 
