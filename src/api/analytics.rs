@@ -132,7 +132,11 @@ fn span(query: &AnalyticsQuery, today: NaiveDate) -> Result<Span, ApiError> {
         return Err(ApiError::internal(anyhow::anyhow!("analytics date bounds")));
     };
     let to = query.to.unwrap_or(today);
-    let from = query.from.unwrap_or(to - TimeDelta::days(DEFAULT_DAYS - 1));
+    // Checked: `to` may be any date a client names (it is bounded just below).
+    let from = query.from.unwrap_or_else(|| {
+        to.checked_sub_signed(TimeDelta::days(DEFAULT_DAYS - 1))
+            .unwrap_or(to)
+    });
     for (field, date) in [("from", from), ("to", to)] {
         if !(earliest..=latest).contains(&date) {
             problems.add(field, format!("must be between {earliest} and {latest}"));

@@ -52,9 +52,9 @@ fn utc(at: NaiveDateTime) -> DateTime<Utc> {
 
 fn parse_date(p: &mut Problems, field: &str, raw: Option<&str>) -> Option<NaiveDate> {
     let raw = raw?;
-    let parsed = NaiveDate::parse_from_str(raw, "%Y-%m-%d").ok();
+    let parsed = crate::domain::dates::parse_day(raw);
     if parsed.is_none() {
-        p.add(field, "must be a date as YYYY-MM-DD");
+        p.add(field, "must be a date as YYYY-MM-DD between 1900 and 2199");
     }
     parsed
 }

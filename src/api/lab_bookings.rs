@@ -213,7 +213,7 @@ pub async fn book(
     let now = db::now();
     let today = local_today(now);
     let horizon = state.settings.lab.horizon_days();
-    let date = NaiveDate::parse_from_str(body.slot.date.trim(), "%Y-%m-%d").ok();
+    let date = crate::domain::dates::parse_day(&body.slot.date);
     let window = window_minutes(body.slot.window.trim());
     match date {
         None => p.add("slot.date", "must be a date such as 2026-12-01"),
@@ -366,8 +366,8 @@ pub async fn route(
     auth: AuthUser,
     query: web::Query<RouteQuery>,
 ) -> Result<web::Json<RouteView>, ApiError> {
-    let date = NaiveDate::parse_from_str(query.date.trim(), "%Y-%m-%d")
-        .map_err(|_| ApiError::field("date", "must be a date such as 2026-12-01"))?;
+    let date = crate::domain::dates::parse_day(&query.date)
+        .ok_or_else(|| ApiError::field("date", "must be a date such as 2026-12-01, between 1900 and 2199"))?;
     let mut conn = state.db.read().await?;
     let collector = match auth.role {
         Role::Phlebotomist => lab::collector_of_user(&mut conn, auth.id.0).await?,

@@ -417,7 +417,7 @@ pub async fn book(
     }
     let now = db::now();
     let today = local_today(now);
-    let date = NaiveDate::parse_from_str(body.date.trim(), "%Y-%m-%d").ok();
+    let date = crate::domain::dates::parse_day(&body.date);
     let window_text = body.window.trim().to_owned();
     let window = window_minutes(&window_text);
     match date {

@@ -3,6 +3,7 @@
 pub mod blood;
 pub mod care;
 mod contact;
+pub mod dates;
 pub mod delivery;
 pub mod order;
 mod role;

@@ -248,3 +248,34 @@ async fn login_attempts_have_a_stricter_limit() {
         .await;
     assert_eq!(limited.status, StatusCode::TOO_MANY_REQUESTS);
 }
+
+#[actix_web::test]
+async fn extreme_dates_are_a_400_not_a_panic() {
+    let app = spawn_app().await;
+    let (staff, _) = app.user_with_role(onemedi::domain::Role::Staff).await;
+    let (phlebotomist, _) = app.user_with_role(onemedi::domain::Role::Phlebotomist).await;
+    for date in ["-262143-01-01", "+262142-12-31", "1000-01-01"] {
+        for (path, token) in [
+            (format!("/api/v1/doctors?available_on={date}"), None),
+            (format!("/api/v1/admin/analytics?to={date}"), Some(staff.as_str())),
+            (
+                format!("/api/v1/admin/analytics?from={date}"),
+                Some(staff.as_str()),
+            ),
+            (
+                format!("/api/v1/lab-collections/route?date={date}"),
+                Some(phlebotomist.as_str()),
+            ),
+        ] {
+            let reply = app.get(&path, token).await;
+            assert_eq!(
+                (reply.status, reply.code()),
+                (StatusCode::BAD_REQUEST, "validation_failed"),
+                "{path}: {}",
+                reply.body
+            );
+        }
+    }
+    // The server is still there.
+    assert_eq!(app.get("/health", None).await.status, StatusCode::OK);
+}
