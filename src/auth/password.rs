@@ -22,8 +22,11 @@ const PARALLELISM: u32 = 1;
 /// Hashes allowed in line (running or waiting) per core before requests are turned away.
 const IN_LINE_PER_CORE: usize = 8;
 
+/// Read once: `available_parallelism` reads cgroup files on Linux, too slow for every login.
 fn cores() -> usize {
-    std::thread::available_parallelism().map_or(2, usize::from)
+    static CORES: LazyLock<usize> =
+        LazyLock::new(|| std::thread::available_parallelism().map_or(2, usize::from));
+    *CORES
 }
 
 /// One permit per core: the hashes running at once.
