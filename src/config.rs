@@ -149,6 +149,14 @@ pub struct RateLimitSettings {
 pub struct IdempotencySettings {
     /// How long a stored response is replayed for the same `Idempotency-Key`.
     pub ttl_secs: u64,
+    /// How long a running request holds its key without renewing it (it renews every third of this
+    /// while it runs). A retry after a node died runs afresh once the lease has lapsed.
+    #[serde(default = "default_lease_secs")]
+    pub lease_secs: u64,
+}
+
+fn default_lease_secs() -> u64 {
+    10
 }
 
 /// Razorpay. With `key_id` and `key_secret` empty the server runs offline: it issues order ids itself

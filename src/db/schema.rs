@@ -55,6 +55,8 @@ diesel::table! {
         response_content_type -> Nullable<Text>,
         response_body -> Nullable<Binary>,
         created_at -> Timestamp,
+        lease_token -> Nullable<Text>,
+        lease_until -> Nullable<Timestamp>,
     }
 }
 

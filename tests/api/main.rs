@@ -25,6 +25,7 @@ mod dispatch_queue;
 mod emergency;
 mod failover;
 mod helpers;
+mod idempotency;
 mod insurance;
 mod jwt;
 mod lab_admin;

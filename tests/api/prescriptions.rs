@@ -12,8 +12,13 @@ use crate::{
 
 /// A small but real PDF header followed by filler.
 fn pdf() -> Vec<u8> {
+    pdf_bytes(2048)
+}
+
+/// A real PDF header followed by `filler` bytes of filler.
+pub(crate) fn pdf_bytes(filler: usize) -> Vec<u8> {
     let mut bytes = b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n1 0 obj << /Type /Catalog >> endobj\n".to_vec();
-    bytes.extend(std::iter::repeat_n(b' ', 2048));
+    bytes.extend(std::iter::repeat_n(b' ', filler));
     bytes.extend_from_slice(b"\n%%EOF\n");
     bytes
 }
