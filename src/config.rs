@@ -63,6 +63,10 @@ pub struct ServerSettings {
     pub cors_origins: Vec<String>,
     /// Take the client address from `X-Forwarded-For` (only behind a trusted proxy).
     pub trust_forwarded_for: bool,
+    /// Further proxies in front of the one that connects to us (their addresses as they appear in
+    /// `X-Forwarded-For`), skipped when reading the client address from its right end.
+    #[serde(default)]
+    pub trusted_proxies: Vec<String>,
     /// Seconds given to in-flight requests and sessions at shutdown.
     pub shutdown_timeout_secs: u64,
 }

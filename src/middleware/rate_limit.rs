@@ -12,7 +12,7 @@ use actix_web::{
     web,
 };
 
-use super::{client_ip, token_subject};
+use super::{client_ip, routed_path, token_subject};
 use crate::{
     error::{ApiError, ErrorCode},
     state::AppState,
@@ -20,7 +20,7 @@ use crate::{
 
 /// Routes limited by `auth_per_minute` per IP (credential guessing and SMS cost).
 fn is_auth_route(req: &ServiceRequest) -> bool {
-    req.method() == Method::POST && req.path().starts_with("/api/v1/auth/")
+    req.method() == Method::POST && routed_path(req).starts_with("/api/v1/auth/")
 }
 
 pub async fn limit(
@@ -31,7 +31,7 @@ pub async fn limit(
         return Ok(next.call(req).await?.map_into_boxed_body());
     };
     let settings = &state.settings.rate_limit;
-    if !settings.enabled || !req.path().starts_with("/api/") {
+    if !settings.enabled || !routed_path(&req).starts_with("/api/") {
         return Ok(next.call(req).await?.map_into_boxed_body());
     }
     let (key, limit) = if is_auth_route(&req) {

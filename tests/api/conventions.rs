@@ -250,6 +250,54 @@ async fn login_attempts_have_a_stricter_limit() {
 }
 
 #[actix_web::test]
+async fn percent_encoded_paths_count_against_the_route_the_router_matched() {
+    let app = spawn_app_with(|s| s.rate_limit.auth_per_minute = 3).await;
+    start_of_a_rate_limit_window().await;
+    let body = json!({"email": "x@example.in", "password": "whatever1"});
+    // Three spellings of one route: all are the login route, all count against its limit of 3.
+    for path in [
+        "/api/v1/auth/login",
+        "/%61pi/v1/auth/login",
+        "/api/v1/%61uth/login",
+    ] {
+        let reply = app.post(path, &body, None).await;
+        assert_eq!(reply.status, StatusCode::UNAUTHORIZED, "{path}: {}", reply.body);
+    }
+    for path in ["/%61pi/v1/auth/login", "/api/v1/%61uth/l%6Fgin"] {
+        let limited = app.post(path, &body, None).await;
+        assert_eq!(limited.status, StatusCode::TOO_MANY_REQUESTS, "{path}");
+        assert_eq!(limited.code(), "rate_limited");
+    }
+}
+
+#[actix_web::test]
+async fn behind_a_proxy_the_client_is_the_right_most_forwarded_address() {
+    let app = spawn_app_with(|s| {
+        s.rate_limit.auth_per_minute = 2;
+        s.server.trust_forwarded_for = true;
+    })
+    .await;
+    start_of_a_rate_limit_window().await;
+    let login = |forwarded: String| {
+        app.client
+            .post(app.url("/api/v1/auth/login"))
+            .header("x-forwarded-for", forwarded)
+            .json(&json!({"email": "x@example.in", "password": "whatever1"}))
+            .send()
+    };
+    // The proxy appended 203.0.113.9; whatever the client put to the left of it changes nothing.
+    for spoof in 0..2 {
+        let reply = login(format!("10.0.0.{spoof}, 203.0.113.9")).await.unwrap();
+        assert_eq!(reply.status(), StatusCode::UNAUTHORIZED);
+    }
+    let limited = login("10.0.0.99, 203.0.113.9".to_owned()).await.unwrap();
+    assert_eq!(limited.status(), StatusCode::TOO_MANY_REQUESTS);
+    // Another client behind the same proxy has its own count.
+    let other = login("203.0.113.10".to_owned()).await.unwrap();
+    assert_eq!(other.status(), StatusCode::UNAUTHORIZED);
+}
+
+#[actix_web::test]
 async fn extreme_dates_are_a_400_not_a_panic() {
     let app = spawn_app().await;
     let (staff, _) = app.user_with_role(onemedi::domain::Role::Staff).await;
