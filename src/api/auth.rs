@@ -218,29 +218,27 @@ pub async fn otp_request(
     let settings = &state.settings.auth;
     let now = db::now();
     let window = chrono::TimeDelta::seconds(settings.otp_request_window_secs as i64);
+    let code = format!("{:06}", rand::random_range(0..1_000_000u32));
+    let expires_at = now + chrono::TimeDelta::seconds(settings.otp_ttl_secs as i64);
     let mut conn = state.db.write().await?;
-    let recent = db::otp::count_since(&mut conn, phone.as_str(), now - window).await?;
-    if recent >= settings.otp_max_requests {
-        let oldest = db::otp::oldest_since(&mut conn, phone.as_str(), now - window)
-            .await?
-            .unwrap_or(now);
-        let wait = (oldest + window - now).num_seconds().max(1) as u64;
+    let issued = db::otp::issue(
+        &mut conn,
+        phone.as_str(),
+        &code_hash(&state, phone.as_str(), &code)?,
+        now,
+        expires_at,
+        window,
+        i32::try_from(settings.otp_max_requests).unwrap_or(i32::MAX),
+    )
+    .await?;
+    if let db::otp::Issue::WindowFull { since } = issued {
+        let wait = (since + window - now).num_seconds().max(1) as u64;
         return Err(ApiError::new(
             ErrorCode::RateLimited,
             "too many codes requested for this phone; wait",
         )
         .with_retry_after(wait));
     }
-    let code = format!("{:06}", rand::random_range(0..1_000_000u32));
-    let expires_at = now + chrono::TimeDelta::seconds(settings.otp_ttl_secs as i64);
-    db::otp::issue(
-        &mut conn,
-        phone.as_str(),
-        &code_hash(&state, phone.as_str(), &code)?,
-        now,
-        expires_at,
-    )
-    .await?;
     drop(conn);
     let minutes = settings.otp_ttl_secs.div_ceil(60);
     let message =

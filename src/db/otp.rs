@@ -2,9 +2,12 @@
 
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
-use diesel_async::RunQueryDsl;
+use diesel_async::{AsyncConnection, RunQueryDsl};
 
-use super::{Conn, schema::otp_codes};
+use super::{
+    Conn,
+    schema::{otp_codes, otp_request_windows},
+};
 use crate::on_conn;
 
 #[derive(Debug, Clone, Queryable, Selectable)]
@@ -19,39 +22,62 @@ pub struct OtpCode {
     pub created_at: NaiveDateTime,
 }
 
-/// Codes issued to `phone` since `since` (for the per-phone request limit).
-pub async fn count_since(conn: &mut Conn, phone: &str, since: NaiveDateTime) -> QueryResult<i64> {
-    on_conn!(conn, c => otp_codes::table
-        .filter(otp_codes::phone.eq(phone).and(otp_codes::created_at.ge(since)))
-        .count()
-        .get_result(c)
-        .await)
+/// Counts one code against `phone`'s window, in one statement: a window that started at or before
+/// `$3` (the window's length ago) starts afresh at `$2`; otherwise the count rises only while it is
+/// below `$4`. No row comes back when the window is full. On PostgreSQL the upsert locks the phone's
+/// row, so concurrent requests for one phone are counted one after another.
+const CLAIM_WINDOW_SQL: &str = "INSERT INTO otp_request_windows (phone, window_start, issued) VALUES ($1, $2, 1) \
+     ON CONFLICT (phone) DO UPDATE SET \
+       issued = CASE WHEN otp_request_windows.window_start <= $3 THEN 1 ELSE otp_request_windows.issued + 1 END, \
+       window_start = CASE WHEN otp_request_windows.window_start <= $3 THEN $2 ELSE otp_request_windows.window_start END \
+     WHERE otp_request_windows.window_start <= $3 OR otp_request_windows.issued < $4 \
+     RETURNING issued";
+
+#[derive(QueryableByName)]
+struct Issued {
+    #[diesel(sql_type = diesel::sql_types::Integer)]
+    #[expect(dead_code, reason = "read only to learn whether a row came back")]
+    issued: i32,
 }
 
-/// The oldest code issued to `phone` since `since`, to tell the client when the window reopens.
-pub async fn oldest_since(
-    conn: &mut Conn,
-    phone: &str,
-    since: NaiveDateTime,
-) -> QueryResult<Option<NaiveDateTime>> {
-    on_conn!(conn, c => otp_codes::table
-        .filter(otp_codes::phone.eq(phone).and(otp_codes::created_at.ge(since)))
-        .select(otp_codes::created_at)
-        .order(otp_codes::created_at.asc())
-        .first(c)
-        .await
-        .optional())
+/// Whether a new code was issued, or when the full window began.
+pub enum Issue {
+    Issued,
+    WindowFull { since: NaiveDateTime },
 }
 
-/// Stores a new code; earlier unused codes for the phone are retired so only the latest works.
+/// Issues a new code for `phone` if its window (`window` long, at most `max_in_window` codes) has room:
+/// the window's count and the code are written in one transaction, and earlier unused codes for the
+/// phone are retired so only the latest works.
 pub async fn issue(
     conn: &mut Conn,
     phone: &str,
     code_hash: &str,
     now: NaiveDateTime,
     expires_at: NaiveDateTime,
-) -> QueryResult<()> {
-    on_conn!(conn, c => {
+    window: chrono::TimeDelta,
+    max_in_window: i32,
+) -> QueryResult<Issue> {
+    use diesel::sql_types::{Integer, Text, Timestamp};
+    let claim = super::sql_text(conn, CLAIM_WINDOW_SQL);
+    let claim = claim.as_ref();
+    on_conn!(conn, c => c.transaction(async move |c| {
+        let claimed = diesel::sql_query(claim)
+            .bind::<Text, _>(phone)
+            .bind::<Timestamp, _>(now)
+            .bind::<Timestamp, _>(now - window)
+            .bind::<Integer, _>(max_in_window)
+            .get_result::<Issued>(c)
+            .await
+            .optional()?;
+        if claimed.is_none() {
+            let since = otp_request_windows::table
+                .find(phone)
+                .select(otp_request_windows::window_start)
+                .first(c)
+                .await?;
+            return Ok(Issue::WindowFull { since });
+        }
         diesel::update(otp_codes::table.filter(otp_codes::phone.eq(phone).and(otp_codes::consumed_at.is_null())))
             .set(otp_codes::consumed_at.eq(now))
             .execute(c)
@@ -65,8 +91,8 @@ pub async fn issue(
             ))
             .execute(c)
             .await?;
-        Ok(())
-    })
+        Ok(Issue::Issued)
+    }).await)
 }
 
 /// The newest unused code for `phone`.

@@ -46,6 +46,14 @@ diesel::table! {
 }
 
 diesel::table! {
+    otp_request_windows (phone) {
+        phone -> Text,
+        window_start -> Timestamp,
+        issued -> Integer,
+    }
+}
+
+diesel::table! {
     idempotency_keys (scope, idem_key) {
         scope -> Text,
         idem_key -> Text,
@@ -1062,6 +1070,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     addresses,
     otp_codes,
     idempotency_keys,
+    otp_request_windows,
     audit_log,
     medicine_categories,
     brands,

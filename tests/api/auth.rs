@@ -254,6 +254,47 @@ async fn a_phone_may_request_only_a_few_codes_per_window() {
 }
 
 #[actix_web::test]
+async fn concurrent_code_requests_on_two_nodes_issue_no_more_than_the_limit() {
+    use diesel::prelude::*;
+    use diesel_async::RunQueryDsl;
+    use onemedi::{db::schema::otp_codes, on_conn};
+
+    let a = spawn_app_with(|s| s.auth.otp_max_requests = 3).await;
+    let b = crate::helpers::spawn_second_node(&a).await;
+    let phone = "+919800000031";
+    let replies = futures_util::future::join_all((0..8).map(|i| {
+        let node = if i % 2 == 0 { &a } else { &b };
+        async move {
+            node.post("/api/v1/auth/otp/request", &json!({"phone": phone}), None)
+                .await
+        }
+    }))
+    .await;
+    let sent = replies
+        .iter()
+        .filter(|r| r.status == StatusCode::ACCEPTED)
+        .count();
+    let refused = replies
+        .iter()
+        .filter(|r| r.status == StatusCode::TOO_MANY_REQUESTS && r.code() == "rate_limited")
+        .count();
+    assert_eq!(
+        (sent, refused),
+        (3, 5),
+        "{:?}",
+        replies.iter().map(|r| r.status).collect::<Vec<_>>()
+    );
+    let mut conn = a.app.db.read().await.unwrap();
+    let stored: i64 = on_conn!(&mut conn, c => otp_codes::table
+        .filter(otp_codes::phone.eq(phone))
+        .count()
+        .get_result(c)
+        .await)
+    .unwrap();
+    assert_eq!(stored, 3, "one stored code per code sent");
+}
+
+#[actix_web::test]
 async fn only_the_newest_otp_works() {
     let app = spawn_app().await;
     let first = app.request_otp("+919800000004").await;
