@@ -236,9 +236,12 @@ pub async fn share(
     state: web::Data<AppState>,
     auth: AuthUser,
     id: web::Path<i64>,
-    body: Option<web::Json<ShareBody>>,
+    body: crate::api::body::OptionalJson<ShareBody>,
 ) -> Result<HttpResponse, ApiError> {
-    let hours = body.and_then(|b| b.hours).unwrap_or(DEFAULT_SHARE_HOURS);
+    let hours = body
+        .into_inner()
+        .and_then(|b| b.hours)
+        .unwrap_or(DEFAULT_SHARE_HOURS);
     let mut p = Problems::default();
     if !SHARE_HOURS.contains(&hours) {
         p.add("hours", "must be between 1 and 48");

@@ -636,7 +636,7 @@ pub async fn cancel_appointment(
     state: web::Data<AppState>,
     auth: AuthUser,
     id: web::Path<i64>,
-    body: Option<web::Json<ReasonBody>>,
+    body: crate::api::body::OptionalJson<ReasonBody>,
 ) -> Result<web::Json<AppointmentView>, ApiError> {
     let mut p = Problems::default();
     let reason = body

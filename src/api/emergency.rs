@@ -942,7 +942,7 @@ pub async fn cancel_request(
     state: web::Data<AppState>,
     auth: AuthUser,
     id: web::Path<i64>,
-    body: Option<web::Json<ReasonBody>>,
+    body: crate::api::body::OptionalJson<ReasonBody>,
 ) -> Result<web::Json<RequestView>, ApiError> {
     let row = visible_request(&state, &auth, *id).await?;
     if !(is_dispatcher(&auth) || row.requester_user_id == auth.id.0) {
@@ -1114,7 +1114,7 @@ pub async fn decline_offer(
     state: web::Data<AppState>,
     auth: AuthUser,
     id: web::Path<i64>,
-    body: Option<web::Json<ReasonBody>>,
+    body: crate::api::body::OptionalJson<ReasonBody>,
 ) -> Result<HttpResponse, ApiError> {
     let mut p = Problems::default();
     let reason = body

@@ -467,9 +467,9 @@ pub async fn cancel(
     state: web::Data<AppState>,
     auth: AuthUser,
     id: web::Path<i64>,
-    body: Option<web::Json<ReasonBody>>,
+    body: crate::api::body::OptionalJson<ReasonBody>,
 ) -> Result<web::Json<CollectionView>, ApiError> {
-    let reason = body.and_then(|b| b.into_inner().reason);
+    let reason = body.into_inner().and_then(|b| b.reason);
     let mut p = Problems::default();
     let reason = reason.and_then(|r| p.text("reason", &r, MAX_REASON_CHARS));
     p.finish()?;

@@ -5,6 +5,7 @@ pub mod analytics;
 pub mod auth;
 pub mod blood;
 pub mod blood_banks;
+pub mod body;
 pub mod cart;
 pub mod catalog_admin;
 pub mod coupons_admin;

@@ -302,14 +302,45 @@ async fn the_nearest_able_partner_is_chosen_and_a_cancellation_frees_their_place
     );
 
     let id = first.body["id"].as_i64().unwrap();
-    let cancelled = app
-        .post(
-            &format!("/api/v1/services/bookings/{id}/cancel"),
-            &json!({}),
-            Some(&token),
-        )
+    // A body that is there but broken or mistyped is refused, and the booking stays as it was.
+    for (body, code) in [
+        ("{reason:", "malformed_json"),
+        (r#"{"reason": 42}"#, "validation_failed"),
+    ] {
+        let refused = app
+            .client
+            .post(app.url(&format!("/api/v1/services/bookings/{id}/cancel")))
+            .bearer_auth(&token)
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        let refused = crate::helpers::into_reply(refused).await;
+        assert_eq!(
+            (refused.status, refused.code()),
+            (StatusCode::BAD_REQUEST, code),
+            "{body}"
+        );
+    }
+    let still = app
+        .get(&format!("/api/v1/services/bookings/{id}"), Some(&token))
         .await;
-    assert_eq!(cancelled.status, StatusCode::OK, "{}", cancelled.body);
+    assert_ne!(still.body["status"], "cancelled", "{}", still.body);
+    let cancelled = app
+        .client
+        .post(app.url(&format!("/api/v1/services/bookings/{id}/cancel")))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    let cancelled = crate::helpers::into_reply(cancelled).await;
+    assert_eq!(
+        cancelled.status,
+        StatusCode::OK,
+        "no body at all is no reason: {}",
+        cancelled.body
+    );
     let retried = app
         .post(
             "/api/v1/services/bookings",

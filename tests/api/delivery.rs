@@ -492,7 +492,12 @@ async fn a_share_link_tracks_without_login_until_it_expires_and_strangers_get_no
     let share = format!("{path}/share");
     let foreign = app.post(&share, &json!({}), Some(&stranger.token)).await;
     assert_eq!(foreign.status, StatusCode::NOT_FOUND);
-    for hours in [0, 49] {
+    for hours in [
+        json!(0),
+        json!(49),
+        json!(9_223_372_036_854_775_808_u64),
+        json!("2"),
+    ] {
         let reply = app
             .post(&share, &json!({"hours": hours}), Some(&placed.customer))
             .await;
