@@ -69,6 +69,9 @@ pub struct ServerSettings {
     pub trusted_proxies: Vec<String>,
     /// Seconds given to in-flight requests and sessions at shutdown.
     pub shutdown_timeout_secs: u64,
+    /// Seconds a client has to send a request's whole body; slower is 408 `request_timeout`.
+    #[serde(default = "default_body_read_timeout_secs")]
+    pub body_read_timeout_secs: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -157,6 +160,10 @@ pub struct IdempotencySettings {
     /// while it runs). A retry after a node died runs afresh once the lease has lapsed.
     #[serde(default = "default_lease_secs")]
     pub lease_secs: u64,
+}
+
+fn default_body_read_timeout_secs() -> u64 {
+    30
 }
 
 fn default_lease_secs() -> u64 {

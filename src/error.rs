@@ -98,6 +98,8 @@ pub enum ErrorCode {
     DeliveryCodeLocked,
     /// The body exceeds the route's limit.
     PayloadTooLarge,
+    /// The body did not arrive within `server.body_read_timeout_secs`.
+    RequestTimeout,
     /// The body's content type is not one the route takes.
     UnsupportedMediaType,
     /// Too many requests; `Retry-After` says when to come back.
@@ -150,6 +152,7 @@ impl ErrorCode {
             Self::DeliveryCodeLocked => StatusCode::LOCKED,
             Self::PaymentProviderFailed => StatusCode::BAD_GATEWAY,
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::RateLimited => StatusCode::TOO_MANY_REQUESTS,
             Self::ServiceUnavailable => StatusCode::SERVICE_UNAVAILABLE,
@@ -199,6 +202,7 @@ impl ErrorCode {
         Self::DeliveryCodeInvalid,
         Self::DeliveryCodeLocked,
         Self::PayloadTooLarge,
+        Self::RequestTimeout,
         Self::UnsupportedMediaType,
         Self::RateLimited,
         Self::ServiceUnavailable,
@@ -391,6 +395,9 @@ pub fn json_error_handler(
                 .with_details(serde_json::json!({ "body": inner.to_string() }))
         }
         E::Deserialize(inner) => ApiError::new(ErrorCode::MalformedJson, format!("malformed JSON: {inner}")),
+        E::Payload(inner) if crate::middleware::body_deadline::is_body_timeout(inner) => {
+            ApiError::new(ErrorCode::RequestTimeout, inner.to_string())
+        }
         other => ApiError::new(ErrorCode::MalformedJson, other.to_string()),
     };
     api.into()

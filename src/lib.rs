@@ -414,6 +414,7 @@ fn serve(listener: TcpListener, state: web::Data<AppState>) -> anyhow::Result<Se
             .route("/docs", web::get().to(|| async { redirect("/docs/") }))
             .default_service(web::to(fallback))
             .wrap(from_fn(middleware::idempotency::handle))
+            .wrap(from_fn(middleware::body_deadline::limit))
             .wrap(from_fn(middleware::rate_limit::limit))
             .wrap(from_fn(middleware::metrics::record))
             // Every answer: never sniffed into another type, never framed (pages and /docs alike).

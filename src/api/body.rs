@@ -47,7 +47,12 @@ impl<T: DeserializeOwned + 'static> FromRequest for OptionalJson<T> {
         let bytes = web::Bytes::from_request(req, payload);
         Box::pin(async move {
             let bytes = bytes.await.map_err(|error| {
-                if error.as_response_error().status_code() == StatusCode::PAYLOAD_TOO_LARGE {
+                if error
+                    .as_error::<actix_web::error::PayloadError>()
+                    .is_some_and(crate::middleware::body_deadline::is_body_timeout)
+                {
+                    ApiError::new(ErrorCode::RequestTimeout, error.to_string())
+                } else if error.as_response_error().status_code() == StatusCode::PAYLOAD_TOO_LARGE {
                     ApiError::new(ErrorCode::PayloadTooLarge, "request body is too large")
                 } else {
                     ApiError::new(

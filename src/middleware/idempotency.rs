@@ -86,7 +86,13 @@ async fn read_body(req: &mut ServiceRequest, limit: usize) -> Result<web::Bytes,
     let mut payload = req.take_payload();
     let mut body = web::BytesMut::with_capacity(declared.unwrap_or(0).min(limit));
     while let Some(chunk) = payload.next().await {
-        let chunk = chunk.map_err(|e| ApiError::field("body", format!("could not be read: {e}")))?;
+        let chunk = chunk.map_err(|e| {
+            if super::body_deadline::is_body_timeout(&e) {
+                ApiError::new(ErrorCode::RequestTimeout, e.to_string())
+            } else {
+                ApiError::field("body", format!("could not be read: {e}"))
+            }
+        })?;
         if body.len() + chunk.len() > limit {
             return Err(too_large(limit));
         }

@@ -1,5 +1,7 @@
-//! Request pipeline pieces: metrics and request ids, rate limits, idempotency keys, client addresses.
+//! Request pipeline pieces: metrics and request ids, rate limits, idempotency keys, body deadlines,
+//! client addresses.
 
+pub mod body_deadline;
 pub mod idempotency;
 pub mod metrics;
 pub mod rate_limit;

@@ -298,6 +298,52 @@ async fn behind_a_proxy_the_client_is_the_right_most_forwarded_address() {
 }
 
 #[actix_web::test]
+async fn a_body_trickled_slower_than_the_deadline_is_a_408_and_the_connection_closes() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let app = spawn_app_with(|s| s.server.body_read_timeout_secs = 1).await;
+    let address = app.address.trim_start_matches("http://").to_owned();
+    let mut clients = Vec::new();
+    // One read by the JSON extractor, one by the idempotency layer (which buffers keyed bodies).
+    for (path, key) in [
+        ("/api/v1/auth/login", ""),
+        ("/api/v1/auth/register", "Idempotency-Key: slow-1\r\n"),
+    ] {
+        let stream = tokio::net::TcpStream::connect(&address).await.unwrap();
+        let (mut read, mut write) = stream.into_split();
+        let head = format!(
+            "POST {path} HTTP/1.1\r\nHost: {address}\r\nContent-Type: application/json\r\n\
+             {key}Content-Length: 200\r\n\r\n{{"
+        );
+        write.write_all(head.as_bytes()).await.unwrap();
+        // One byte every 300 ms, for far longer than the deadline, until the server hangs up.
+        let trickle = actix_web::rt::spawn(async move {
+            for _ in 0..100 {
+                tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+                if write.write_all(b" ").await.is_err() {
+                    break;
+                }
+            }
+        });
+        let answer = tokio::time::timeout(std::time::Duration::from_secs(20), async move {
+            let mut answer = Vec::new();
+            let _ = read.read_to_end(&mut answer).await;
+            answer
+        });
+        clients.push((path, answer, trickle));
+    }
+    for (path, answer, trickle) in clients {
+        let answer = answer
+            .await
+            .expect("the server answers and closes the connection");
+        trickle.abort();
+        let text = String::from_utf8_lossy(&answer);
+        assert!(text.starts_with("HTTP/1.1 408"), "{path}: {text}");
+        assert!(text.contains("\"request_timeout\""), "{path}: {text}");
+    }
+}
+
+#[actix_web::test]
 async fn extreme_dates_are_a_400_not_a_panic() {
     let app = spawn_app().await;
     let (staff, _) = app.user_with_role(onemedi::domain::Role::Staff).await;
