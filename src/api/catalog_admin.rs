@@ -1,19 +1,22 @@
 //! `/admin/medicines`, `/admin/medicine-categories`, `/admin/brands`: catalog management for staff and
 //! administrators. Every successful write invalidates the catalog cache after it commits.
 
-use actix_web::{HttpResponse, delete, post, put, web};
+use actix_web::{HttpRequest, HttpResponse, delete, post, put, web};
 use serde::Deserialize;
 use utoipa::ToSchema;
 
 use super::{
-    Problems,
+    Problems, audit_entry,
     medicines::{BrandView, CategoryView, MedicineView},
 };
 use crate::{
     auth::{Authorized, extract::StaffOnly},
     db::{
         self,
-        catalog::{self, BrandUpdate, CategoryUpdate, MedicineUpdate, NewBrand, NewCategory, NewMedicine},
+        catalog::{
+            self, BrandUpdate, CategoryUpdate, EditError, MAX_STOCK, MedicineEdit, MedicineUpdate, NewBrand,
+            NewCategory, NewMedicine,
+        },
     },
     error::{ApiError, ErrorBody, ErrorCode},
     state::AppState,
@@ -21,8 +24,6 @@ use crate::{
 
 /// Highest price a medicine may have (₹10 lakh), so totals stay far from overflow.
 pub const MAX_PRICE_PAISE: i64 = 100_000_000;
-/// Highest stock count a medicine may have.
-pub const MAX_STOCK: i32 = 1_000_000;
 /// Highest `max_per_order`.
 pub const MAX_PER_ORDER: i32 = 100;
 const DOSAGE_FORMS: &[&str] = &[
@@ -134,7 +135,8 @@ fn default_max_per_order() -> i32 {
     10
 }
 
-/// A partial change; absent fields stay as they are.
+/// A partial change; absent fields stay as they are. Stock changes either by `stock_delta` (a restock or a
+/// write-off, safe beside concurrent checkouts) or to an absolute `stock` at a known `version`.
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct MedicineChange {
@@ -149,8 +151,14 @@ pub struct MedicineChange {
     pub price_paise: Option<i64>,
     pub mrp_paise: Option<i64>,
     pub gst_rate_percent: Option<i32>,
-    /// The new absolute stock count (a restock or a stock-take).
+    /// The new absolute stock count (a stock-take); needs `version`. Not with `stock_delta`.
     pub stock: Option<i32>,
+    /// Units to add (negative: to remove), applied to the stock as it is at the moment of writing;
+    /// 409 `conflict` if the result would fall below 0 or exceed the maximum stock.
+    pub stock_delta: Option<i32>,
+    /// The `version` of the medicine as last read: the change applies only if it is still current,
+    /// 409 `conflict` otherwise. Required with `stock`; optional for every other change.
+    pub version: Option<i64>,
     pub max_per_order: Option<i32>,
     pub prescription_required: Option<bool>,
     pub featured: Option<bool>,
@@ -214,6 +222,32 @@ impl MedicineChange {
             featured: self.featured,
             is_active: self.is_active,
             updated_at: Some(db::now()),
+        }
+    }
+
+    /// [`validate`](Self::validate) plus the rules that keep an edit from overwriting concurrent stock
+    /// moves: an absolute stock only at a known version, an adjustment non-zero and bounded.
+    fn validate_edit(&self, p: &mut Problems) -> MedicineEdit {
+        if let Some(delta) = self.stock_delta {
+            if delta == 0 {
+                p.add("stock_delta", "must not be 0");
+            } else {
+                check_range(p, "stock_delta", delta, -MAX_STOCK, MAX_STOCK);
+            }
+            if self.stock.is_some() {
+                p.add("stock_delta", "send either stock or stock_delta, not both");
+            }
+        }
+        if self.stock.is_some() && self.version.is_none() {
+            p.add(
+                "version",
+                "required with an absolute stock (or send stock_delta to adjust)",
+            );
+        }
+        MedicineEdit {
+            fields: self.validate(p),
+            stock_delta: self.stock_delta,
+            version: self.version,
         }
     }
 }
@@ -314,21 +348,25 @@ pub async fn create_medicine(
     params(("id" = i64, Path, description = "Medicine id")),
     responses(
         (status = 200, body = MedicineView),
-        (status = 400, description = "validation_failed", body = ErrorBody),
+        (status = 400, description = "validation_failed (also: stock without version, or with stock_delta)", body = ErrorBody),
         (status = 404, description = "not_found", body = ErrorBody),
+        (status = 409, description = "conflict: the version is stale, or stock_delta would leave 0..=1000000; \
+            details carry the current stock and version", body = ErrorBody),
     ),
     security(("bearer" = []))
 )]
 #[put("/admin/medicines/{id}")]
 pub async fn update_medicine(
     state: web::Data<AppState>,
-    _staff: Authorized<StaffOnly>,
+    staff: Authorized<StaffOnly>,
+    req: HttpRequest,
     id: web::Path<i64>,
     body: web::Json<MedicineChange>,
 ) -> Result<web::Json<MedicineView>, ApiError> {
     let mut p = Problems::default();
-    let update = body.validate(&mut p);
+    let edit = body.validate_edit(&mut p);
     p.finish()?;
+    let update = &edit.fields;
     let mut conn = state.db.write().await?;
     let current = catalog::find(&mut conn, *id)
         .await?
@@ -339,13 +377,37 @@ pub async fn update_medicine(
         return Err(ApiError::field("mrp_paise", "must not be below price_paise"));
     }
     check_references(&mut conn, update.category_id, body.brand_id).await?;
-    let medicine = catalog::update_medicine(&mut conn, *id, &update)
+    let audit = audit_entry(
+        &req,
+        Some(staff.id.0),
+        "medicine.updated",
+        ("medicine", Some(id.to_string())),
+    );
+    let medicine = catalog::edit_medicine(&mut conn, *id, &edit, &audit)
         .await
-        .map_err(|e| write_error(e, "medicine"))?
-        .ok_or_else(|| ApiError::not_found("medicine"))?;
+        .map_err(edit_error)?;
     drop(conn);
     state.catalog_cache.invalidate().await;
     Ok(web::Json(medicine.into()))
+}
+
+/// A refused edit as the client sees it; a conflict carries the row's current stock and version so the
+/// client can show them and retry.
+fn edit_error(error: EditError) -> ApiError {
+    match error {
+        EditError::NotFound => ApiError::not_found("medicine"),
+        EditError::Stale { stock, version } => ApiError::new(
+            ErrorCode::Conflict,
+            "the medicine changed meanwhile; reload and try again",
+        )
+        .with_details(serde_json::json!({ "stock": stock, "version": version })),
+        EditError::StockOutOfRange { stock, delta } => ApiError::new(
+            ErrorCode::Conflict,
+            format!("a stock change of {delta} from {stock} would take it outside 0 to {MAX_STOCK}"),
+        )
+        .with_details(serde_json::json!({ "stock": stock, "stock_delta": delta })),
+        EditError::Db(e) => write_error(e, "medicine"),
+    }
 }
 
 #[utoipa::path(

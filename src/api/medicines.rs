@@ -40,6 +40,9 @@ pub struct MedicineView {
     pub prescription_required: bool,
     pub featured: bool,
     pub is_active: bool,
+    /// Changes with every write, stock moves by checkouts included; send it back with an absolute
+    /// `stock` to `PUT /admin/medicines/{id}`.
+    pub version: i64,
 }
 
 impl From<Medicine> for MedicineView {
@@ -64,6 +67,7 @@ impl From<Medicine> for MedicineView {
             prescription_required: m.prescription_required,
             featured: m.featured,
             is_active: m.is_active,
+            version: m.version,
         }
     }
 }

@@ -2,13 +2,17 @@
 
 use chrono::NaiveDateTime;
 use diesel::{prelude::*, sql_types::Text};
-use diesel_async::RunQueryDsl;
+use diesel_async::{AsyncConnection, RunQueryDsl};
 
 use super::{
     Conn,
-    schema::{brands, medicine_categories, medicines},
+    audit::NewAuditEntry,
+    schema::{audit_log, brands, medicine_categories, medicines},
 };
 use crate::on_conn;
+
+/// Highest stock count a medicine may have; a relative adjustment may not cross it either.
+pub const MAX_STOCK: i32 = 1_000_000;
 
 #[diesel::declare_sql_function]
 extern "SQL" {
@@ -302,6 +306,100 @@ pub async fn insert_medicine(conn: &mut Conn, new: &NewMedicine) -> QueryResult<
         .returning(Medicine::as_returning())
         .get_result(c)
         .await)
+}
+
+/// A staff edit of a medicine: plain columns plus the conditions that make it safe against the stock
+/// moves checkout makes at the same time.
+#[derive(Debug, Default)]
+pub struct MedicineEdit {
+    pub fields: MedicineUpdate,
+    /// Units to add (negative: to remove), applied relative to the row as it is when written, and only
+    /// if the result stays within `0..=MAX_STOCK`. Never together with `fields.stock`.
+    pub stock_delta: Option<i32>,
+    /// Apply only if the row is still at this version (required with an absolute `fields.stock`).
+    pub version: Option<i64>,
+}
+
+/// Why a medicine edit did not happen; nothing was written.
+#[derive(Debug, thiserror::Error)]
+pub enum EditError {
+    #[error("no such medicine")]
+    NotFound,
+    /// The row moved past the caller's version (as it is now: stock, version).
+    #[error("the medicine changed meanwhile (now version {version}, stock {stock})")]
+    Stale { stock: i32, version: i64 },
+    /// The adjustment would take the stock below 0 or above `MAX_STOCK` (the stock as it is now).
+    #[error("a stock change of {delta} from {stock} would take it outside 0..={MAX_STOCK}")]
+    StockOutOfRange { stock: i32, delta: i32 },
+    #[error(transparent)]
+    Db(#[from] diesel::result::Error),
+}
+
+/// Applies `edit` with one conditional UPDATE — the version when given, the stock bounds when adjusting
+/// — bumping the version, and records `audit` in the same transaction. On a refusal the row is re-read
+/// to say why.
+pub async fn edit_medicine(
+    conn: &mut Conn,
+    id: i64,
+    edit: &MedicineEdit,
+    audit: &NewAuditEntry<'_>,
+) -> Result<Medicine, EditError> {
+    // An absent version matches any version; an absent delta keeps the bounds trivially true.
+    let any_version = edit.version.is_none();
+    let no_delta = edit.stock_delta.is_none();
+    let delta = edit.stock_delta.unwrap_or(0);
+    on_conn!(conn, c => c.transaction(async move |c| {
+        let updated = diesel::update(medicines::table)
+            .filter(medicines::id.eq(id))
+            .filter(
+                medicines::version
+                    .eq(edit.version.unwrap_or(0))
+                    .or(any_version.into_sql::<diesel::sql_types::Bool>()),
+            )
+            .filter(
+                medicines::stock
+                    .ge(delta.saturating_neg())
+                    .and(medicines::stock.le(MAX_STOCK.saturating_sub(delta)))
+                    .or(no_delta.into_sql::<diesel::sql_types::Bool>()),
+            )
+            .set((
+                &edit.fields,
+                edit.stock_delta.map(|d| medicines::stock.eq(medicines::stock + d)),
+                medicines::version.eq(medicines::version + 1),
+            ))
+            .returning(Medicine::as_returning())
+            .get_result(c)
+            .await
+            .optional()?;
+        let Some(medicine) = updated else {
+            let (stock, version) = medicines::table
+                .find(id)
+                .select((medicines::stock, medicines::version))
+                .first::<(i32, i64)>(c)
+                .await
+                .optional()?
+                .ok_or(EditError::NotFound)?;
+            if edit.version.is_some_and(|v| v != version) {
+                return Err(EditError::Stale { stock, version });
+            }
+            return Err(EditError::StockOutOfRange { stock, delta });
+        };
+        let details = serde_json::json!({
+            "price_paise": medicine.price_paise,
+            "mrp_paise": medicine.mrp_paise,
+            "stock": medicine.stock,
+            "stock_delta": edit.stock_delta,
+            "stock_set": edit.fields.stock,
+            "is_active": medicine.is_active,
+            "version": medicine.version,
+        })
+        .to_string();
+        diesel::insert_into(audit_log::table)
+            .values((audit, audit_log::details.eq(details)))
+            .execute(c)
+            .await?;
+        Ok(medicine)
+    }).await)
 }
 
 /// Applies `update` and bumps the version; `None` when there is no such medicine.

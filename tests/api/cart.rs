@@ -95,7 +95,7 @@ async fn cart_quantities_are_checked_against_limits_and_stock() {
     assert_eq!(reply.body["error"]["details"]["available"], 3);
     app.put(
         &format!("/api/v1/admin/medicines/{scarce}"),
-        &json!({"stock": 50}),
+        &json!({"stock_delta": 47}),
         Some(&staff),
     )
     .await;

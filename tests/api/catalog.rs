@@ -6,7 +6,7 @@ use serde_json::{Value, json};
 
 use crate::{
     helpers::spawn_app,
-    shop::{brand, category, medicine, shop},
+    shop::{add_to_cart, brand, category, customer, medicine, order_body, shop, stock},
 };
 
 fn names(body: &Value) -> Vec<String> {
@@ -192,7 +192,7 @@ async fn a_price_or_stock_change_is_visible_at_once_despite_the_cache() {
     let reply = app
         .put(
             &format!("/api/v1/admin/medicines/{id}"),
-            &json!({"price_paise": 2800, "stock": 7}),
+            &json!({"price_paise": 2800, "stock": 7, "version": created["version"]}),
             Some(&staff),
         )
         .await;
@@ -339,4 +339,138 @@ async fn catalog_writes_need_staff_and_valid_fields() {
         brands.body[0]["name"], "Mankind Pharma",
         "the brand list was invalidated"
     );
+}
+
+#[actix_web::test]
+async fn a_restock_racing_checkouts_keeps_every_sold_unit_sold() {
+    let app = spawn_app().await;
+    let (staff, pain) = shop(&app).await;
+    let id = medicine(&app, &staff, pain, json!({"stock": 10})).await["id"]
+        .as_i64()
+        .unwrap();
+    let mut customers = Vec::new();
+    for _ in 0..10 {
+        let c = customer(&app).await;
+        add_to_cart(&app, &c, id, 2).await;
+        customers.push(c);
+    }
+    let bodies: Vec<_> = customers.iter().map(|c| order_body(c, None)).collect();
+    let checkouts = futures_util::future::join_all(
+        customers
+            .iter()
+            .zip(&bodies)
+            .map(|(c, body)| app.post("/api/v1/orders", body, Some(&c.token))),
+    );
+    let (path, restock) = (format!("/api/v1/admin/medicines/{id}"), json!({"stock_delta": 6}));
+    let restock = app.put(&path, &restock, Some(&staff));
+    let (orders, restocked) = tokio::join!(checkouts, restock);
+    assert_eq!(restocked.status, StatusCode::OK, "{}", restocked.body);
+    let won = orders.iter().filter(|r| r.status == StatusCode::CREATED).count();
+    let refused: Vec<_> = orders
+        .iter()
+        .filter(|r| r.status != StatusCode::CREATED && r.code() != "out_of_stock")
+        .map(|r| r.body.to_string())
+        .collect();
+    assert!(refused.is_empty(), "unexpected answers: {refused:?}");
+    let sold = 2 * i32::try_from(won).unwrap();
+    assert!(sold >= 10, "the first ten units were always there to sell");
+    assert_eq!(stock(&app, id).await, 10 + 6 - sold);
+}
+
+#[actix_web::test]
+async fn a_stock_take_at_a_stale_version_is_refused_and_changes_nothing() {
+    let app = spawn_app().await;
+    let (staff, pain) = shop(&app).await;
+    let (admin, _) = app.user_with_role(Role::Admin).await;
+    let created = medicine(&app, &staff, pain, json!({"stock": 100})).await;
+    let id = created["id"].as_i64().unwrap();
+    let read_version = created["version"].as_i64().unwrap();
+    // A checkout after staff read the row moves its version on.
+    let asha = customer(&app).await;
+    add_to_cart(&app, &asha, id, 1).await;
+    let order = app
+        .post("/api/v1/orders", &order_body(&asha, None), Some(&asha.token))
+        .await;
+    assert_eq!(order.status, StatusCode::CREATED, "{}", order.body);
+
+    let path = format!("/api/v1/admin/medicines/{id}");
+    let reply = app
+        .put(
+            &path,
+            &json!({"stock": 40, "price_paise": 2500, "version": read_version}),
+            Some(&staff),
+        )
+        .await;
+    assert_eq!(
+        (reply.status, reply.code()),
+        (StatusCode::CONFLICT, "conflict"),
+        "{}",
+        reply.body
+    );
+    let details = &reply.body["error"]["details"];
+    assert_eq!(details["stock"], 99);
+    assert!(details["version"].as_i64().unwrap() > read_version);
+    assert_eq!(stock(&app, id).await, 99);
+    let now = app.get(&format!("/api/v1/medicines/{id}"), None).await;
+    assert_eq!(now.body["price_paise"], 3000, "the whole change was refused");
+
+    let reply = app
+        .put(
+            &path,
+            &json!({"stock": 40, "version": details["version"]}),
+            Some(&staff),
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+    assert_eq!(reply.body["stock"], 40);
+    assert!(reply.body["version"].as_i64() > details["version"].as_i64());
+
+    let audit = app
+        .get("/api/v1/admin/audit-log?subject_type=medicine", Some(&admin))
+        .await;
+    assert_eq!(audit.body["total"], 1, "only the applied change: {}", audit.body);
+    assert_eq!(audit.body["items"][0]["action"], "medicine.updated");
+}
+
+#[actix_web::test]
+async fn stock_changes_need_a_version_or_stay_within_bounds() {
+    let app = spawn_app().await;
+    let (staff, pain) = shop(&app).await;
+    let created = medicine(&app, &staff, pain, json!({"stock": 100})).await;
+    let id = created["id"].as_i64().unwrap();
+    let path = format!("/api/v1/admin/medicines/{id}");
+    let refused = [
+        (json!({"stock": 50}), "version"),
+        (
+            json!({"stock": 50, "stock_delta": 5, "version": created["version"]}),
+            "stock_delta",
+        ),
+        (json!({"stock_delta": 0}), "stock_delta"),
+        (json!({"stock_delta": 2_000_000}), "stock_delta"),
+    ];
+    for (body, field) in refused {
+        let reply = app.put(&path, &body, Some(&staff)).await;
+        assert_eq!(reply.status, StatusCode::BAD_REQUEST, "{body}: {}", reply.body);
+        assert_eq!(reply.code(), "validation_failed");
+        assert!(
+            reply.body["error"]["details"][field].is_string(),
+            "{body}: {}",
+            reply.body
+        );
+    }
+    for delta in [-101, 999_901] {
+        let reply = app.put(&path, &json!({"stock_delta": delta}), Some(&staff)).await;
+        assert_eq!(
+            (reply.status, reply.code()),
+            (StatusCode::CONFLICT, "conflict"),
+            "{delta}: {}",
+            reply.body
+        );
+        assert_eq!(reply.body["error"]["details"]["stock"], 100);
+    }
+    assert_eq!(stock(&app, id).await, 100);
+
+    let reply = app.put(&path, &json!({"stock_delta": -100}), Some(&staff)).await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+    assert_eq!(reply.body["stock"], 0);
 }

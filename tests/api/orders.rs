@@ -136,7 +136,7 @@ async fn out_of_stock_on_one_line_rolls_back_the_whole_order() {
     add_to_cart(&app, &asha, scarce, 3).await;
     app.put(
         &format!("/api/v1/admin/medicines/{scarce}"),
-        &json!({"stock": 2}),
+        &json!({"stock_delta": -3}),
         Some(&staff),
     )
     .await;
