@@ -93,16 +93,22 @@
     catalog.total = list.total;
     const rows = list.items.map((m) => {
       const price = el('input', { class: 'num', value: (m.price_paise / 100).toFixed(2), 'aria-label': 'Price of ' + m.name, inputmode: 'decimal' });
-      const stock = el('input', { class: 'num', type: 'number', min: 0, value: m.stock, 'aria-label': 'Stock of ' + m.name });
+      // Stock moves as a relative adjustment, applied to the count as it is when saved: checkouts
+      // running meanwhile keep their units, and the count shown here may be slightly old.
+      const adjust = el('input', { class: 'num', type: 'number', step: 1, placeholder: '± units', 'aria-label': 'Add to or remove from the stock of ' + m.name });
       const save = el('button', { type: 'button', class: 'save' }, 'Save');
       const off = el('button', { type: 'button', class: 'deactivate' }, 'Deactivate');
       save.addEventListener('click', async () => {
         const price_paise = paise(price.value);
-        const count = Number(stock.value);
-        if (price_paise === null || !Number.isInteger(count) || count < 0) { flash('Price must be rupees (e.g. 30.50) and stock a whole number'); return; }
+        const delta = adjust.value.trim() === '' ? 0 : Number(adjust.value);
+        if (price_paise === null || !Number.isInteger(delta)) { flash('Price must be rupees (e.g. 30.50) and the stock change a whole number (negative to remove)'); return; }
+        const body = {};
+        if (price_paise !== m.price_paise) body.price_paise = price_paise;
+        if (delta !== 0) body.stock_delta = delta;
+        if (Object.keys(body).length === 0) { flash('Nothing to save for ' + m.name); return; }
         try {
-          await api('/api/v1/admin/medicines/' + m.id, { method: 'PUT', body: { price_paise, stock: count } });
-          flash(m.name + ' saved', true);
+          const saved = await api('/api/v1/admin/medicines/' + m.id, { method: 'PUT', body });
+          flash(m.name + ' saved' + (delta !== 0 ? ' · stock now ' + saved.stock : ''), true);
           await loadMedicines();
         } catch (e) { flash(problem(e)); }
       });
@@ -117,7 +123,7 @@
         el('td', {}, [el('b', {}, m.name), el('br'), el('span', { class: 'muted small' }, m.salt_composition)]),
         el('td', {}, m.pack_size),
         el('td', {}, price),
-        el('td', {}, stock),
+        el('td', {}, [el('span', { class: 'muted' }, String(m.stock)), ' ', adjust]),
         el('td', {}, m.prescription_required ? 'Rx' : ''),
         el('td', { class: 'actions' }, [save, off]),
       ]);
