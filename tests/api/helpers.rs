@@ -22,6 +22,20 @@ pub struct TestApp {
     handle: actix_web::dev::ServerHandle,
 }
 
+/// Waits as a 503's `Retry-After` asks (1 s when absent), spread over up to half as long again so that
+/// many waiting clients do not all come back at once; polling faster would spend the login rate limit.
+async fn wait_out(reply: &Reply) {
+    let secs: u64 = reply
+        .headers
+        .get("retry-after")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1);
+    let base = std::time::Duration::from_secs(secs.max(1));
+    let spread = base.mul_f64(rand::random::<f64>() / 2.0);
+    tokio::time::sleep(base + spread).await;
+}
+
 /// What a test sees of a response.
 pub struct Reply {
     pub status: StatusCode,
@@ -218,7 +232,7 @@ impl TestApp {
         let body = json!({"name": "Test Customer", "email": email, "password": "correct horse battery"});
         let mut reply = self.post("/api/v1/auth/register", &body, None).await;
         while reply.status == StatusCode::SERVICE_UNAVAILABLE {
-            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+            wait_out(&reply).await;
             reply = self.post("/api/v1/auth/register", &body, None).await;
         }
         assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.body);
@@ -263,7 +277,7 @@ impl TestApp {
         let mut reply = self.post("/api/v1/auth/login", &body, None).await;
         // A full password line answers 503 with Retry-After: waited out, as a client would.
         while reply.status == StatusCode::SERVICE_UNAVAILABLE {
-            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+            wait_out(&reply).await;
             reply = self.post("/api/v1/auth/login", &body, None).await;
         }
         assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
