@@ -14,6 +14,7 @@ use actix_web::{
     body::MessageBody,
     dev::{Payload, ServiceRequest, ServiceResponse},
     error::PayloadError,
+    http::header,
     middleware::Next,
     web,
 };
@@ -29,7 +30,18 @@ pub async fn limit(
     mut req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<impl MessageBody>, Error> {
-    if let Some(state) = req.app_data::<web::Data<AppState>>() {
+    // Only a declared body is timed: a websocket upgrade's payload is its frame stream, which lives
+    // as long as the session, and a request without a body has nothing to wait for.
+    let declares_body = req.headers().contains_key(header::TRANSFER_ENCODING)
+        || req
+            .headers()
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.trim() != "0");
+    if let Some(state) = req
+        .app_data::<web::Data<AppState>>()
+        .filter(|_| declares_body && !req.headers().contains_key(header::UPGRADE))
+    {
         let within = Duration::from_secs(state.settings.server.body_read_timeout_secs.max(1));
         let payload = req.take_payload();
         req.set_payload(Payload::Stream {

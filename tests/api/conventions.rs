@@ -344,6 +344,18 @@ async fn a_body_trickled_slower_than_the_deadline_is_a_408_and_the_connection_cl
 }
 
 #[actix_web::test]
+async fn a_websocket_session_outlives_the_body_deadline() {
+    let app = spawn_app_with(|s| s.server.body_read_timeout_secs = 1).await;
+    let (token, id) = app.register_customer("ws-deadline@example.in").await;
+    let mut session = crate::ws_client::Client::open_url(&format!("{}?token={token}", app.ws_url()))
+        .await
+        .unwrap();
+    // The upgrade's payload is the session's frame stream: the body deadline must not end it.
+    tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+    assert_eq!(session.subscribe(&format!("user:{id}")).await["type"], "ack");
+}
+
+#[actix_web::test]
 async fn extreme_dates_are_a_400_not_a_panic() {
     let app = spawn_app().await;
     let (staff, _) = app.user_with_role(onemedi::domain::Role::Staff).await;
